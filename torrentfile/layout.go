@@ -106,7 +106,7 @@ func (in *Info) PieceRange(off, n int64) (first, last int) {
 		return 0, 0
 	}
 	first = int(off / in.PieceLength)
-	last = int((off + n - 1) / in.PieceLength) + 1
+	last = int((off+n-1)/in.PieceLength) + 1
 	if last > len(in.Pieces) {
 		last = len(in.Pieces)
 	}

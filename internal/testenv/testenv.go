@@ -1,0 +1,39 @@
+// Package testenv holds helpers shared by gotfs tests: finding the real BitTorrent software
+// the interop tests run against, and refusing to skip those tests in CI.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI (CI=true), where nothing may be skipped.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// RequireBinary returns the path of the named program. When it is missing the test fails in
+// CI and is skipped elsewhere, with the reason printed.
+func RequireBinary(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if InCI() {
+		t.Fatalf("%s is not installed; CI must install it (see .ci/run)", name)
+	}
+	t.Skipf("skipping: reason: %s is not installed (apt-get install it, or run make test which does)", name)
+	return ""
+}
+
+// RequireRoot fails in CI and skips elsewhere when the test does not run as root.
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if InCI() {
+		t.Fatalf("CI must run as root: %s", why)
+	}
+	t.Skipf("skipping: reason: not root, needed for %s", why)
+}
