@@ -1,0 +1,59 @@
+//go:build linux
+
+package cache
+
+import (
+	"errors"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// oNoFollow makes open fail on a symlink as the final path component.
+const oNoFollow = unix.O_NOFOLLOW
+
+// punchHole deallocates [off, off+n) of f while keeping its size; the range then reads as zeros.
+func punchHole(f *os.File, off, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	for {
+		err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// hasData reports whether [off, off+n) of f holds any allocated data, using SEEK_DATA.
+// Filesystems without SEEK_DATA support treat the whole file as data, so it answers true.
+func hasData(f *os.File, off, n int64) (bool, error) {
+	if n <= 0 {
+		return false, nil
+	}
+	// Use the raw fd: *os.File.Seek would also reset the file's offset, which we never use
+	// (all I/O is pread/pwrite), so that is harmless, but unix.Seek avoids the os wrapper.
+	d, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+	switch {
+	case err == nil:
+		return d < off+n, nil
+	case errors.Is(err, unix.ENXIO):
+		return false, nil // no data at or after off
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP):
+		return true, nil
+	default:
+		return false, err
+	}
+}
+
+// allocatedBytes returns the bytes a file occupies on disk (st_blocks*512).
+func allocatedBytes(fi os.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return fi.Size()
+}
+
+// modTimeNs returns a file's modification time in nanoseconds.
+func modTimeNs(fi os.FileInfo) int64 { return fi.ModTime().UnixNano() }

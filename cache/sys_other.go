@@ -1,0 +1,18 @@
+//go:build !linux
+
+package cache
+
+import (
+	"errors"
+	"os"
+)
+
+const oNoFollow = 0
+
+func punchHole(f *os.File, off, n int64) error { return errors.ErrUnsupported }
+
+func hasData(f *os.File, off, n int64) (bool, error) { return n > 0, nil }
+
+func allocatedBytes(fi os.FileInfo) int64 { return fi.Size() }
+
+func modTimeNs(fi os.FileInfo) int64 { return fi.ModTime().UnixNano() }
