@@ -64,7 +64,7 @@ func parseUDPReply(b []byte) (udpReply, error) {
 		r.connID = binary.BigEndian.Uint64(b[8:16])
 	case actionAnnounce:
 		if len(b) < udpAnnounceHdrLen {
-			return r, fmt.Errorf("UDP announce reply too short (%d bytes)", len(b))
+			return r, fmt.Errorf("UDP announce reply too short (%d bytes): the tracker may not serve this torrent", len(b))
 		}
 		r.interval = int64(int32(binary.BigEndian.Uint32(b[8:12])))
 		r.leechers = int64(int32(binary.BigEndian.Uint32(b[12:16])))
@@ -308,6 +308,11 @@ func (s *udpSession) await(ctx context.Context, txID, want uint32, deadline time
 		}
 		r, perr := parseUDPReply(s.buf[:n])
 		if perr != nil {
+			if n >= 8 && r.txID == txID && r.action == want {
+				// Ours, but malformed. opentracker answers an announce for a torrent it
+				// does not serve with a bare 8-byte header.
+				return udpReply{}, perr
+			}
 			s.c.log.Debug("UDP tracker sent a bad packet", "tracker", s.key, "err", perr)
 			continue
 		}
