@@ -118,14 +118,19 @@ func Client(ctx context.Context, nc net.Conn, infoHash, peerID [20]byte, opts Op
 
 func (c *Conn) clientHandshake(ctx context.Context, infoHash, peerID [20]byte, opts Options) (Handshake, error) {
 	deadline := time.Now().Add(HandshakeTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	ctxDeadline, hasDeadline := ctx.Deadline()
+	if hasDeadline && ctxDeadline.Before(deadline) {
+		deadline = ctxDeadline
 	}
 	if err := c.nc.SetDeadline(deadline); err != nil {
 		return Handshake{}, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
 	h, err := c.clientExchange(infoHash, peerID, opts)
+	if err != nil && hasDeadline && !time.Now().Before(ctxDeadline) {
+		// The socket deadline was ctx's and may have fired just before ctx noticed.
+		return Handshake{}, fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
+	}
 	if !stop() || ctx.Err() != nil {
 		// ctx ended during the handshake: report that rather than the deadline it caused.
 		if err == nil {
