@@ -24,11 +24,14 @@ func (s *Storage) resume() error {
 				continue
 			}
 			st := s.files[i].stamp
-			if st.Size != f.Length || st != rec.Files[i] {
+			if st != rec.Files[i] {
 				bad[i] = true
 				staleStamps = true
 				s.log.Info("cache: file changed since the record was written; re-checking its pieces",
 					"file", s.files[i].path, "size", st.Size, "recorded_size", rec.Files[i].Size)
+			}
+			if st.Size != f.Length {
+				bad[i] = true // missing or the wrong size: none of its pieces can be trusted
 			}
 		}
 		for i := 0; i < n; i++ {
