@@ -1,0 +1,216 @@
+// Package fetch is the gotfs engine: it decides which pieces to fetch from which peers and when,
+// verifies them, stores them through cache, and serves them to readers and to other peers.
+//
+// fetch holds the policy; the packages below it hold mechanisms: p2p speaks the wire protocol,
+// tracker finds peers, cache stores verified bytes, torrentfile describes the layout.
+package fetch
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gotfs/gotfs/p2p"
+	"github.com/gotfs/gotfs/torrentfile"
+	"github.com/gotfs/gotfs/tracker"
+)
+
+// PeerIDPrefix starts every peer id gotfs uses (Azureus style: client "GT", version 0001).
+const PeerIDPrefix = "-GT0001-"
+
+// Config configures a Client. The zero value is usable.
+type Config struct {
+	// ListenAddr is where the client accepts peers ("host:port"); "" means ":0" (any port).
+	// When its host is a specific address, outgoing connections leave from that address too.
+	ListenAddr string
+	// PeerID is our peer id; zero means a random id with PeerIDPrefix.
+	PeerID [20]byte
+	// MaxPeers bounds the connections per torrent (default 50).
+	MaxPeers int
+	// UploadSlots is how many peers are unchoked by rate, besides the optimistic one (default 4).
+	UploadSlots int
+	// NoUpload turns off serving blocks to other peers.
+	NoUpload bool
+	// Tracker is the tracker client to announce with; nil makes one.
+	Tracker *tracker.Client
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Client owns the listening socket and the torrents that share it.
+type Client struct {
+	cfg       Config
+	log       *slog.Logger
+	peerID    [20]byte
+	ln        net.Listener
+	localIP   netip.Addr // source address for outgoing connections, if the listener has one
+	tracker   *tracker.Client
+	ownsTrack bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	torrents map[torrentfile.Hash]*Torrent
+	closed   bool
+
+	announceKey uint32 // sent to trackers so they recognise us across address changes
+}
+
+// NewClient starts listening for peers.
+func NewClient(cfg Config) (*Client, error) {
+	if cfg.MaxPeers <= 0 {
+		cfg.MaxPeers = 50
+	}
+	if cfg.UploadSlots <= 0 {
+		cfg.UploadSlots = 4
+	}
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = ":0"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}}
+	if c.peerID == ([20]byte{}) {
+		copy(c.peerID[:], PeerIDPrefix)
+		if _, err := rand.Read(c.peerID[len(PeerIDPrefix):]); err != nil {
+			return nil, fmt.Errorf("make peer id: %w", err)
+		}
+	}
+	var key [4]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, fmt.Errorf("make tracker key: %w", err)
+	}
+	c.announceKey = uint32(key[0])<<24 | uint32(key[1])<<16 | uint32(key[2])<<8 | uint32(key[3])
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for peers on %s: %w", cfg.ListenAddr, err)
+	}
+	c.ln = ln
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsUnspecified() {
+		c.localIP = ap.Addr()
+	}
+	c.tracker = cfg.Tracker
+	if c.tracker == nil {
+		c.tracker = tracker.NewClient(tracker.ClientOptions{Logger: log})
+		c.ownsTrack = true
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(1)
+	go c.acceptLoop()
+	return c, nil
+}
+
+// PeerID returns the client's peer id.
+func (c *Client) PeerID() [20]byte { return c.peerID }
+
+// Addr returns the address the client listens on.
+func (c *Client) Addr() netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(c.ln.Addr().String())
+	return ap
+}
+
+// Port returns the TCP port the client listens on.
+func (c *Client) Port() uint16 { return c.Addr().Port() }
+
+func (c *Client) acceptLoop() {
+	defer c.wg.Done()
+	for {
+		nc, err := c.ln.Accept()
+		if err != nil {
+			if c.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			c.log.Debug("accept", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.handleIncoming(nc)
+		}()
+	}
+}
+
+func (c *Client) handleIncoming(nc net.Conn) {
+	var t *Torrent
+	conn, hs, err := p2p.Accept(nc, c.peerID, func(ih [20]byte) (p2p.Options, bool) {
+		c.mu.Lock()
+		t = c.torrents[torrentfile.Hash(ih)]
+		c.mu.Unlock()
+		if t == nil || !t.acceptsIncoming() {
+			return p2p.Options{}, false
+		}
+		return t.connOptions(), true
+	})
+	if err != nil {
+		c.log.Debug("incoming handshake", "remote", nc.RemoteAddr(), "err", err)
+		nc.Close()
+		return
+	}
+	t.addPeer(conn, hs, true)
+}
+
+// Close stops every torrent (announcing "stopped"), closes the listener and waits for every
+// goroutine the client started.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	ts := make([]*Torrent, 0, len(c.torrents))
+	for _, t := range c.torrents {
+		ts = append(ts, t)
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, t := range ts {
+		errs = append(errs, t.Close())
+	}
+	c.cancel()
+	c.ln.Close()
+	c.wg.Wait()
+	if c.ownsTrack {
+		c.tracker.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) removeTorrent(t *Torrent) {
+	c.mu.Lock()
+	if c.torrents[t.hash] == t {
+		delete(c.torrents, t.hash)
+	}
+	c.mu.Unlock()
+}
+
+// dial opens a peer connection from the client's local address, if it has one, so that a
+// client bound to 127.0.0.12 is seen as 127.0.0.12 by the peer.
+func (c *Client) dial(ctx context.Context, addr netip.AddrPort, t *Torrent) (*p2p.Conn, p2p.Handshake, error) {
+	var d net.Dialer
+	if c.localIP.IsValid() && c.localIP.Is4() == addr.Addr().Unmap().Is4() {
+		d.LocalAddr = &net.TCPAddr{IP: c.localIP.AsSlice()}
+	}
+	nc, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return nil, p2p.Handshake{}, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	conn, hs, err := p2p.Client(ctx, nc, t.hash, c.peerID, t.connOptions())
+	if err != nil {
+		nc.Close()
+		return nil, p2p.Handshake{}, err
+	}
+	return conn, hs, nil
+}

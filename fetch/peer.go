@@ -1,0 +1,497 @@
+package fetch
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/gotfs/gotfs/p2p"
+)
+
+// Per-peer limits.
+const (
+	initialDepth    = 32  // requests in flight before the peer's rate is known
+	minDepth        = 16  // never fewer requests in flight (unless snubbed)
+	defaultMaxDepth = 250 // cap when the peer does not say (BEP 10 reqq)
+	maxUploadQueue  = 256 // requests from one peer we hold at once
+	floodLimit      = 4 * maxUploadQueue
+	snubTimeout     = 60 * time.Second // no block for this long with requests out: snubbed
+	keepAliveEvery  = 90 * time.Second
+	uploadBatch     = 16 // blocks served per writer round
+	cancelledMemory = 64 // recently cancelled requests whose late blocks are accepted
+)
+
+// errProtocol marks a peer that broke the protocol in a way p2p cannot see on its own.
+var errProtocol = errors.New("protocol violation")
+
+// peer is one connected peer of a torrent. The reader goroutine handles incoming messages; the
+// writer goroutine sends requests, control messages and blocks.
+type peer struct {
+	t        *Torrent
+	conn     *p2p.Conn
+	addr     netip.AddrPort
+	id       [20]byte
+	incoming bool
+	wakeCh   chan struct{}
+
+	// Guarded by t.mu.
+	has            p2p.Bitfield
+	hasCount       int
+	amChoking      bool
+	amInterested   bool
+	peerChoking    bool
+	peerInterested bool
+	requests       []blockReq // our requests outstanding at the peer
+	cancelled      [cancelledMemory]blockReq
+	cancelledNext  int
+	uploads        []blockReq // the peer's requests to us
+	out            []p2p.Message
+	depth          int
+	maxDepth       int
+	lastBlock      time.Time
+	snubbed        bool
+	gotAny         bool // a message other than keep-alive arrived
+	recvBytes      int64
+	sentBytes      int64
+	downRate       float64
+	upRate         float64
+	minRTT         time.Duration
+	optimistic     bool
+	unchokedAt     time.Time
+	interestHint   int
+	closed         bool
+}
+
+func (p *peer) wake() {
+	select {
+	case p.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (p *peer) hasRequest(piece, block int) bool {
+	for _, r := range p.requests {
+		if int(r.piece) == piece && int(r.begin) == block*p2p.BlockSize {
+			return true
+		}
+	}
+	return false
+}
+
+// addPeer registers a connected peer and starts its goroutines; it closes the connection when
+// the torrent does not want it.
+func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
+	addr := conn.RemoteAddr()
+	t.mu.Lock()
+	reject := ""
+	switch {
+	case !t.acceptsIncoming():
+		reject = "torrent closed"
+	case t.banned[addr.Addr()]:
+		reject = "banned"
+	case len(t.peers) >= t.c.cfg.MaxPeers:
+		reject = "peer limit"
+	case hs.PeerID == t.c.peerID:
+		reject = "connected to ourselves"
+	}
+	if reject == "" {
+		for q := range t.peers {
+			if q.id == hs.PeerID {
+				reject = "already connected"
+				break
+			}
+		}
+	}
+	if reject != "" {
+		t.mu.Unlock()
+		t.log.Debug("peer refused", "peer", addr, "why", reject)
+		conn.Close()
+		return
+	}
+	p := &peer{
+		t: t, conn: conn, addr: addr, id: hs.PeerID, incoming: incoming,
+		wakeCh:    make(chan struct{}, 1),
+		has:       p2p.NewBitfield(t.info.NumPieces()),
+		amChoking: true, peerChoking: true,
+		depth: initialDepth, maxDepth: defaultMaxDepth,
+		lastBlock: time.Now(),
+	}
+	t.peers[p] = struct{}{}
+	t.stats.PeersSeen++
+	if c := t.candidates[addr]; c != nil && !incoming {
+		c.connected = true
+	}
+	if t.haveCount > 0 {
+		p.out = append(p.out, p2p.Message{ID: p2p.MsgBitfield, Payload: t.bitfieldLocked()})
+	}
+	t.wg.Add(2)
+	t.mu.Unlock()
+	t.log.Debug("peer connected", "peer", addr, "incoming", incoming)
+	go p.readLoop()
+	go p.writeLoop()
+	p.wake()
+}
+
+func (t *Torrent) bitfieldLocked() []byte {
+	bf := p2p.NewBitfield(len(t.have))
+	for i, h := range t.have {
+		if h {
+			bf.Set(i)
+		}
+	}
+	return bf
+}
+
+// removePeer forgets a peer whose connection ended.
+func (t *Torrent) removePeer(p *peer, err error) {
+	p.conn.Close()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	delete(t.peers, p)
+	t.releaseRequestsLocked(p)
+	for i := range t.avail {
+		if p.has.Has(i) {
+			t.avail[i]--
+		}
+	}
+	if c := t.candidates[p.addr]; c != nil && !p.incoming {
+		c.connected = false
+		c.nextTry = time.Now().Add(backoff(c.failures))
+	}
+	t.log.Debug("peer disconnected", "peer", p.addr, "err", err)
+	t.wakeAllLocked()
+}
+
+func (p *peer) readLoop() {
+	t := p.t
+	defer t.wg.Done()
+	var err error
+	for {
+		var m p2p.Message
+		m, err = p.conn.ReadMessage()
+		if err != nil {
+			break
+		}
+		if m.KeepAlive {
+			continue
+		}
+		t.mu.Lock()
+		job, herr := t.handleMessageLocked(p, m)
+		t.mu.Unlock()
+		if job != nil {
+			select {
+			case t.verifyq <- *job:
+			case <-t.ctx.Done():
+				t.putBufLocking(job.buf)
+			}
+		}
+		if herr != nil {
+			err = herr
+			break
+		}
+	}
+	t.removePeer(p, err)
+}
+
+// handleMessageLocked applies one message from p. It returns a piece to verify when the message
+// completed one.
+func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error) {
+	first := !p.gotAny
+	p.gotAny = true
+	switch m.ID {
+	case p2p.MsgChoke:
+		p.peerChoking = true
+		t.releaseRequestsLocked(p)
+		t.wakeAllLocked() // others may take over the released blocks
+	case p2p.MsgUnchoke:
+		p.peerChoking = false
+		p.wake()
+	case p2p.MsgInterested:
+		p.peerInterested = true
+		t.maybeUnchokeNewLocked(p)
+	case p2p.MsgNotInterested:
+		p.peerInterested = false
+		p.uploads = p.uploads[:0]
+	case p2p.MsgHave:
+		i := int(m.Index)
+		if !p.has.Has(i) {
+			p.has.Set(i)
+			p.hasCount++
+			t.avail[i]++
+			if !p.amInterested && t.wantsLocked(i) {
+				p.wake()
+			}
+		}
+	case p2p.MsgBitfield:
+		if !first {
+			return nil, fmt.Errorf("%w: bitfield after other messages", errProtocol)
+		}
+		copy(p.has, m.Payload)
+		p.hasCount = 0
+		for i := range t.avail {
+			if p.has.Has(i) {
+				t.avail[i]++
+				p.hasCount++
+			}
+		}
+		p.wake()
+	case p2p.MsgRequest:
+		return nil, t.handleRequestLocked(p, m)
+	case p2p.MsgCancel:
+		for k, r := range p.uploads {
+			if r.piece == m.Index && r.begin == m.Begin && r.length == m.Length {
+				p.uploads = append(p.uploads[:k], p.uploads[k+1:]...)
+				break
+			}
+		}
+	case p2p.MsgPiece:
+		return t.handleBlockLocked(p, m)
+	}
+	// Port, extended and unknown messages need nothing yet.
+	return nil, nil
+}
+
+func (t *Torrent) handleRequestLocked(p *peer, m p2p.Message) error {
+	if t.c.cfg.NoUpload || p.amChoking {
+		return nil // BEP 3: requests while choked are dropped
+	}
+	if int(m.Index) >= len(t.have) || !t.have[m.Index] {
+		return nil
+	}
+	if len(p.uploads) >= floodLimit {
+		return fmt.Errorf("%w: request flood", errProtocol)
+	}
+	if len(p.uploads) >= maxUploadQueue {
+		return nil
+	}
+	p.uploads = append(p.uploads, blockReq{piece: m.Index, begin: m.Begin, length: m.Length})
+	p.wake()
+	return nil
+}
+
+// handleBlockLocked stores a received block in its piece buffer.
+func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*verifyJob, error) {
+	idx, begin, n := int(m.Index), int(m.Begin), len(m.Payload)
+	found := -1
+	for k, r := range p.requests {
+		if r.piece == m.Index && r.begin == m.Begin {
+			found = k
+			break
+		}
+	}
+	if found < 0 {
+		if p.wasCancelled(m.Index, m.Begin) {
+			t.stats.Wasted += int64(n)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: block %d+%d was never requested", errProtocol, idx, begin)
+	}
+	r := p.requests[found]
+	if uint32(n) != r.length {
+		return nil, fmt.Errorf("%w: block %d+%d has %d bytes, asked %d", errProtocol, idx, begin, n, r.length)
+	}
+	p.requests[found] = p.requests[len(p.requests)-1]
+	p.requests = p.requests[:len(p.requests)-1]
+	now := time.Now()
+	if rtt := now.Sub(r.sent); p.minRTT == 0 || rtt < p.minRTT {
+		p.minRTT = rtt
+	}
+	p.lastBlock = now
+	p.snubbed = false
+	p.recvBytes += int64(n)
+	p.wake()
+
+	d := t.downloads[idx]
+	b := begin / p2p.BlockSize
+	if d == nil || d.got[b] {
+		t.stats.Wasted += int64(n)
+		if d != nil && d.reqs[b] > 0 {
+			d.reqs[b]--
+		}
+		return nil, nil
+	}
+	d.reqs[b]--
+	copy(d.buf[begin:], m.Payload)
+	d.got[b] = true
+	d.nGot++
+	addContributor(d, p)
+	if d.reqs[b] > 0 {
+		t.cancelDuplicatesLocked(p, r)
+		d.reqs[b] = 0
+	}
+	if d.nGot < d.nBlocks {
+		return nil, nil
+	}
+	delete(t.downloads, idx)
+	t.verifying[idx] = true
+	job := &verifyJob{index: idx, buf: d.buf, contrib: d.contrib}
+	d.buf = nil
+	return job, nil
+}
+
+func addContributor(d *pieceDownload, p *peer) {
+	for _, q := range d.contrib {
+		if q == p {
+			return
+		}
+	}
+	d.contrib = append(d.contrib, p)
+}
+
+// cancelDuplicatesLocked cancels the requests for r that other peers still hold (endgame).
+func (t *Torrent) cancelDuplicatesLocked(winner *peer, r blockReq) {
+	for q := range t.peers {
+		if q == winner {
+			continue
+		}
+		for k, qr := range q.requests {
+			if qr.piece == r.piece && qr.begin == r.begin {
+				q.requests[k] = q.requests[len(q.requests)-1]
+				q.requests = q.requests[:len(q.requests)-1]
+				q.rememberCancelled(qr)
+				q.out = append(q.out, p2p.Message{ID: p2p.MsgCancel, Index: qr.piece, Begin: qr.begin, Length: qr.length})
+				q.wake()
+				break
+			}
+		}
+	}
+}
+
+func (p *peer) rememberCancelled(r blockReq) {
+	p.cancelled[p.cancelledNext%cancelledMemory] = r
+	p.cancelledNext++
+}
+
+func (p *peer) wasCancelled(piece, begin uint32) bool {
+	for _, r := range p.cancelled {
+		if r.length > 0 && r.piece == piece && r.begin == begin {
+			return true
+		}
+	}
+	return false
+}
+
+// wantsLocked reports whether piece i is one we would fetch now.
+func (t *Torrent) wantsLocked(i int) bool {
+	return !t.have[i] && t.prio[i] != prioNone
+}
+
+// interestedInLocked reports whether p has a piece we want, starting the scan at a hint.
+func (t *Torrent) interestedInLocked(p *peer) bool {
+	n := len(t.have)
+	if n == 0 || p.hasCount == 0 {
+		return false
+	}
+	for k := range n {
+		i := (p.interestHint + k) % n
+		if p.has.Has(i) && t.wantsLocked(i) {
+			p.interestHint = i
+			return true
+		}
+	}
+	return false
+}
+
+// prepareLocked collects what the writer should send now.
+func (p *peer) prepareLocked(msgs []p2p.Message, ups []blockReq) ([]p2p.Message, []blockReq) {
+	t := p.t
+	if want := t.interestedInLocked(p); want != p.amInterested {
+		p.amInterested = want
+		id := p2p.MsgNotInterested
+		if want {
+			id = p2p.MsgInterested
+		}
+		p.out = append(p.out, p2p.Message{ID: id})
+	}
+	t.fillRequestsLocked(p)
+	msgs = append(msgs, p.out...)
+	clear(p.out)
+	p.out = p.out[:0]
+	if !p.amChoking {
+		k := min(len(p.uploads), uploadBatch)
+		ups = append(ups, p.uploads[:k]...)
+		p.uploads = append(p.uploads[:0], p.uploads[k:]...)
+	}
+	return msgs, ups
+}
+
+func (p *peer) writeLoop() {
+	t := p.t
+	defer t.wg.Done()
+	keepAlive := time.NewTicker(keepAliveEvery)
+	defer keepAlive.Stop()
+	var msgs []p2p.Message
+	var ups []blockReq
+	block := make([]byte, p2p.BlockSize)
+	for {
+		select {
+		case <-p.wakeCh:
+		case <-keepAlive.C:
+			msgs = append(msgs, p2p.Message{KeepAlive: true})
+		case <-t.ctx.Done():
+			p.conn.Close()
+			return
+		}
+		for {
+			t.mu.Lock()
+			if p.closed {
+				t.mu.Unlock()
+				return
+			}
+			msgs, ups = p.prepareLocked(msgs, ups)
+			t.mu.Unlock()
+			if len(msgs) == 0 && len(ups) == 0 {
+				break
+			}
+			if err := p.send(msgs, ups, block); err != nil {
+				p.conn.Close() // the reader sees the error and removes the peer
+				return
+			}
+			more := len(ups) == uploadBatch
+			clear(msgs)
+			msgs, ups = msgs[:0], ups[:0]
+			if !more {
+				break
+			}
+		}
+	}
+}
+
+func (p *peer) send(msgs []p2p.Message, ups []blockReq, block []byte) error {
+	for _, m := range msgs {
+		if err := p.conn.WriteMessage(m); err != nil {
+			return err
+		}
+	}
+	var sent int64
+	for _, u := range ups {
+		buf := block[:u.length]
+		if err := p.t.store.ReadBlock(int(u.piece), int(u.begin), buf); err != nil {
+			return fmt.Errorf("read block %d+%d to upload: %w", u.piece, u.begin, err)
+		}
+		if err := p.conn.WriteMessage(p2p.Message{ID: p2p.MsgPiece, Index: u.piece, Begin: u.begin, Payload: buf}); err != nil {
+			return err
+		}
+		sent += int64(u.length)
+	}
+	if err := p.conn.Flush(); err != nil {
+		return err
+	}
+	if sent > 0 {
+		p.t.mu.Lock()
+		p.sentBytes += sent
+		p.t.stats.Uploaded += sent
+		p.t.mu.Unlock()
+	}
+	return nil
+}
+
+func backoff(failures int) time.Duration {
+	d := 5 * time.Second << min(failures, 6)
+	return min(d, 5*time.Minute)
+}

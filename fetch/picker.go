@@ -1,0 +1,256 @@
+package fetch
+
+import (
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/gotfs/gotfs/p2p"
+)
+
+// Piece picking and block requests.
+//
+// Inputs every decision here weighs: piece verified or being verified; piece priority class and
+// key (now > readahead > normal > none, see priority.go); piece availability (rarest first, but
+// random for the first few pieces so new peers have something to trade); the peer has the piece;
+// the peer is choking us; the peer's pipeline depth (rate x round trip) and snubbed state;
+// pieces already in progress (finish them before starting more); a piece that failed its hash
+// once is re-fetched from one peer alone (to find the culprit); endgame (nothing new to start:
+// duplicate outstanding blocks across peers and cancel the losers); blocked reads also get
+// duplicate requests so one slow peer cannot stall them. Re-check these when making changes.
+
+// randomFirstPieces is how many pieces are picked at random before rarest-first starts.
+const randomFirstPieces = 4
+
+// maxDuplicates bounds how many peers are asked for the same block at once.
+const maxDuplicates = 2
+
+// pieceDownload is a piece whose blocks are being fetched into a buffer.
+type pieceDownload struct {
+	index     int
+	buf       []byte
+	nBlocks   int
+	got       []bool
+	reqs      []uint8 // outstanding requests per block
+	nGot      int
+	firstFree int // no block before it is unrequested and missing
+	contrib   []*peer
+	exclusive *peer // after a hash failure with several senders, one peer fetches it alone
+}
+
+type blockReq struct {
+	piece  uint32
+	begin  uint32
+	length uint32
+	sent   time.Time
+}
+
+func (t *Torrent) blockLen(piece, block int) int {
+	size := int(t.info.PieceSize(piece))
+	begin := block * p2p.BlockSize
+	if begin+p2p.BlockSize > size {
+		return size - begin
+	}
+	return p2p.BlockSize
+}
+
+func (t *Torrent) startDownloadLocked(i int, p *peer) *pieceDownload {
+	size := int(t.info.PieceSize(i))
+	nb := (size + p2p.BlockSize - 1) / p2p.BlockSize
+	d := &pieceDownload{
+		index: i, buf: t.getBuf(size), nBlocks: nb,
+		got: make([]bool, nb), reqs: make([]uint8, nb),
+	}
+	if t.failedOnce(i) {
+		d.exclusive = p
+	}
+	t.downloads[i] = d
+	return d
+}
+
+// dropDownloadLocked forgets an in-progress piece that nobody is fetching any more.
+func (t *Torrent) dropDownloadLocked(d *pieceDownload) {
+	delete(t.downloads, d.index)
+	t.putBuf(d.buf)
+	d.buf = nil
+}
+
+// fillRequestsLocked queues requests to p until its pipeline is full.
+func (t *Torrent) fillRequestsLocked(p *peer) {
+	if p.peerChoking || !p.amInterested {
+		return
+	}
+	depth := p.depth
+	if p.snubbed {
+		depth = 1
+	}
+	need := depth - len(p.requests)
+	if need <= 0 {
+		return
+	}
+	// 1. Unrequested blocks of pieces in progress, best piece first.
+	need = t.requestFromDownloadsLocked(p, need, false)
+	// 2. New pieces.
+	newStarted := false
+	for need > 0 {
+		i := t.pickNewPieceLocked(p)
+		if i < 0 {
+			break
+		}
+		newStarted = true
+		d := t.startDownloadLocked(i, p)
+		need = t.requestBlocksLocked(p, d, need, false)
+	}
+	// 3. Duplicates: endgame (nothing new to start), and always for blocked reads.
+	if need > 0 {
+		t.requestFromDownloadsLocked(p, need, !newStarted)
+	}
+}
+
+// requestFromDownloadsLocked requests blocks of in-progress pieces from p. With dup it asks for
+// blocks already requested from others (endgame); without it only unrequested ones, except that
+// pieces under a blocked read may always get a second request.
+func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) int {
+	ds := t.sortedDownloadsLocked()
+	for _, d := range ds {
+		if need <= 0 {
+			break
+		}
+		if !p.has.Has(d.index) || (d.exclusive != nil && d.exclusive != p) {
+			continue
+		}
+		dup := endgame || t.prio[d.index] == prioNow
+		need = t.requestBlocksLocked(p, d, need, dup)
+	}
+	return need
+}
+
+func (t *Torrent) sortedDownloadsLocked() []*pieceDownload {
+	ds := t.dlScratch[:0]
+	for _, d := range t.downloads {
+		ds = append(ds, d)
+	}
+	sort.Slice(ds, func(a, b int) bool {
+		if t.better(ds[a].index, ds[b].index) {
+			return true
+		}
+		if t.better(ds[b].index, ds[a].index) {
+			return false
+		}
+		return ds[a].index < ds[b].index
+	})
+	t.dlScratch = ds
+	return ds
+}
+
+// requestBlocksLocked requests up to need blocks of d from p and returns what is still needed.
+// Without dup only unrequested blocks are asked for; with dup also blocks that fewer than
+// maxDuplicates other peers were asked for.
+func (t *Torrent) requestBlocksLocked(p *peer, d *pieceDownload, need int, dup bool) int {
+	start := 0
+	if !dup {
+		start = d.firstFree
+	}
+	for b := start; b < d.nBlocks && need > 0; b++ {
+		if !dup {
+			// Every block before b+1 is now got or requested.
+			d.firstFree = b + 1
+		}
+		if d.got[b] {
+			continue
+		}
+		if d.reqs[b] > 0 && (!dup || int(d.reqs[b]) >= maxDuplicates || p.hasRequest(d.index, b)) {
+			continue
+		}
+		length := t.blockLen(d.index, b)
+		r := blockReq{piece: uint32(d.index), begin: uint32(b * p2p.BlockSize), length: uint32(length), sent: time.Now()}
+		p.requests = append(p.requests, r)
+		d.reqs[b]++
+		p.out = append(p.out, p2p.Message{ID: p2p.MsgRequest, Index: r.piece, Begin: r.begin, Length: r.length})
+		need--
+	}
+	return need
+}
+
+// pickNewPieceLocked chooses the best piece p has that nobody is fetching yet, or -1.
+func (t *Torrent) pickNewPieceLocked(p *peer) int {
+	best, ties := -1, 0
+	random := t.haveCount < randomFirstPieces
+	n := len(t.prio)
+	for k := range n {
+		i := (t.lastPick + k) % n
+		if t.prio[i] == prioNone || t.have[i] || !p.has.Has(i) {
+			continue
+		}
+		if _, ok := t.downloads[i]; ok {
+			continue
+		}
+		if t.verifying[i] {
+			continue
+		}
+		switch {
+		case best < 0 || t.better(i, best):
+			best, ties = i, 1
+		case !t.better(best, i) && t.prio[i] == prioNormal:
+			// Equal candidates: random first pieces, else reservoir sampling among the rarest.
+			ties++
+			if random || rand.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	if best >= 0 && t.prio[best] == prioNormal {
+		t.lastPick = best
+	}
+	return best
+}
+
+// releaseRequestsLocked forgets every request outstanding at p (choke, snub, disconnect).
+func (t *Torrent) releaseRequestsLocked(p *peer) {
+	for _, r := range p.requests {
+		d := t.downloads[int(r.piece)]
+		if d == nil {
+			continue
+		}
+		b := int(r.begin) / p2p.BlockSize
+		if d.reqs[b] > 0 {
+			d.reqs[b]--
+		}
+		if b < d.firstFree && !d.got[b] {
+			d.firstFree = b
+		}
+		if d.nGot == 0 && allZero(d.reqs) {
+			t.dropDownloadLocked(d)
+		}
+	}
+	p.requests = p.requests[:0]
+}
+
+func allZero(v []uint8) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// getBuf returns a piece buffer of length size, reusing freed ones.
+func (t *Torrent) getBuf(size int) []byte {
+	if n := len(t.freeBufs); n > 0 {
+		b := t.freeBufs[n-1]
+		t.freeBufs = t.freeBufs[:n-1]
+		if cap(b) >= size {
+			return b[:size]
+		}
+	}
+	return make([]byte, size, t.info.PieceLength)
+}
+
+// putBuf keeps a few piece buffers for reuse; the rest go to the garbage collector.
+func (t *Torrent) putBuf(b []byte) {
+	if b == nil || len(t.freeBufs) >= 16 {
+		return
+	}
+	t.freeBufs = append(t.freeBufs, b[:0])
+}

@@ -1,0 +1,76 @@
+package fetch
+
+// prioCls is a piece's priority class. Higher classes are always fetched first.
+type prioCls uint8
+
+const (
+	// prioNone: nobody wants the piece now (or it is verified).
+	prioNone prioCls = iota
+	// prioNormal: wanted in the background (download, --prefetch); rarest first.
+	prioNormal
+	// prioReadahead: inside a reader's readahead window or an open file's head/tail; nearer first.
+	prioReadahead
+	// prioNow: a read is blocked on it; oldest waiting read first.
+	prioNow
+)
+
+// hintKeyBase orders head/tail hints after every real readahead window.
+const hintKeyBase = int64(1) << 40
+
+// recomputePriorityLocked derives every piece's priority from the background wish and the
+// readers. Inputs weighed: piece verified; piece wanted in the background and background on;
+// each reader's blocked reads (with their start time), readahead window and open-file hints.
+// Re-check these when making changes.
+func (t *Torrent) recomputePriorityLocked() {
+	for i := range t.prio {
+		t.prioKey[i] = 0
+		switch {
+		case t.have[i]:
+			t.prio[i] = prioNone
+		case t.opts.Background && t.wanted[i]:
+			t.prio[i] = prioNormal
+		default:
+			t.prio[i] = prioNone
+		}
+	}
+	for r := range t.readers {
+		for i, since := range r.waits {
+			t.raise(i, prioNow, since.UnixNano())
+		}
+		for i := r.raFirst; i < r.raLast; i++ {
+			t.raise(i, prioReadahead, int64(i-r.raFirst))
+		}
+		for _, h := range r.hints {
+			for i := h[0]; i < h[1]; i++ {
+				t.raise(i, prioReadahead, hintKeyBase+int64(i-h[0]))
+			}
+		}
+	}
+}
+
+// raise lifts piece i to class c with ordering key k, keeping the better of two claims.
+func (t *Torrent) raise(i int, c prioCls, k int64) {
+	if i < 0 || i >= len(t.prio) || t.have[i] {
+		return
+	}
+	switch {
+	case c > t.prio[i]:
+		t.prio[i], t.prioKey[i] = c, k
+	case c == t.prio[i] && k < t.prioKey[i]:
+		t.prioKey[i] = k
+	}
+}
+
+// better reports whether piece a should be fetched before piece b.
+func (t *Torrent) better(a, b int) bool {
+	if t.prio[a] != t.prio[b] {
+		return t.prio[a] > t.prio[b]
+	}
+	if t.prio[a] == prioNormal {
+		if t.avail[a] != t.avail[b] {
+			return t.avail[a] < t.avail[b]
+		}
+		return false
+	}
+	return t.prioKey[a] < t.prioKey[b]
+}

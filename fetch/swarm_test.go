@@ -1,0 +1,374 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"crypto/sha1"
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/torrentfile"
+)
+
+// testFile is one file of a generated torrent.
+type testFile struct {
+	path []string // below the torrent's name
+	size int
+}
+
+// oddFiles has a zero-byte file, a piece that spans three files and a short last piece.
+var oddFiles = []testFile{
+	{[]string{"a.bin"}, 100_000},
+	{[]string{"empty"}, 0},
+	{[]string{"sub", "tiny1"}, 5_000},
+	{[]string{"sub", "tiny2"}, 7_000},
+	{[]string{"sub", "deeper", "b.bin"}, 300_001},
+	{[]string{"c.bin"}, 77_777},
+}
+
+// makeTorrent writes random files under dir/name and returns a metainfo describing them.
+func makeTorrent(t testing.TB, dir, name string, files []testFile, pieceLen int64, seed uint64) *torrentfile.Metainfo {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	var all bytes.Buffer
+	info := torrentfile.Info{Name: name, PieceLength: pieceLen, MultiFile: true}
+	for _, f := range files {
+		data := make([]byte, f.size)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		p := filepath.Join(append([]string{dir, name}, f.path...)...)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		info.Files = append(info.Files, torrentfile.File{
+			Path: append([]string{name}, f.path...), Length: int64(f.size), Offset: int64(all.Len()),
+		})
+		all.Write(data)
+	}
+	info.Length = int64(all.Len())
+	b := all.Bytes()
+	for off := 0; off < len(b); off += int(pieceLen) {
+		info.Pieces = append(info.Pieces, sha1.Sum(b[off:min(off+int(pieceLen), len(b))]))
+	}
+	mi := &torrentfile.Metainfo{Info: info}
+	mi.InfoHash = sha1.Sum([]byte(name + string(rune(seed))))
+	return mi
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("GOTFS_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// node is one client with one torrent.
+type node struct {
+	c  *Client
+	t  *Torrent
+	st *cache.Storage
+}
+
+func (n *node) close() {
+	n.c.Close()
+	n.st.Close()
+}
+
+// startSeeder seeds the files under dir from address ip.
+func startSeeder(t testing.TB, ip string, mi *torrentfile.Metainfo, dir string) *node {
+	t.Helper()
+	st, err := cache.Open(&mi.Info, cache.Options{DataDir: dir, RecordPath: filepath.Join(t.TempDir(), "rec"), ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.VerifiedCount() != mi.Info.NumPieces() {
+		t.Fatalf("seeder has %d of %d pieces", st.VerifiedCount(), mi.Info.NumPieces())
+	}
+	c, err := NewClient(Config{ListenAddr: ip + ":0", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor, err := c.AddTorrent(mi, TorrentOptions{Storage: st, NoTrackers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{c, tor, st}
+	t.Cleanup(n.close)
+	return n
+}
+
+// startLeecher downloads mi into dir from the given peers.
+func startLeecher(t testing.TB, ip string, mi *torrentfile.Metainfo, dir, record string, peers []netip.AddrPort, opts TorrentOptions) *node {
+	t.Helper()
+	st, err := cache.Open(&mi.Info, cache.Options{DataDir: dir, RecordPath: record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(Config{ListenAddr: ip + ":0", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Storage = st
+	opts.Peers = peers
+	opts.NoTrackers = true
+	tor, err := c.AddTorrent(mi, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{c, tor, st}
+	t.Cleanup(n.close)
+	return n
+}
+
+func waitComplete(t testing.TB, n *node, d time.Duration) {
+	t.Helper()
+	select {
+	case <-n.t.Complete():
+	case <-time.After(d):
+		t.Fatalf("download not complete after %v: %+v", d, n.t.Stats())
+	}
+}
+
+func fileSHA256(t testing.TB, path string) [32]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+func sameFiles(t testing.TB, mi *torrentfile.Metainfo, srcDir, dstDir string, only func(int) bool) {
+	t.Helper()
+	for i, f := range mi.Info.Files {
+		if only != nil && !only(i) {
+			continue
+		}
+		src := filepath.Join(append([]string{srcDir}, f.Path...)...)
+		dst := filepath.Join(append([]string{dstDir}, f.Path...)...)
+		if fileSHA256(t, src) != fileSHA256(t, dst) {
+			t.Errorf("%s differs from the source", dst)
+		}
+	}
+}
+
+func TestSwarmDownloadOddLayout(t *testing.T) {
+	src := t.TempDir()
+	mi := makeTorrent(t, src, "odd", oddFiles, 32<<10, 1)
+	var peers []netip.AddrPort
+	for _, ip := range []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"} {
+		peers = append(peers, startSeeder(t, ip, mi, src).c.Addr())
+	}
+	dst := t.TempDir()
+	l := startLeecher(t, "127.0.0.20", mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{Background: true})
+	waitComplete(t, l, 30*time.Second)
+	sameFiles(t, mi, src, dst, nil)
+	s := l.t.Stats()
+	if s.PiecesFetched != mi.Info.NumPieces() {
+		t.Errorf("fetched %d pieces, want %d", s.PiecesFetched, mi.Info.NumPieces())
+	}
+	if s.PeersSeen < 2 {
+		t.Errorf("used %d peers, want several", s.PeersSeen)
+	}
+}
+
+func TestSwarmBansCorruptSeeder(t *testing.T) {
+	src := t.TempDir()
+	files := []testFile{{[]string{"data.bin"}, 2 << 20}}
+	mi := makeTorrent(t, src, "corrupt", files, 64<<10, 2)
+	good := startSeeder(t, "127.0.0.31", mi, src)
+	// The bad seeder verified its copy, then the copy rotted: every block it sends is wrong.
+	badDir := t.TempDir()
+	copyTree(t, filepath.Join(src, "corrupt"), filepath.Join(badDir, "corrupt"))
+	bad := startSeeder(t, "127.0.0.32", mi, badDir)
+	p := filepath.Join(badDir, "corrupt", "data.bin")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(data); i += 1000 {
+		data[i] ^= 0xff
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	// The bad seeder comes first so it surely gets requests.
+	l := startLeecher(t, "127.0.0.33", mi, dst, filepath.Join(t.TempDir(), "rec"),
+		[]netip.AddrPort{bad.c.Addr(), good.c.Addr()}, TorrentOptions{Background: true})
+	waitComplete(t, l, 60*time.Second)
+	sameFiles(t, mi, src, dst, nil)
+	s := l.t.Stats()
+	if s.Banned != 1 {
+		t.Errorf("banned %d peers, want 1 (stats %+v)", s.Banned, s)
+	}
+	if s.HashFailures == 0 {
+		t.Errorf("no hash failures seen, the bad seeder was never used")
+	}
+}
+
+func TestSwarmResumeFetchesNothingTwice(t *testing.T) {
+	src := t.TempDir()
+	files := []testFile{{[]string{"x.bin"}, 3 << 20}, {[]string{"y.bin"}, 1<<20 + 3}}
+	mi := makeTorrent(t, src, "resume", files, 64<<10, 3)
+	seed := startSeeder(t, "127.0.0.41", mi, src)
+	dst := t.TempDir()
+	rec := filepath.Join(t.TempDir(), "rec")
+	l := startLeecher(t, "127.0.0.42", mi, dst, rec, []netip.AddrPort{seed.c.Addr()}, TorrentOptions{Background: true})
+	// Stop half-way without a clean close of the storage: the record is whatever was synced.
+	deadline := time.Now().Add(30 * time.Second)
+	for l.t.Stats().Verified < mi.Info.NumPieces()/2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress: %+v", l.t.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	l.c.Close()
+	first := l.t.Stats().PiecesFetched
+	// Reopen from disk as a new process would.
+	l2 := startLeecher(t, "127.0.0.43", mi, dst, rec, []netip.AddrPort{seed.c.Addr()}, TorrentOptions{Background: true})
+	before := l2.st.VerifiedCount()
+	if before < first {
+		t.Errorf("resume found %d pieces, the first run verified %d", before, first)
+	}
+	waitComplete(t, l2, 30*time.Second)
+	second := l2.t.Stats().PiecesFetched
+	if before+second != mi.Info.NumPieces() {
+		t.Errorf("resume: %d on disk + %d fetched != %d pieces", before, second, mi.Info.NumPieces())
+	}
+	if first+second > mi.Info.NumPieces() {
+		t.Errorf("fetched %d+%d pieces of %d: some twice", first, second, mi.Info.NumPieces())
+	}
+	sameFiles(t, mi, src, dst, nil)
+}
+
+func TestSwarmIncludeFetchesOnlyNeededPieces(t *testing.T) {
+	src := t.TempDir()
+	files := []testFile{{[]string{"big1"}, 1 << 20}, {[]string{"want"}, 100_000}, {[]string{"big2"}, 1 << 20}}
+	mi := makeTorrent(t, src, "include", files, 32<<10, 4)
+	seed := startSeeder(t, "127.0.0.51", mi, src)
+	dst := t.TempDir()
+	only := func(i int) bool { return i == 1 }
+	l := startLeecher(t, "127.0.0.52", mi, dst, filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{seed.c.Addr()},
+		TorrentOptions{Background: true, Include: only})
+	waitComplete(t, l, 30*time.Second)
+	f := mi.Info.Files[1]
+	first, last := mi.Info.PieceRange(f.Offset, f.Length)
+	if got := l.t.Stats().PiecesFetched; got != last-first {
+		t.Errorf("fetched %d pieces, want exactly the %d under the included file", got, last-first)
+	}
+	sameFiles(t, mi, src, dst, only)
+}
+
+func TestReaderFetchesWhatIsRead(t *testing.T) {
+	src := t.TempDir()
+	files := []testFile{{[]string{"movie.bin"}, 8 << 20}, {[]string{"other.bin"}, 2 << 20}}
+	mi := makeTorrent(t, src, "reader", files, 64<<10, 5)
+	var peers []netip.AddrPort
+	for _, ip := range []string{"127.0.0.61", "127.0.0.62"} {
+		peers = append(peers, startSeeder(t, ip, mi, src).c.Addr())
+	}
+	l := startLeecher(t, "127.0.0.63", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{})
+	want, err := os.ReadFile(filepath.Join(src, "reader", "movie.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rng := rand.New(rand.NewPCG(7, 7))
+	for range 40 {
+		off := rng.Int64N(int64(len(want)))
+		n := 1 + rng.IntN(200_000)
+		buf := make([]byte, n)
+		got, err := r.ReadAt(ctx, buf, off)
+		if err != nil && err != io.EOF {
+			t.Fatalf("ReadAt(%d, %d): %v", off, n, err)
+		}
+		if !bytes.Equal(buf[:got], want[off:off+int64(got)]) {
+			t.Fatalf("ReadAt(%d, %d): wrong bytes", off, n)
+		}
+	}
+	// Nothing of the other file was wanted, and far from everything was fetched.
+	s := l.t.Stats()
+	if s.Verified == s.Pieces {
+		t.Errorf("random reads fetched the whole torrent")
+	}
+	other := mi.Info.Files[1]
+	o0, o1 := mi.Info.PieceRange(other.Offset, other.Length)
+	for i := o0 + 1; i < o1; i++ { // the first piece may be shared with movie.bin
+		if l.st.Verified(i) {
+			t.Fatalf("piece %d of an unread file was fetched", i)
+		}
+	}
+}
+
+func TestReaderWaitHonoursContext(t *testing.T) {
+	src := t.TempDir()
+	mi := makeTorrent(t, src, "lonely", []testFile{{[]string{"f"}, 100_000}}, 32<<10, 6)
+	l := startLeecher(t, "127.0.0.64", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), nil, TorrentOptions{})
+	r, err := l.t.NewReader(0, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = r.ReadAt(ctx, make([]byte, 10), 50_000)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ReadAt with no peers: %v, want a deadline error", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("cancelled read took %v", time.Since(start))
+	}
+	if s := l.t.Stats(); s.WaitingReads != 0 {
+		t.Errorf("%d reads still counted as waiting", s.WaitingReads)
+	}
+}
+
+func copyTree(t testing.TB, from, to string) {
+	t.Helper()
+	err := filepath.Walk(from, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

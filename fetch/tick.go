@@ -1,0 +1,237 @@
+package fetch
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/gotfs/gotfs/p2p"
+)
+
+const (
+	blockSize        = p2p.BlockSize
+	tickEvery        = time.Second
+	unchokeEvery     = 10 * time.Second
+	optimisticEvery  = 30 * time.Second
+	syncEvery        = 5 * time.Second
+	maxDialing       = 8
+	dialTimeout      = 10 * time.Second
+	maxFailedDialing = 8 // a candidate that failed this often is forgotten
+)
+
+func p2pHave(i int) p2p.Message { return p2p.Message{ID: p2p.MsgHave, Index: uint32(i)} }
+
+// tickLoop runs the torrent's periodic duties: rates, snubs, choking, dialing, saving.
+func (t *Torrent) tickLoop() {
+	defer t.wg.Done()
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	last := time.Now()
+	var lastUnchoke, lastOptimistic, lastSync time.Time
+	for {
+		t.mu.Lock()
+		now := time.Now()
+		t.updateRatesLocked(now.Sub(last))
+		last = now
+		t.checkSnubsLocked(now)
+		if now.Sub(lastUnchoke) >= unchokeEvery {
+			optimistic := now.Sub(lastOptimistic) >= optimisticEvery
+			t.chokeRoundLocked(optimistic)
+			lastUnchoke = now
+			if optimistic {
+				lastOptimistic = now
+			}
+		}
+		t.logStarvedReadsLocked()
+		t.dialMoreLocked(now)
+		syncNow := t.dirtyStore && now.Sub(lastSync) >= syncEvery
+		if syncNow {
+			t.dirtyStore = false
+			lastSync = now
+		}
+		t.mu.Unlock()
+		if syncNow {
+			if err := t.store.Sync(); err != nil {
+				t.log.Error("save completion record", "err", err)
+			}
+		}
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// checkSnubsLocked takes requests away from peers that sent nothing for snubTimeout.
+func (t *Torrent) checkSnubsLocked(now time.Time) {
+	for p := range t.peers {
+		if len(p.requests) > 0 && !p.snubbed && now.Sub(p.lastBlock) > snubTimeout {
+			p.snubbed = true
+			t.log.Debug("peer snubbed us", "peer", p.addr)
+			t.releaseRequestsLocked(p)
+			t.wakeAllLocked()
+		}
+	}
+}
+
+// chokeRoundLocked unchokes the best UploadSlots interested peers (by what they give us while we
+// download, by what they take while we seed) plus one optimistic unchoke, and chokes the rest.
+func (t *Torrent) chokeRoundLocked(rotateOptimistic bool) {
+	if t.c.cfg.NoUpload {
+		return
+	}
+	seeding := t.haveCount == len(t.have)
+	var interested []*peer
+	var current *peer
+	for p := range t.peers {
+		if p.optimistic {
+			current = p
+		}
+		if p.peerInterested {
+			interested = append(interested, p)
+		}
+	}
+	sort.Slice(interested, func(a, b int) bool {
+		if seeding {
+			return interested[a].upRate > interested[b].upRate
+		}
+		return interested[a].downRate > interested[b].downRate
+	})
+	unchoke := map[*peer]bool{}
+	for _, p := range interested {
+		if len(unchoke) >= t.c.cfg.UploadSlots {
+			break
+		}
+		unchoke[p] = true
+	}
+	if rotateOptimistic || current == nil || !current.peerInterested || unchoke[current] {
+		if current != nil {
+			current.optimistic = false
+		}
+		current = nil
+		var rest []*peer
+		for _, p := range interested {
+			if !unchoke[p] {
+				rest = append(rest, p)
+			}
+		}
+		if len(rest) > 0 {
+			current = rest[rand.IntN(len(rest))]
+			current.optimistic = true
+		}
+	}
+	if current != nil {
+		unchoke[current] = true
+	}
+	for p := range t.peers {
+		t.setChokingLocked(p, !unchoke[p])
+	}
+}
+
+// maybeUnchokeNewLocked unchokes a newly interested peer at once when a slot is free, instead of
+// making it wait for the next choke round.
+func (t *Torrent) maybeUnchokeNewLocked(p *peer) {
+	if t.c.cfg.NoUpload || !p.amChoking {
+		return
+	}
+	unchoked := 0
+	for q := range t.peers {
+		if !q.amChoking {
+			unchoked++
+		}
+	}
+	if unchoked < t.c.cfg.UploadSlots+1 {
+		t.setChokingLocked(p, false)
+	}
+}
+
+func (t *Torrent) setChokingLocked(p *peer, choke bool) {
+	if p.amChoking == choke {
+		return
+	}
+	p.amChoking = choke
+	id := p2p.MsgChoke
+	if !choke {
+		id = p2p.MsgUnchoke
+		p.unchokedAt = time.Now()
+	} else {
+		p.uploads = p.uploads[:0] // BEP 3: a choke discards pending requests
+	}
+	p.out = append(p.out, p2p.Message{ID: id})
+	p.wake()
+}
+
+// logStarvedReadsLocked logs, once per piece, a blocked read that no connected peer can serve.
+func (t *Torrent) logStarvedReadsLocked() {
+	for i, c := range t.prio {
+		if c != prioNow || t.avail[i] > 0 || t.noPeerLog[i] {
+			continue
+		}
+		t.noPeerLog[i] = true
+		t.log.Warn("read waiting for a piece no connected peer has", "piece", i, "peers", len(t.peers))
+	}
+}
+
+// addCandidatesLocked remembers peers to connect to.
+func (t *Torrent) addCandidatesLocked(addrs []netip.AddrPort) {
+	for _, a := range addrs {
+		if _, ok := t.candidates[a]; !ok && a.IsValid() && a.Port() != 0 {
+			t.candidates[a] = &candidate{}
+		}
+	}
+}
+
+// dialMoreLocked connects to candidates until MaxPeers are connected or being dialled.
+func (t *Torrent) dialMoreLocked(now time.Time) {
+	self := t.c.Addr()
+	for addr, c := range t.candidates {
+		if len(t.peers)+t.dialing >= t.c.cfg.MaxPeers || t.dialing >= maxDialing {
+			return
+		}
+		if c.connected || now.Before(c.nextTry) || t.banned[addr.Addr()] || addr == self {
+			continue
+		}
+		if t.connectedToLocked(addr) {
+			continue
+		}
+		c.connected = true
+		t.dialing++
+		t.wg.Add(1)
+		go t.dialPeer(addr, c)
+	}
+}
+
+func (t *Torrent) connectedToLocked(addr netip.AddrPort) bool {
+	for p := range t.peers {
+		if p.addr == addr {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Torrent) dialPeer(addr netip.AddrPort, c *candidate) {
+	defer t.wg.Done()
+	ctx, cancel := context.WithTimeout(t.ctx, dialTimeout)
+	conn, hs, err := t.c.dial(ctx, addr, t)
+	cancel()
+	t.mu.Lock()
+	t.dialing--
+	if err != nil {
+		c.connected = false
+		c.failures++
+		c.nextTry = time.Now().Add(backoff(c.failures))
+		if c.failures >= maxFailedDialing {
+			delete(t.candidates, addr)
+		}
+		t.mu.Unlock()
+		t.log.Debug("dial peer", "peer", addr, "err", err)
+		return
+	}
+	c.failures = 0
+	t.mu.Unlock()
+	t.addPeer(conn, hs, false)
+}

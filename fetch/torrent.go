@@ -1,0 +1,298 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/p2p"
+	"github.com/gotfs/gotfs/torrentfile"
+)
+
+// ErrClosed is returned by reads and waits on a torrent that was closed.
+var ErrClosed = errors.New("torrent closed")
+
+// TorrentOptions says what to do with one torrent.
+type TorrentOptions struct {
+	// Storage holds the torrent's bytes; it must be open for the torrent's Info.
+	Storage *cache.Storage
+	// Peers are contacted besides those the trackers return.
+	Peers []netip.AddrPort
+	// NoTrackers skips the torrent's trackers (peers come from Peers only).
+	NoTrackers bool
+	// Background fetches every wanted piece at normal priority (a download); when false only what
+	// readers ask for is fetched (a mount without --prefetch).
+	Background bool
+	// Include selects the files whose pieces are wanted; nil means every file.
+	Include func(fileIndex int) bool
+}
+
+// Torrent is one torrent being fetched and served.
+type Torrent struct {
+	c     *Client
+	hash  torrentfile.Hash
+	mi    *torrentfile.Metainfo
+	info  *torrentfile.Info
+	store *cache.Storage
+	opts  TorrentOptions
+	log   *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed chan struct{}
+
+	verifyq chan verifyJob
+
+	// mu guards everything below.
+	mu           sync.Mutex
+	have         []bool    // verified pieces (mirrors storage)
+	haveCount    int       // number of verified pieces
+	wanted       []bool    // pieces the user wants fetched in the background
+	wantedLeft   int       // wanted pieces not yet verified
+	avail        []int     // how many connected peers have each piece
+	prio         []prioCls // computed priority class of each piece
+	prioKey      []int64   // ordering inside a class (smaller first)
+	downloads    map[int]*pieceDownload
+	verifying    map[int]bool
+	waiters      map[int]chan struct{}
+	readers      map[*Reader]struct{}
+	peers        map[*peer]struct{}
+	candidates   map[netip.AddrPort]*candidate
+	banned       map[netip.Addr]bool
+	strikes      map[netip.Addr]int
+	dialing      int
+	complete     chan struct{} // closed when every wanted piece is verified
+	stats        Stats
+	noPeerLog    map[int]bool // pieces whose "no peer has it" was logged
+	lastPick     int          // rotating start for scans
+	dirtyStore   bool
+	failed       map[int]bool // pieces that failed verification at least once
+	dlScratch    []*pieceDownload
+	freeBufs     [][]byte
+	lastStoreErr error
+	announceCh   chan struct{}
+}
+
+// Stats is a snapshot of a torrent's counters.
+type Stats struct {
+	// Downloaded counts verified piece bytes fetched from peers.
+	Downloaded int64
+	// Uploaded counts block bytes sent to peers.
+	Uploaded int64
+	// Wasted counts bytes received that were duplicates or belonged to pieces that failed.
+	Wasted int64
+	// PiecesFetched counts pieces verified after a download from peers (not from disk).
+	PiecesFetched int
+	// HashFailures counts pieces that failed SHA-1 verification.
+	HashFailures int
+	// Banned counts peers banned for bad data.
+	Banned int
+	// Peers is the number of connected peers now; PeersSeen how many were ever connected.
+	Peers, PeersSeen int
+	// DownloadRate and UploadRate are bytes per second, smoothed.
+	DownloadRate, UploadRate float64
+	// Verified is the number of verified pieces; Pieces the total.
+	Verified, Pieces int
+	// VerifiedBytes is the size of the verified pieces.
+	VerifiedBytes int64
+	// WaitingReads counts reads blocked on pieces.
+	WaitingReads int
+}
+
+type candidate struct {
+	failures  int
+	nextTry   time.Time
+	connected bool
+}
+
+// AddTorrent starts fetching and serving mi with the given options.
+func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Torrent, error) {
+	if opts.Storage == nil {
+		return nil, fmt.Errorf("add torrent %s: no storage", mi.Info.Name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := c.torrents[mi.InfoHash]; ok {
+		return nil, fmt.Errorf("add torrent %s: already added", mi.Info.Name)
+	}
+	n := mi.Info.NumPieces()
+	t := &Torrent{
+		c: c, hash: mi.InfoHash, mi: mi, info: &mi.Info, store: opts.Storage, opts: opts,
+		log:        c.log.With("torrent", mi.Info.Name),
+		closed:     make(chan struct{}),
+		verifyq:    make(chan verifyJob, 64),
+		have:       make([]bool, n),
+		wanted:     make([]bool, n),
+		avail:      make([]int, n),
+		prio:       make([]prioCls, n),
+		prioKey:    make([]int64, n),
+		downloads:  map[int]*pieceDownload{},
+		verifying:  map[int]bool{},
+		waiters:    map[int]chan struct{}{},
+		readers:    map[*Reader]struct{}{},
+		peers:      map[*peer]struct{}{},
+		candidates: map[netip.AddrPort]*candidate{},
+		banned:     map[netip.Addr]bool{},
+		strikes:    map[netip.Addr]int{},
+		complete:   make(chan struct{}),
+		noPeerLog:  map[int]bool{},
+		failed:     map[int]bool{},
+		announceCh: make(chan struct{}, 1),
+	}
+	t.ctx, t.cancel = context.WithCancel(c.ctx)
+	for i := range n {
+		if t.store.Verified(i) {
+			t.have[i] = true
+			t.haveCount++
+		}
+	}
+	t.setWantedLocked(opts.Include)
+	t.recomputePriorityLocked()
+	for _, ap := range opts.Peers {
+		t.candidates[ap] = &candidate{}
+	}
+	c.torrents[t.hash] = t
+	t.startWorkers()
+	return t, nil
+}
+
+// Metainfo returns the torrent's metainfo.
+func (t *Torrent) Metainfo() *torrentfile.Metainfo { return t.mi }
+
+// Storage returns the torrent's storage.
+func (t *Torrent) Storage() *cache.Storage { return t.store }
+
+// Complete is closed once every wanted piece is verified.
+func (t *Torrent) Complete() <-chan struct{} { return t.complete }
+
+// SetInclude changes which files are wanted in the background.
+func (t *Torrent) SetInclude(include func(fileIndex int) bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.setWantedLocked(include)
+	t.recomputePriorityLocked()
+	t.wakeAllLocked()
+}
+
+// SetBackground turns background fetching of the wanted pieces on or off (--prefetch).
+func (t *Torrent) SetBackground(on bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.opts.Background = on
+	t.recomputePriorityLocked()
+	t.wakeAllLocked()
+}
+
+func (t *Torrent) setWantedLocked(include func(int) bool) {
+	for i := range t.wanted {
+		t.wanted[i] = false
+	}
+	for fi, f := range t.info.Files {
+		if f.Length == 0 || f.Padding || (include != nil && !include(fi)) {
+			continue
+		}
+		first, last := t.info.PieceRange(f.Offset, f.Length)
+		for i := first; i < last; i++ {
+			t.wanted[i] = true
+		}
+	}
+	t.wantedLeft = 0
+	for i, w := range t.wanted {
+		if w && !t.have[i] {
+			t.wantedLeft++
+		}
+	}
+	t.checkCompleteLocked()
+}
+
+func (t *Torrent) checkCompleteLocked() {
+	if t.wantedLeft == 0 {
+		select {
+		case <-t.complete:
+		default:
+			close(t.complete)
+		}
+	}
+}
+
+// Stats returns a snapshot of the torrent's counters.
+func (t *Torrent) Stats() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.stats
+	s.Peers = len(t.peers)
+	s.Verified = t.haveCount
+	s.Pieces = len(t.have)
+	for i, h := range t.have {
+		if h {
+			s.VerifiedBytes += t.info.PieceSize(i)
+		}
+	}
+	for r := range t.readers {
+		s.WaitingReads += r.waitingReads
+	}
+	return s
+}
+
+// Seeding reports whether every piece is verified.
+func (t *Torrent) Seeding() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.haveCount == len(t.have)
+}
+
+func (t *Torrent) acceptsIncoming() bool {
+	select {
+	case <-t.closed:
+		return false
+	default:
+		return true
+	}
+}
+
+func (t *Torrent) connOptions() p2p.Options {
+	info := t.info
+	return p2p.Options{
+		NumPieces: info.NumPieces(),
+		PieceSize: func(i uint32) uint32 { return uint32(info.PieceSize(int(i))) },
+	}
+}
+
+// Close stops the torrent: peers are disconnected, "stopped" is announced, and the storage's
+// completion record is saved. The storage itself stays open (its owner closes it).
+func (t *Torrent) Close() error {
+	select {
+	case <-t.closed:
+		return nil
+	default:
+	}
+	close(t.closed)
+	t.cancel()
+	t.mu.Lock()
+	for p := range t.peers {
+		p.conn.Close()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+	t.c.removeTorrent(t)
+	if err := t.store.Sync(); err != nil {
+		return fmt.Errorf("save %s: %w", t.info.Name, err)
+	}
+	return nil
+}
+
+// wakeAllLocked asks every peer's writer to look for work.
+func (t *Torrent) wakeAllLocked() {
+	for p := range t.peers {
+		p.wake()
+	}
+}

@@ -1,0 +1,158 @@
+package fetch
+
+import (
+	"crypto/sha1"
+	"runtime"
+	"time"
+)
+
+// strikesToBan is how many bad pieces a peer may send alone before it is banned.
+const strikesToBan = 2
+
+// verifyJob is a fully received piece waiting for its SHA-1 check.
+type verifyJob struct {
+	index   int
+	buf     []byte
+	contrib []*peer
+}
+
+// startWorkers starts the torrent's verifier pool, its ticker and its announcer.
+func (t *Torrent) startWorkers() {
+	for range runtime.GOMAXPROCS(0) {
+		t.wg.Add(1)
+		go t.verifyLoop()
+	}
+	t.wg.Add(1)
+	go t.tickLoop()
+	if !t.opts.NoTrackers && len(t.mi.Trackers) > 0 {
+		t.wg.Add(1)
+		go t.announceLoop()
+	}
+}
+
+// verifyLoop checks pieces off the network goroutines and stores the good ones.
+func (t *Torrent) verifyLoop() {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case job := <-t.verifyq:
+			t.verify(job)
+		}
+	}
+}
+
+func (t *Torrent) verify(job verifyJob) {
+	sum := sha1.Sum(job.buf)
+	ok := sum == t.info.Pieces[job.index]
+	var werr error
+	if ok {
+		werr = t.store.WritePiece(job.index, job.buf)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.verifying, job.index)
+	t.putBuf(job.buf)
+	switch {
+	case !ok:
+		t.pieceFailedLocked(job)
+	case werr != nil:
+		// The bytes were right but could not be stored: fetch again later, say why now.
+		t.log.Error("store piece", "piece", job.index, "err", werr)
+		t.lastStoreErr = werr
+		t.stats.Wasted += int64(len(job.buf))
+		t.wakeAllLocked()
+	default:
+		t.stats.Downloaded += int64(len(job.buf))
+		t.stats.PiecesFetched++
+		t.pieceVerifiedLocked(job.index)
+	}
+}
+
+// pieceVerifiedLocked records a verified piece, releases its readers and tells the peers.
+func (t *Torrent) pieceVerifiedLocked(i int) {
+	if t.have[i] {
+		return
+	}
+	t.have[i] = true
+	t.haveCount++
+	t.dirtyStore = true
+	t.prio[i] = prioNone
+	if t.wanted[i] {
+		t.wantedLeft--
+		t.checkCompleteLocked()
+	}
+	if ch := t.waiters[i]; ch != nil {
+		close(ch)
+		delete(t.waiters, i)
+	}
+	delete(t.failed, i)
+	seeding := t.haveCount == len(t.have)
+	for p := range t.peers {
+		if seeding && p.hasCount == len(t.have) {
+			p.conn.Close() // two seeders have nothing to trade
+			continue
+		}
+		p.out = append(p.out, p2pHave(i))
+		p.wake()
+	}
+	if seeding {
+		t.log.Info("all pieces verified")
+		t.announceNow()
+	}
+}
+
+// pieceFailedLocked drops a piece that failed verification and punishes its sender.
+func (t *Torrent) pieceFailedLocked(job verifyJob) {
+	t.stats.HashFailures++
+	t.stats.Wasted += int64(len(job.buf))
+	if t.failed == nil {
+		t.failed = map[int]bool{}
+	}
+	t.failed[job.index] = true
+	t.log.Warn("piece failed verification", "piece", job.index, "senders", len(job.contrib))
+	if len(job.contrib) == 1 {
+		p := job.contrib[0]
+		ip := p.addr.Addr()
+		t.strikes[ip]++
+		if t.strikes[ip] >= strikesToBan && !t.banned[ip] {
+			t.banned[ip] = true
+			t.stats.Banned++
+			t.log.Warn("peer banned for bad data", "peer", p.addr)
+			for q := range t.peers {
+				if q.addr.Addr() == ip {
+					q.conn.Close()
+				}
+			}
+		}
+	}
+	t.wakeAllLocked()
+}
+
+func (t *Torrent) failedOnce(i int) bool { return t.failed[i] }
+
+func (t *Torrent) putBufLocking(b []byte) {
+	t.mu.Lock()
+	t.putBuf(b)
+	t.mu.Unlock()
+}
+
+// updateRatesLocked smooths each peer's rates and sizes its pipeline from rate x round trip.
+func (t *Torrent) updateRatesLocked(elapsed time.Duration) {
+	const alpha = 0.3
+	var down, up float64
+	for p := range t.peers {
+		sec := elapsed.Seconds()
+		p.downRate = alpha*float64(p.recvBytes)/sec + (1-alpha)*p.downRate
+		p.upRate = alpha*float64(p.sentBytes)/sec + (1-alpha)*p.upRate
+		p.recvBytes, p.sentBytes = 0, 0
+		down += p.downRate
+		up += p.upRate
+		// Enough requests to cover the round trip plus a second of data at the current rate.
+		window := p.minRTT + time.Second
+		depth := int(p.downRate*window.Seconds()) / blockSize
+		p.depth = max(minDepth, min(depth, p.maxDepth))
+	}
+	t.stats.DownloadRate, t.stats.UploadRate = down, up
+}

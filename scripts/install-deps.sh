@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages gotfs's tests, demo and benchmarks use: real BitTorrent software to
+# interoperate with, and FUSE tools. Skips the install when everything is already there.
+set -euo pipefail
+need=()
+for pair in opentracker:opentracker mktorrent:mktorrent aria2c:aria2 transmission-cli:transmission-cli \
+  transmission-daemon:transmission-daemon ffmpeg:ffmpeg ffprobe:ffmpeg fusermount3:fuse3; do
+  bin=${pair%%:*} pkg=${pair#*:}
+  command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ "${WITH_BENCH_DEPS:-0}" = 1 ]; then
+  python3 -c 'import libtorrent' 2>/dev/null || /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need+=(python3-libtorrent)
+  command -v btfs >/dev/null 2>&1 || need+=(btfs)
+fi
+if ((${#need[@]})); then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "installing: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
