@@ -135,6 +135,8 @@ type Client struct {
 	http      *http.Client
 	transport *http.Transport // owned transport, nil when the caller supplied one
 
+	connIDLifetime time.Duration // udpConnectionIDLifetime; tests shorten it
+
 	mu         sync.Mutex
 	trackerIDs map[string]string    // announce URL → "tracker id"
 	connIDs    map[string]udpConnID // "host:port" → connection id
@@ -174,10 +176,11 @@ func NewClient(opts ClientOptions) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
-		opts:       opts,
-		log:        log,
-		trackerIDs: make(map[string]string),
-		connIDs:    make(map[string]udpConnID),
+		opts:           opts,
+		log:            log,
+		connIDLifetime: udpConnectionIDLifetime,
+		trackerIDs:     make(map[string]string),
+		connIDs:        make(map[string]udpConnID),
 	}
 	rt := opts.Transport
 	if rt == nil {

@@ -360,7 +360,7 @@ func (s *udpSession) connectionID(ctx context.Context) (id uint64, validUntil ti
 	if err != nil {
 		return 0, time.Time{}, false, fmt.Errorf("connect: %w", err)
 	}
-	e = udpConnID{id: r.connID, expires: time.Now().Add(udpConnectionIDLifetime)}
+	e = udpConnID{id: r.connID, expires: time.Now().Add(s.c.connIDLifetime)}
 	s.c.mu.Lock()
 	s.c.connIDs[s.key] = e
 	s.c.mu.Unlock()
