@@ -3,9 +3,9 @@ package fetch
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/sha1"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
