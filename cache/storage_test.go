@@ -418,7 +418,10 @@ func TestENOSPC(t *testing.T) {
 	testenv.RequireRoot(t, "mounting a 1 MiB tmpfs to fill it")
 	mnt := t.TempDir()
 	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
+		if testenv.InCI() {
+			t.Fatalf("mount tmpfs: %v", err)
+		}
+		t.Skipf("skipping: reason: cannot mount a tmpfs (%v), e.g. in a container without CAP_SYS_ADMIN", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
 	const pl = 64 << 10
