@@ -296,3 +296,24 @@ func (t *Torrent) wakeAllLocked() {
 		p.wake()
 	}
 }
+
+// StoreError returns the last error storing a verified piece (a full disk, an unwritable
+// folder), or nil. The engine keeps going; a command may decide to stop.
+func (t *Torrent) StoreError() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastStoreErr
+}
+
+// WaitPiece fetches piece i first and waits until it is verified.
+func (t *Torrent) WaitPiece(ctx context.Context, i int) error {
+	if i < 0 || i >= t.info.NumPieces() {
+		return fmt.Errorf("piece %d: %s has pieces 0 to %d", i, t.info.Name, t.info.NumPieces()-1)
+	}
+	r := &Reader{t: t, file: -1, size: t.info.Length, waits: map[int]time.Time{}, waitCount: map[int]int{}}
+	t.mu.Lock()
+	t.readers[r] = struct{}{}
+	t.mu.Unlock()
+	defer r.Close()
+	return r.Wait(ctx, t.info.PieceOffset(i), t.info.PieceSize(i))
+}

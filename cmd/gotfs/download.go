@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/fetch"
+	"github.com/gotfs/gotfs/torrentfile"
+)
+
+// statusEvery is how often a running command looks at the engine.
+const statusEvery = 250 * time.Millisecond
+
+func newDownloadCmd(a *app) *cobra.Command {
+	var (
+		ef       engineFlags
+		out      string
+		includes []string
+		asJSON   bool
+		seed     bool
+		check    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "download TORRENT",
+		Short: "Download a torrent into a folder",
+		Long: `Download a torrent into DIR/<name> (-o DIR, default the current folder). Running it again after
+an interruption (even kill -9) reuses every verified piece; files already in DIR are checked,
+never overwritten with unverified bytes.`,
+		Example: `  gotfs download ubuntu.torrent -o ~/Downloads
+  gotfs download album.torrent --include '*.flac' --include 'cover.jpg'
+  gotfs download big.torrent --json --seed`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			mi, err := torrentfile.Load(args[0])
+			if err != nil {
+				return err
+			}
+			include, err := includeFilter(mi, includes)
+			if err != nil {
+				return err
+			}
+			root, err := ef.root()
+			if err != nil {
+				return err
+			}
+			peers, err := ef.peerAddrs()
+			if err != nil {
+				return err
+			}
+			dir, err := filepath.Abs(out)
+			if err != nil {
+				return fmt.Errorf("output folder %s: %w", out, err)
+			}
+			if err := checkWritable(dir); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(root.TorrentDir(mi.InfoHash), 0o755); err != nil {
+				return fmt.Errorf("cache folder: %w", err)
+			}
+			bar := newCountProgress(a.stderr, "checking")
+			st, err := cache.Open(&mi.Info, cache.Options{
+				DataDir: dir, RecordPath: downloadRecordPath(root, mi.InfoHash, dir), InfoHash: mi.InfoHash,
+				Logger: a.log, Progress: func(done, total int) { bar.update(int64(done), int64(total), "pieces") },
+			})
+			bar.finish()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if check {
+				bar := newCountProgress(a.stderr, "checking")
+				err := st.Check(ctx, func(done, total int) { bar.update(int64(done), int64(total), "pieces") })
+				bar.finish()
+				if err != nil {
+					return err
+				}
+			}
+			client, err := ef.client(a)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			tor, err := client.AddTorrent(mi, fetch.TorrentOptions{Storage: st, Peers: peers, Background: true, Include: include})
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			startStats := tor.Stats()
+			wantBytes := wantedBytes(mi, include)
+			if err := waitDownload(ctx, a, tor, wantBytes); err != nil {
+				client.Close()
+				return err
+			}
+			s := tor.Stats()
+			sum := downloadSummary{
+				Name: mi.Info.Name, InfoHash: fmt.Sprintf("%x", mi.InfoHash), Output: filepath.Join(dir, mi.Info.Name),
+				Size: wantBytes, Downloaded: s.Downloaded - startStats.Downloaded, AlreadyHad: startStats.VerifiedBytes,
+				Seconds: time.Since(start).Seconds(), PeersUsed: s.PeersSeen, PiecesFetched: s.PiecesFetched,
+				HashFailures: s.HashFailures, Banned: s.Banned,
+			}
+			if sum.Seconds > 0 {
+				sum.RateBytesPerSec = float64(sum.Downloaded) / sum.Seconds
+			}
+			if err := st.Sync(); err != nil {
+				return err
+			}
+			if asJSON {
+				if err := writeJSON(a.stdout, sum); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(a.stdout, "%s: %s in %s (%s/s), %d peers, %d pieces fetched, %s already on disk\n",
+					sum.Output, formatSize(sum.Size), time.Duration(sum.Seconds*float64(time.Second)).Round(time.Millisecond),
+					formatSize(int64(sum.RateBytesPerSec)), sum.PeersUsed, sum.PiecesFetched, formatSize(sum.AlreadyHad))
+			}
+			if seed {
+				return seedUntilDone(ctx, a, tor)
+			}
+			return nil
+		},
+	}
+	ef.bind(cmd)
+	f := cmd.Flags()
+	f.StringVarP(&out, "output", "o", ".", "folder to download into")
+	f.StringArrayVar(&includes, "include", nil, "only files matching this glob (path inside the torrent or base name); repeatable")
+	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	f.BoolVar(&seed, "seed", false, "keep seeding after the download until interrupted")
+	f.BoolVar(&check, "check", false, "re-verify every piece on disk before downloading")
+	return cmd
+}
+
+// downloadSummary is what `download --json` prints.
+type downloadSummary struct {
+	Name            string  `json:"name"`
+	InfoHash        string  `json:"info_hash"`
+	Output          string  `json:"output"`
+	Size            int64   `json:"size"`
+	Downloaded      int64   `json:"downloaded"`
+	AlreadyHad      int64   `json:"already_had"`
+	Seconds         float64 `json:"seconds"`
+	RateBytesPerSec float64 `json:"rate_bytes_per_sec"`
+	PeersUsed       int     `json:"peers_used"`
+	PiecesFetched   int     `json:"pieces_fetched"`
+	HashFailures    int     `json:"hash_failures"`
+	Banned          int     `json:"banned"`
+}
+
+// includeFilter turns --include globs into a file filter; nil means every file.
+func includeFilter(mi *torrentfile.Metainfo, globs []string) (func(int) bool, error) {
+	if len(globs) == 0 {
+		return nil, nil
+	}
+	for _, g := range globs {
+		if _, err := path.Match(g, ""); err != nil {
+			return nil, fmt.Errorf("--include %q: %w", g, err)
+		}
+	}
+	selected := map[int]bool{}
+	for _, i := range mi.Info.VisibleFiles() {
+		f := mi.Info.Files[i]
+		full := strings.Join(f.Path, "/")
+		inner := strings.Join(f.Path[min(1, len(f.Path)-1):], "/")
+		base := f.Path[len(f.Path)-1]
+		for _, g := range globs {
+			if m, _ := path.Match(g, full); m {
+				selected[i] = true
+			} else if m, _ := path.Match(g, inner); m {
+				selected[i] = true
+			} else if m, _ := path.Match(g, base); m {
+				selected[i] = true
+			}
+		}
+	}
+	if len(selected) == 0 {
+		return nil, fmt.Errorf("--include %s matches no file of %s", strings.Join(globs, ", "), mi.Info.Name)
+	}
+	return func(i int) bool { return selected[i] }, nil
+}
+
+func wantedBytes(mi *torrentfile.Metainfo, include func(int) bool) int64 {
+	var n int64
+	for _, i := range mi.Info.VisibleFiles() {
+		if include == nil || include(i) {
+			n += mi.Info.Files[i].Length
+		}
+	}
+	return n
+}
+
+// waitDownload shows progress until the torrent is complete, the context ends, or storing fails.
+func waitDownload(ctx context.Context, a *app, tor *fetch.Torrent, wantBytes int64) error {
+	bar := newProgress(a.stderr, "downloading")
+	defer bar.finish()
+	tick := time.NewTicker(statusEvery)
+	defer tick.Stop()
+	pieceBytes := tor.Metainfo().Info.Length
+	for {
+		s := tor.Stats()
+		done := s.VerifiedBytes
+		total := pieceBytes
+		if wantBytes < pieceBytes {
+			total = wantBytes
+			done = min(done, total)
+		}
+		bar.update(done, total, "peers "+strconv.Itoa(s.Peers))
+		if err := tor.StoreError(); err != nil {
+			return fmt.Errorf("stopped: %w", err)
+		}
+		select {
+		case <-tor.Complete():
+			bar.update(total, total, "peers "+strconv.Itoa(s.Peers))
+			return nil
+		case <-ctx.Done():
+			return exitError{130, errInterrupted}
+		case <-tick.C:
+		}
+	}
+}
+
+// seedUntilDone uploads until the context ends, printing totals now and then.
+func seedUntilDone(ctx context.Context, a *app, tor *fetch.Torrent) error {
+	fmt.Fprintf(a.stderr, "seeding %s; Ctrl-C to stop\n", tor.Metainfo().Info.Name)
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s := tor.Stats()
+			fmt.Fprintf(a.stdout, "uploaded %s to %d peers\n", formatSize(s.Uploaded), s.PeersSeen)
+			return nil
+		case <-tick.C:
+			s := tor.Stats()
+			fmt.Fprintf(a.stderr, "uploaded %s, %d peers connected, %s/s\n", formatSize(s.Uploaded), s.Peers, formatSize(int64(s.UploadRate)))
+		}
+	}
+}
