@@ -20,7 +20,8 @@ type Metainfo struct {
 	InfoHash Hash
 	// InfoBytes is the raw bencoded info dictionary (what ut_metadata serves to peers).
 	InfoBytes []byte
-	Info      Info
+	// Info is the parsed info dictionary.
+	Info Info
 
 	// Trackers lists announce URLs by tier (BEP 12). When the file has no announce-list,
 	// it holds the single announce URL as one tier. Empty for trackerless torrents.
@@ -28,22 +29,28 @@ type Metainfo struct {
 	// WebSeeds holds url-list (BEP 19) and httpseeds (BEP 17) URLs.
 	WebSeeds []string
 	// Nodes are DHT bootstrap nodes as "host:port".
-	Nodes        []string
-	Comment      string
-	CreatedBy    string
-	CreationDate time.Time // zero when absent
+	Nodes []string
+	// Comment is the free-text comment (comment.utf-8 preferred).
+	Comment string
+	// CreatedBy names the program that made the file.
+	CreatedBy string
+	// CreationDate is when the file was made; zero when absent.
+	CreationDate time.Time
 }
 
 // Info is the info dictionary: everything the info hash covers.
 type Info struct {
 	// Name is the sanitized suggested name: the file name of a single-file torrent, or the
 	// folder name of a multi-file one.
-	Name        string
+	Name string
+	// PieceLength is the size of every piece but the last, in bytes.
 	PieceLength int64
 	// Pieces holds one SHA-1 per piece.
-	Pieces  []Hash
+	Pieces []Hash
+	// Private is the BEP 27 private flag: peers only from the trackers.
 	Private bool
-	Source  string
+	// Source is the info dictionary's "source" string (private trackers use it).
+	Source string
 	// MultiFile is true when the info dictionary has a "files" list.
 	MultiFile bool
 	// Files lists every file in torrent order, pad files included, with offsets.

@@ -140,7 +140,8 @@ func checkHybrid(d map[string]any, info *Info) error {
 		dir  map[string]any
 		path []string
 	}
-	// Iterative walk, keys in sorted order (the order BEP 52 mandates).
+	// Iterative walk with a depth bound; the comparison below is by path, so the walk
+	// order does not matter.
 	stack := []node{{tree, nil}}
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
@@ -148,10 +149,7 @@ func checkHybrid(d map[string]any, info *Info) error {
 		if len(n.path) > 100 {
 			return errors.New("file tree too deep")
 		}
-		keys := sortedKeys(n.dir)
-		// Push in reverse so that the walk visits keys in order.
-		var subdirs []node
-		for _, k := range keys {
+		for _, k := range sortedKeys(n.dir) {
 			child, ok := n.dir[k].(map[string]any)
 			if !ok || k == "" {
 				return fmt.Errorf("invalid file tree entry %q", k)
@@ -172,16 +170,7 @@ func checkHybrid(d map[string]any, info *Info) error {
 				leaves = append(leaves, leaf{p, l})
 				continue
 			}
-			subdirs = append(subdirs, node{child, p})
-		}
-		// Files are flattened depth first in key order; a directory's files come at the
-		// position of its key, so walk recursively in order via the explicit stack.
-		if len(subdirs) > 0 {
-			// Mixed files and directories at one level are rare; keep exact ordering by
-			// comparing as sets below instead of relying on walk order.
-			for i := len(subdirs) - 1; i >= 0; i-- {
-				stack = append(stack, subdirs[i])
-			}
+			stack = append(stack, node{child, p})
 		}
 	}
 	want := map[string]int64{}
