@@ -36,7 +36,12 @@ type SyntaxError struct {
 	Offset int
 	// Msg says what is wrong.
 	Msg string
+	// Err is ErrTruncated when the input ends inside a value, else nil.
+	Err error
 }
+
+// Unwrap returns Err, so that errors.Is(err, ErrTruncated) works.
+func (e *SyntaxError) Unwrap() error { return e.Err }
 
 // Error implements error.
 func (e *SyntaxError) Error() string {
@@ -47,7 +52,11 @@ func (e *SyntaxError) Error() string {
 var ErrTruncated = errors.New("unexpected end of input")
 
 func syntaxErr(off int, format string, args ...any) error {
-	return &SyntaxError{Offset: off, Msg: fmt.Sprintf(format, args...)}
+	e := &SyntaxError{Offset: off, Msg: fmt.Sprintf(format, args...)}
+	if len(args) > 0 && args[0] == ErrTruncated {
+		e.Err = ErrTruncated
+	}
+	return e
 }
 
 // frame is one open list or dictionary on the scanner's stack.

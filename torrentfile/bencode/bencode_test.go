@@ -107,10 +107,7 @@ func TestCheckTruncated(t *testing.T) {
 		}
 		if !errors.Is(err, ErrTruncated) && i > 0 {
 			// every prefix of a valid value is a truncation, never another error
-			var se *SyntaxError
-			if !errors.As(err, &se) || !strings.Contains(se.Msg, ErrTruncated.Error()) {
-				t.Errorf("Check(%q) = %v, want a truncation error", full[:i], err)
-			}
+			t.Errorf("Check(%q) = %v, want a truncation error", full[:i], err)
 		}
 	}
 }
