@@ -91,6 +91,7 @@ type AllFailedError struct {
 	Errors []error
 }
 
+// Error implements error: it lists every tracker's failure.
 func (e *AllFailedError) Error() string {
 	if len(e.URLs) == 0 {
 		return "no trackers to announce to"

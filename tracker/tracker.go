@@ -227,7 +227,8 @@ func (c *Client) isClosed() bool {
 }
 
 // Announce tells the tracker at rawURL about us and returns its peers. rawURL may be
-// http://, https:// or udp:// (udp://host:port or udp://host:port/announce).
+// http://, https:// or udp:// (udp://host:port or udp://host:port/announce; a UDP URL's
+// path and query are not sent, BEP 41 is not implemented).
 func (c *Client) Announce(ctx context.Context, rawURL string, req AnnounceRequest) (*AnnounceResponse, error) {
 	if c.isClosed() {
 		return nil, ErrClosed

@@ -189,6 +189,7 @@ type TrackerError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *TrackerError) Error() string { return "tracker refused: " + e.Message }
 
 // errConnIDExpired means a retransmission would reuse a connection id past its lifetime.
