@@ -170,8 +170,15 @@ func (c *Conn) limits() limits {
 // Payload aliases an internal buffer, valid only until the next ReadMessage call.
 //
 // The length prefix is checked against the message type before anything is read or
-// allocated; see the package documentation for the limits. Errors caused by the peer wrap
-// ErrProtocol; the connection should then be closed.
+// allocated: fixed-size messages must have exactly their size; a piece carries 1 to
+// BlockSize bytes; a bitfield has exactly ceil(NumPieces/8) bytes with the spare bits clear
+// (at most MaxBitfieldUnknown while NumPieces is 0); an extended payload is at most
+// MaxExtendedPayload; an unknown message at most MaxUnknownMessage. Then have, request,
+// cancel and piece indexes must be below NumPieces (when known), request and cancel
+// lengths in 1..BlockSize, and request, cancel and piece spans within PieceSize(index)
+// (when given). BEP 6 messages are accepted only when FastEnabled. Errors caused by the
+// peer wrap ErrProtocol; the connection should then be closed. Each message must arrive
+// within ReadTimeout of the call (keep-alives count as messages).
 func (c *Conn) ReadMessage() (Message, error) {
 	m, err := c.readMessage()
 	if err != nil {
