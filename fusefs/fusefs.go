@@ -1,0 +1,275 @@
+// Package fusefs shows torrents as a read-only FUSE filesystem. Each open file handle owns one
+// fetch.Reader for its whole life; a read waits until the pieces under it are verified and is
+// then answered with the cache file's descriptor (zero-copy splice). Listing, stat and open
+// never wait on the network.
+package fusefs
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/gotfs/gotfs/fetch"
+	"github.com/gotfs/gotfs/torrentfile"
+)
+
+// Kernel cache lifetimes. Names never change (new torrents are announced with a notify), so
+// entries live long; attributes are short so that st_blocks (verified bytes) refreshes for du.
+const (
+	entryTimeout    = time.Hour
+	attrTimeout     = time.Second
+	negativeTimeout = time.Second
+	// maxRead is the largest read the kernel sends (max_read and readahead).
+	maxRead = 1 << 20
+	// drainTimeout bounds how long Unmount waits for replies still splicing from cache files.
+	drainTimeout = 2 * time.Second
+	// serverExitTimeout bounds how long Unmount waits for the FUSE server after a lazy detach.
+	serverExitTimeout = 2 * time.Second
+)
+
+// Options configures a filesystem.
+type Options struct {
+	// MaxReadahead bounds each open file's readahead window (fetch.ReaderOptions.MaxReadahead;
+	// 0 = the engine's default, <0 = none).
+	MaxReadahead int64
+	// HeadTail is how much of the start and end of each opened file is fetched early
+	// (fetch.HeadTailHint is a good value; 0 = none).
+	HeadTail int64
+	// ReadTimeout makes a read that waits longer than this for its pieces fail with EIO;
+	// 0 waits until the data comes, the read is interrupted, or the filesystem is unmounted.
+	ReadTimeout time.Duration
+	// AllowOther lets other users read the mount (root, or user_allow_other in /etc/fuse.conf).
+	AllowOther bool
+	// Debug logs every FUSE request (very verbose).
+	Debug bool
+	// Logger receives the filesystem's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// FS is a mounted filesystem holding any number of torrents, one entry per torrent at its root.
+type FS struct {
+	opts   Options
+	log    *slog.Logger
+	dir    string
+	server *fuse.Server
+	root   *rootNode
+	uid    uint32
+	gid    uint32
+
+	// ctx is cancelled by Unmount so that blocked reads return at once.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// inflight counts replies that may still read a cache file's descriptor; closed turns
+	// new reads away so storages can be closed safely after Unmount.
+	inflight atomic.Int64
+	closed   atomic.Bool
+
+	// totalSize and fileCount are what Statfs reports.
+	totalSize, fileCount atomic.Int64
+
+	done chan struct{} // closed when the FUSE server stops (unmounted, here or elsewhere)
+
+	mu       sync.Mutex
+	torrents map[torrentfile.Hash]string // info hash → entry name at the root
+	unmount  error
+	unmnted  bool
+}
+
+// Mount mounts an empty filesystem at dir; Add puts torrents in it. It returns once the kernel
+// has the mount.
+func Mount(dir string, opts Options) (*FS, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f := &FS{
+		opts: opts, log: log, dir: dir, done: make(chan struct{}),
+		torrents: map[torrentfile.Hash]string{},
+		uid:      uint32(os.Getuid()), gid: uint32(os.Getgid()),
+	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	f.root = &rootNode{dirNode: dirNode{fs: f, mtime: time.Now()}}
+	et, at, nt := entryTimeout, attrTimeout, negativeTimeout
+	fopts := &fs.Options{
+		EntryTimeout:    &et,
+		AttrTimeout:     &at,
+		NegativeTimeout: &nt,
+		UID:             f.uid,
+		GID:             f.gid,
+		MountOptions: fuse.MountOptions{
+			FsName:       "gotfs",
+			Name:         "gotfs",
+			DirectMount:  true,
+			AllowOther:   opts.AllowOther,
+			MaxWrite:     maxRead,
+			MaxReadAhead: maxRead,
+			Options:      []string{"ro"},
+			Debug:        opts.Debug,
+		},
+	}
+	server, err := fs.Mount(dir, f.root, fopts)
+	if err != nil {
+		f.cancel()
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	f.server = server
+	go func() {
+		server.Wait()
+		close(f.done)
+	}()
+	return f, nil
+}
+
+// Dir returns the mount point.
+func (f *FS) Dir() string { return f.dir }
+
+// Done is closed when the filesystem stops serving: after Unmount, or when it was unmounted
+// from outside (gotfs unmount, fusermount3 -u, umount).
+func (f *FS) Done() <-chan struct{} { return f.done }
+
+// Add shows torrent t at the root: a single-file torrent as a file, a multi-file torrent as
+// its folder. It returns the entry's name, which is the torrent's name unless another torrent
+// already took it (then the name gets a "~" and the start of the info hash).
+func (f *FS) Add(t *fetch.Torrent, mtime time.Time) (string, error) {
+	mi := t.Metainfo()
+	info := &mi.Info
+	if mtime.IsZero() {
+		mtime = mi.CreationDate
+	}
+	if mtime.IsZero() {
+		mtime = time.Now()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unmnted {
+		return "", errors.New("add torrent: filesystem is unmounted")
+	}
+	if name, ok := f.torrents[mi.InfoHash]; ok {
+		return "", fmt.Errorf("add torrent %s: already shown as %q", info.Name, name)
+	}
+	visible := info.VisibleFiles()
+	if len(visible) == 0 {
+		return "", fmt.Errorf("add torrent %s: no files", info.Name)
+	}
+	top := info.Files[visible[0]].Path[0]
+	rootIn := f.root.EmbeddedInode()
+	if rootIn.GetChild(top) != nil {
+		top = top + "~" + hex.EncodeToString(mi.InfoHash[:4])
+		if rootIn.GetChild(top) != nil {
+			return "", fmt.Errorf("add torrent %s: name %q is taken", info.Name, top)
+		}
+	}
+	ctx := context.Background()
+	single := len(info.Files[visible[0]].Path) == 1
+	var topIn *fs.Inode
+	if single {
+		// A single-file torrent (or a one-element path): the file itself is the entry.
+		i := visible[0]
+		topIn = rootIn.NewPersistentInode(ctx, f.newFile(t, i, mtime), fs.StableAttr{Mode: syscall.S_IFREG})
+	} else {
+		topIn = rootIn.NewPersistentInode(ctx, &dirNode{fs: f, mtime: mtime}, fs.StableAttr{Mode: syscall.S_IFDIR})
+		for _, i := range visible {
+			p := info.Files[i].Path
+			if len(p) < 2 || p[0] != info.Files[visible[0]].Path[0] {
+				return "", fmt.Errorf("add torrent %s: file %q is outside the torrent's folder", info.Name, p)
+			}
+			dir := topIn
+			for _, el := range p[1 : len(p)-1] {
+				ch := dir.GetChild(el)
+				if ch == nil {
+					ch = rootIn.NewPersistentInode(ctx, &dirNode{fs: f, mtime: mtime}, fs.StableAttr{Mode: syscall.S_IFDIR})
+					dir.AddChild(el, ch, false)
+				} else if !ch.IsDir() {
+					return "", fmt.Errorf("add torrent %s: %q is both a file and a folder", info.Name, p)
+				}
+				dir = ch
+			}
+			leaf := p[len(p)-1]
+			if dir.GetChild(leaf) != nil {
+				return "", fmt.Errorf("add torrent %s: duplicate path %q", info.Name, p)
+			}
+			dir.AddChild(leaf, rootIn.NewPersistentInode(ctx, f.newFile(t, i, mtime), fs.StableAttr{Mode: syscall.S_IFREG}), false)
+		}
+	}
+	rootIn.AddChild(top, topIn, false)
+	for _, i := range visible {
+		f.totalSize.Add(info.Files[i].Length)
+		f.fileCount.Add(1)
+	}
+	f.torrents[mi.InfoHash] = top
+	// Drop a negative entry the kernel may hold for the new name.
+	if errno := rootIn.NotifyEntry(top); errno != 0 && errno != syscall.ENOENT {
+		f.log.Debug("notify new entry", "name", top, "err", errno)
+	}
+	return top, nil
+}
+
+func (f *FS) newFile(t *fetch.Torrent, i int, mtime time.Time) *fileNode {
+	return &fileNode{fs: f, t: t, idx: i, size: t.Metainfo().Info.Files[i].Length, mtime: mtime}
+}
+
+// Unmount stops the filesystem: blocked reads return at once (EIO), the mount is removed (lazily
+// when files are still open: the kernel drops it once they are closed), and no reply reads a
+// cache file afterwards, so the caller may close the torrents and storages when it returns.
+func (f *FS) Unmount() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unmnted {
+		return f.unmount
+	}
+	f.unmnted = true
+	f.cancel()
+	f.closed.Store(true)
+	var err error
+	select {
+	case <-f.done:
+		// Already unmounted from outside.
+	default:
+		err = f.server.Unmount()
+		if err != nil {
+			f.log.Info("unmount busy, detaching lazily", "dir", f.dir, "err", err)
+			err = Unmount(f.dir, true)
+		}
+		if err == nil {
+			select {
+			case <-f.done:
+			case <-time.After(serverExitTimeout):
+				// Files are still open through the detached mount; the kernel ends the
+				// connection when they are closed or the process exits.
+				f.log.Info("mount detached with files still open", "dir", f.dir)
+			}
+		}
+	}
+	deadline := time.Now().Add(drainTimeout)
+	for f.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err != nil {
+		err = fmt.Errorf("unmount %s: %w", f.dir, err)
+	}
+	f.unmount = err
+	return err
+}
+
+// enter marks a reply that will read a cache file; it fails once the filesystem is closing.
+func (f *FS) enter() bool {
+	f.inflight.Add(1)
+	if f.closed.Load() {
+		f.inflight.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (f *FS) leave() { f.inflight.Add(-1) }

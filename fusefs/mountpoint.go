@@ -1,0 +1,123 @@
+package fusefs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotMounted is returned by Unmount when nothing is mounted at the folder.
+var ErrNotMounted = errors.New("not mounted")
+
+// ErrBusy is returned by Unmount when files are open on the mount (use lazy).
+var ErrBusy = errors.New("busy: files are open on it")
+
+// Unmount unmounts the FUSE filesystem at dir. lazy detaches it at once even when files are
+// open (MNT_DETACH); the kernel ends it when they are closed. As root it calls umount2; other
+// users go through fusermount3 (or fusermount).
+func Unmount(dir string, lazy bool) error {
+	if os.Geteuid() == 0 {
+		flags := 0
+		if lazy {
+			flags = unix.MNT_DETACH
+		}
+		err := unix.Unmount(dir, flags)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, unix.EINVAL):
+			return fmt.Errorf("unmount %s: %w", dir, ErrNotMounted)
+		case errors.Is(err, unix.EBUSY):
+			return fmt.Errorf("unmount %s: %w", dir, ErrBusy)
+		default:
+			return fmt.Errorf("unmount %s: %w", dir, err)
+		}
+	}
+	bin, err := Fusermount()
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	args := []string{"-u"}
+	if lazy {
+		args = append(args, "-z")
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, append(args, dir)...)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		switch {
+		case strings.Contains(msg, "not mounted") || strings.Contains(msg, "not found in"):
+			return fmt.Errorf("unmount %s: %w", dir, ErrNotMounted)
+		case strings.Contains(msg, "busy"):
+			return fmt.Errorf("unmount %s: %w", dir, ErrBusy)
+		case msg != "":
+			return fmt.Errorf("unmount %s: %s: %s", dir, bin, msg)
+		}
+		return fmt.Errorf("unmount %s: %s: %w", dir, bin, err)
+	}
+	return nil
+}
+
+// Fusermount returns the path of fusermount3 (or fusermount), which users other than root need
+// to mount and unmount.
+func Fusermount() (string, error) {
+	for _, name := range []string{"fusermount3", "fusermount"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("fusermount3 is not installed; install the fuse3 package (apt-get install fuse3) or run as root")
+}
+
+// PrepareMountPoint checks that dir can be mounted on, with one-line errors that say what to
+// do: /dev/fuse must exist, users other than root need fusermount3, and dir must be an empty
+// folder. A stale mount left by a crashed process ("transport endpoint is not connected") is
+// unmounted first.
+func PrepareMountPoint(dir string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("/dev/fuse is missing: load the fuse module (modprobe fuse), or give the container the device (--device /dev/fuse --cap-add SYS_ADMIN)")
+	}
+	if os.Geteuid() != 0 {
+		if _, err := Fusermount(); err != nil {
+			return err
+		}
+	}
+	fi, err := os.Stat(dir)
+	if errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED) {
+		log.Warn("cleaning a stale mount left by a crashed process", "dir", dir)
+		if uerr := Unmount(dir, true); uerr != nil {
+			return fmt.Errorf("mount point %s is a stale mount and unmounting it failed: %w (try: umount -l %s)", dir, uerr, dir)
+		}
+		fi, err = os.Stat(dir)
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("mount point %s does not exist: create it first (mkdir -p %s)", dir, dir)
+	case err != nil:
+		return fmt.Errorf("mount point %s: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("mount point %s is not a folder: give an empty folder", dir)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", dir, err)
+	}
+	defer d.Close()
+	if names, err := d.Readdirnames(1); len(names) > 0 {
+		return fmt.Errorf("mount point %s is not empty: give an empty folder (is something already mounted there? gotfs unmount %s)", dir, dir)
+	} else if err != nil && err != io.EOF {
+		return fmt.Errorf("mount point %s: %w", dir, err)
+	}
+	return nil
+}
