@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotfs/gotfs/p2p"
@@ -41,6 +42,9 @@ type Config struct {
 	Tracker *tracker.Client
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
+	// CacheLimit bounds the verified bytes kept by all the client's torrents (0 = no bound):
+	// past it the least recently read pieces that no reader needs are evicted.
+	CacheLimit int64
 }
 
 // Client owns the listening socket and the torrents that share it.
@@ -62,6 +66,9 @@ type Client struct {
 	closed   bool
 
 	announceKey uint32 // sent to trackers so they recognise us across address changes
+
+	verifiedBytes atomic.Int64 // verified bytes of every torrent, for CacheLimit
+	evicting      sync.Mutex   // one eviction at a time
 }
 
 // NewClient starts listening for peers.

@@ -19,7 +19,7 @@ const (
 	snubTimeout     = 60 * time.Second // no block for this long with requests out: snubbed
 	keepAliveEvery  = 90 * time.Second
 	uploadBatch     = 16 // blocks served per writer round
-	cancelledMemory = 64 // recently cancelled requests whose late blocks are accepted
+	cancelledMemory = 256 // recently cancelled or released requests whose late blocks are accepted
 )
 
 // errProtocol marks a peer that broke the protocol in a way p2p cannot see on its own.
@@ -284,22 +284,28 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*verifyJob, error) 
 			break
 		}
 	}
-	if found < 0 {
-		if p.wasCancelled(m.Index, m.Begin) {
-			t.stats.Wasted += int64(n)
-			return nil, nil
-		}
-		return nil, fmt.Errorf("%w: block %d+%d was never requested", errProtocol, idx, begin)
-	}
-	r := p.requests[found]
-	if uint32(n) != r.length {
-		return nil, fmt.Errorf("%w: block %d+%d has %d bytes, asked %d", errProtocol, idx, begin, n, r.length)
-	}
-	p.requests[found] = p.requests[len(p.requests)-1]
-	p.requests = p.requests[:len(p.requests)-1]
+	var r blockReq
 	now := time.Now()
-	if rtt := now.Sub(r.sent); p.minRTT == 0 || rtt < p.minRTT {
-		p.minRTT = rtt
+	if found < 0 {
+		// A block we cancelled, or released when the peer choked us, may still arrive (the
+		// messages crossed); use it if the piece still needs it.
+		if !p.wasCancelled(m.Index, m.Begin) {
+			return nil, fmt.Errorf("%w: block %d+%d was never requested", errProtocol, idx, begin)
+		}
+		r = blockReq{piece: m.Index, begin: m.Begin, length: uint32(t.blockLen(idx, begin/p2p.BlockSize))}
+		if uint32(n) != r.length {
+			return nil, fmt.Errorf("%w: block %d+%d has %d bytes, want %d", errProtocol, idx, begin, n, r.length)
+		}
+	} else {
+		r = p.requests[found]
+		if uint32(n) != r.length {
+			return nil, fmt.Errorf("%w: block %d+%d has %d bytes, asked %d", errProtocol, idx, begin, n, r.length)
+		}
+		p.requests[found] = p.requests[len(p.requests)-1]
+		p.requests = p.requests[:len(p.requests)-1]
+		if rtt := now.Sub(r.sent); p.minRTT == 0 || rtt < p.minRTT {
+			p.minRTT = rtt
+		}
 	}
 	p.lastBlock = now
 	p.snubbed = false
@@ -310,12 +316,14 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*verifyJob, error) 
 	b := begin / p2p.BlockSize
 	if d == nil || d.got[b] {
 		t.stats.Wasted += int64(n)
-		if d != nil && d.reqs[b] > 0 {
+		if found >= 0 && d != nil && d.reqs[b] > 0 {
 			d.reqs[b]--
 		}
 		return nil, nil
 	}
-	d.reqs[b]--
+	if found >= 0 {
+		d.reqs[b]--
+	}
 	copy(d.buf[begin:], m.Payload)
 	d.got[b] = true
 	d.nGot++

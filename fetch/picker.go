@@ -185,7 +185,7 @@ func (t *Torrent) pickNewPieceLocked(p *peer) int {
 		if _, ok := t.downloads[i]; ok {
 			continue
 		}
-		if t.verifying[i] {
+		if t.verifying[i] || t.evicting[i] {
 			continue
 		}
 		switch {
@@ -208,6 +208,7 @@ func (t *Torrent) pickNewPieceLocked(p *peer) int {
 // releaseRequestsLocked forgets every request outstanding at p (choke, snub, disconnect).
 func (t *Torrent) releaseRequestsLocked(p *peer) {
 	for _, r := range p.requests {
+		p.rememberCancelled(r)
 		d := t.downloads[int(r.piece)]
 		if d == nil {
 			continue

@@ -115,10 +115,12 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off+n > r.size {
 		n, short = r.size-off, true
 	}
-	if err := r.Wait(ctx, off, n); err != nil {
+	release, err := r.WaitPinned(ctx, off, n)
+	if err != nil {
 		return 0, err
 	}
 	got, err := r.t.store.ReadAt(p[:n], r.base+off)
+	release()
 	if err == nil && short {
 		err = io.EOF
 	}
@@ -127,26 +129,37 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 
 // Wait blocks until the file bytes [off, off+n) are verified, giving their pieces the highest
 // priority, and moves the readahead window. Afterwards the bytes can be read from the storage
-// file directly.
+// file directly; use WaitPinned when they must also stay there (a size-bounded cache).
 func (r *Reader) Wait(ctx context.Context, off, n int64) error {
+	release, err := r.WaitPinned(ctx, off, n)
+	release()
+	return err
+}
+
+// WaitPinned is Wait that also pins the pieces under [off, off+n): they are not evicted until
+// release is called (after the bytes were copied or spliced to the caller). release is never
+// nil and may be called more than once.
+func (r *Reader) WaitPinned(ctx context.Context, off, n int64) (release func(), err error) {
 	t := r.t
 	if off+n > r.size {
 		n = r.size - off
 	}
 	if n <= 0 {
-		return nil
+		return func() {}, nil
 	}
 	first, last := t.info.PieceRange(r.base+off, n)
 	t.mu.Lock()
 	if r.closed || !t.acceptsIncoming() {
 		t.mu.Unlock()
-		return ErrClosed
+		return func() {}, ErrClosed
 	}
 	changed := r.moveWindowLocked(off, n)
+	t.usedLocked(first, last, time.Now().UnixNano())
 	var chans []chan struct{}
 	var pieces []int
 	now := time.Now()
 	for i := first; i < last; i++ {
+		t.pins[i]++
 		if t.have[i] {
 			continue
 		}
@@ -171,10 +184,23 @@ func (r *Reader) Wait(ctx context.Context, off, n int64) error {
 		t.wakeAllLocked()
 	}
 	t.mu.Unlock()
-	if len(pieces) == 0 {
-		return nil
+	var once bool
+	release = func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if once {
+			return
+		}
+		once = true
+		for i := first; i < last; i++ {
+			if t.pins[i]--; t.pins[i] <= 0 {
+				delete(t.pins, i)
+			}
+		}
 	}
-	var err error
+	if len(pieces) == 0 {
+		return release, nil
+	}
 	for _, ch := range chans {
 		select {
 		case <-ch:
@@ -200,9 +226,10 @@ func (r *Reader) Wait(ctx context.Context, off, n int64) error {
 	}
 	t.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("wait for pieces %d-%d of %s: %w", first, last-1, t.info.Name, err)
+		release()
+		return func() {}, fmt.Errorf("wait for pieces %d-%d of %s: %w", first, last-1, t.info.Name, err)
 	}
-	return nil
+	return release, nil
 }
 
 // moveWindowLocked updates the readahead window after a read of [off, off+n) and reports

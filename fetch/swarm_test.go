@@ -307,7 +307,7 @@ func TestReaderFetchesWhatIsRead(t *testing.T) {
 		buf := make([]byte, n)
 		got, err := r.ReadAt(ctx, buf, off)
 		if err != nil && err != io.EOF {
-			t.Fatalf("ReadAt(%d, %d): %v", off, n, err)
+			t.Fatalf("ReadAt(%d, %d): %v\n%s", off, n, err, l.t.debugString())
 		}
 		if !bytes.Equal(buf[:got], want[off:off+int64(got)]) {
 			t.Fatalf("ReadAt(%d, %d): wrong bytes", off, n)

@@ -77,6 +77,9 @@ type Torrent struct {
 	freeBufs     [][]byte
 	lastStoreErr error
 	announceCh   chan struct{}
+	lastUse      []int64      // when each piece was last read (unix nanoseconds), for eviction
+	evicting     map[int]bool // pieces whose bytes are being punched out
+	pins         map[int]int  // pieces a read is copying now: never evicted
 }
 
 // Stats is a snapshot of a torrent's counters.
@@ -103,6 +106,8 @@ type Stats struct {
 	VerifiedBytes int64
 	// WaitingReads counts reads blocked on pieces.
 	WaitingReads int
+	// Evicted counts pieces evicted to keep the cache under its limit.
+	Evicted int
 }
 
 type candidate struct {
@@ -147,6 +152,9 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		noPeerLog:  map[int]bool{},
 		failed:     map[int]bool{},
 		announceCh: make(chan struct{}, 1),
+		lastUse:    make([]int64, n),
+		evicting:   map[int]bool{},
+		pins:       map[int]int{},
 	}
 	t.ctx, t.cancel = context.WithCancel(c.ctx)
 	for i := range n {
@@ -157,6 +165,7 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 	}
 	t.setWantedLocked(opts.Include)
 	t.recomputePriorityLocked()
+	c.verifiedBytes.Add(t.store.VerifiedBytes())
 	for _, ap := range opts.Peers {
 		t.candidates[ap] = &candidate{}
 	}
@@ -284,6 +293,7 @@ func (t *Torrent) Close() error {
 	t.mu.Unlock()
 	t.wg.Wait()
 	t.c.removeTorrent(t)
+	t.c.verifiedBytes.Add(-t.store.VerifiedBytes())
 	if err := t.store.Sync(); err != nil {
 		return fmt.Errorf("save %s: %w", t.info.Name, err)
 	}

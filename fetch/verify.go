@@ -51,7 +51,13 @@ func (t *Torrent) verify(job verifyJob) {
 		werr = t.store.WritePiece(job.index, job.buf)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer func() {
+		t.mu.Unlock()
+		if ok && werr == nil {
+			t.c.verifiedBytes.Add(int64(len(job.buf)))
+			t.c.enforceCacheLimit()
+		}
+	}()
 	delete(t.verifying, job.index)
 	t.putBuf(job.buf)
 	switch {
@@ -78,6 +84,7 @@ func (t *Torrent) pieceVerifiedLocked(i int) {
 	t.have[i] = true
 	t.haveCount++
 	t.dirtyStore = true
+	t.lastUse[i] = time.Now().UnixNano()
 	t.prio[i] = prioNone
 	if t.wanted[i] {
 		t.wantedLeft--

@@ -1,0 +1,143 @@
+package fetch
+
+import "sort"
+
+// Cache eviction.
+//
+// Inputs the choice weighs: the client's limit (Config.CacheLimit) against the verified bytes of
+// all its torrents; each verified piece's last use (a read or a readahead that covered it);
+// pieces a reader waits on, reads ahead into, or keeps as an open file's head or tail are never
+// evicted; neither is a piece used in the last evictGrace (a read may still be copying it, or
+// the kernel splicing it from the cache file). Least recently used goes first, down to
+// evictTarget of the limit so eviction runs in batches; a piece pinned by a read that is still
+// copying or splicing it (Reader.WaitPinned) is never evicted. Re-check these when making changes.
+
+const evictTarget = 0.95
+
+// usedLocked records that pieces [first, last) were just read or are about to be.
+func (t *Torrent) usedLocked(first, last int, now int64) {
+	for i := max(first, 0); i < last && i < len(t.lastUse); i++ {
+		t.lastUse[i] = now
+	}
+}
+
+// evictCandidate is a verified piece that may be evicted.
+type evictCandidate struct {
+	t       *Torrent
+	piece   int
+	lastUse int64
+	size    int64
+}
+
+// enforceCacheLimit evicts least recently used pieces until the client's torrents fit the limit.
+func (c *Client) enforceCacheLimit() {
+	limit := c.cfg.CacheLimit
+	if limit <= 0 || c.verifiedBytes.Load() <= limit {
+		return
+	}
+	if !c.evicting.TryLock() {
+		return // another verifier is already evicting
+	}
+	defer c.evicting.Unlock()
+	over := c.verifiedBytes.Load() - int64(float64(limit)*evictTarget)
+	if over <= 0 {
+		return
+	}
+	c.mu.Lock()
+	ts := make([]*Torrent, 0, len(c.torrents))
+	for _, t := range c.torrents {
+		ts = append(ts, t)
+	}
+	c.mu.Unlock()
+	var cands []evictCandidate
+	for _, t := range ts {
+		t.mu.Lock()
+		protected := t.protectedLocked()
+		for i, h := range t.have {
+			if h && !protected[i] {
+				cands = append(cands, evictCandidate{t, i, t.lastUse[i], t.info.PieceSize(i)})
+			}
+		}
+		t.mu.Unlock()
+	}
+	sort.Slice(cands, func(a, b int) bool { return cands[a].lastUse < cands[b].lastUse })
+	chosen := map[*Torrent][]int{}
+	for _, cd := range cands {
+		if over <= 0 {
+			break
+		}
+		chosen[cd.t] = append(chosen[cd.t], cd.piece)
+		over -= cd.size
+	}
+	for t, pieces := range chosen {
+		t.evict(pieces)
+	}
+}
+
+// protectedLocked marks pieces that readers need now or soon.
+func (t *Torrent) protectedLocked() []bool {
+	p := make([]bool, len(t.have))
+	for i := range t.pins {
+		p[i] = true
+	}
+	for r := range t.readers {
+		for i := range r.waits {
+			p[i] = true
+		}
+		for i := r.raFirst; i < r.raLast; i++ {
+			p[i] = true
+		}
+		for _, h := range r.hints {
+			for i := h[0]; i < h[1]; i++ {
+				p[i] = true
+			}
+		}
+	}
+	return p
+}
+
+// evict punches the given verified pieces out of the storage.
+func (t *Torrent) evict(pieces []int) {
+	t.mu.Lock()
+	var keep []int
+	for _, i := range pieces {
+		if !t.have[i] || t.evicting[i] {
+			continue
+		}
+		// Forget the piece first, so nobody starts to read it while its bytes go.
+		t.have[i] = false
+		t.haveCount--
+		t.evicting[i] = true
+		if t.wanted[i] {
+			t.wantedLeft++
+		}
+		keep = append(keep, i)
+	}
+	t.recomputePriorityLocked()
+	t.mu.Unlock()
+	if len(keep) == 0 {
+		return
+	}
+	err := t.store.EvictPieces(keep)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, i := range keep {
+		delete(t.evicting, i)
+		if err != nil && t.store.Verified(i) {
+			// Not evicted after all: the bytes are still there and still verified.
+			t.have[i] = true
+			t.haveCount++
+			if t.wanted[i] {
+				t.wantedLeft--
+			}
+			continue
+		}
+		t.c.verifiedBytes.Add(-t.info.PieceSize(i))
+		t.stats.Evicted++
+	}
+	if err != nil {
+		t.log.Error("evict pieces", "err", err)
+	}
+	t.recomputePriorityLocked()
+	t.log.Debug("evicted pieces", "count", len(keep))
+}

@@ -1,0 +1,78 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gotfs/gotfs/cache"
+)
+
+func TestCacheLimitEvictsWhileStreaming(t *testing.T) {
+	src := t.TempDir()
+	const size = 6 << 20
+	const pieceLen = 64 << 10
+	mi := makeTorrent(t, src, "evict", []testFile{{[]string{"big.bin"}, size}}, pieceLen, 9)
+	seed := startSeeder(t, "127.0.0.81", mi, src)
+	want, err := os.ReadFile(filepath.Join(src, "evict", "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 1 << 20
+	st, err := cache.Open(&mi.Info, cache.Options{DataDir: t.TempDir(), RecordPath: filepath.Join(t.TempDir(), "rec")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := NewClient(Config{ListenAddr: "127.0.0.82:0", CacheLimit: limit, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tor, err := c.AddTorrent(mi, TorrentOptions{Storage: st, NoTrackers: true, Peers: []netip.AddrPort{seed.c.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const readahead = 256 << 10
+	r, err := tor.NewReader(0, ReaderOptions{MaxReadahead: readahead, HeadTail: pieceLen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// Allowed overshoot: the readahead window, the head and tail, and pieces in flight.
+	bound := int64(limit + readahead + 2*pieceLen + 8*pieceLen)
+	var peak int64
+	buf := make([]byte, 128<<10)
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		n, err := r.ReadAt(ctx, buf, off)
+		if err != nil && n != len(buf) {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		if !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
+			t.Fatalf("read at %d: wrong bytes", off)
+		}
+		du, err := st.DiskUsage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, du)
+	}
+	if peak > bound {
+		t.Errorf("cache disk usage peaked at %d bytes, bound %d + in flight = %d", peak, limit, bound)
+	}
+	if s := tor.Stats(); s.Evicted == 0 {
+		t.Errorf("nothing was evicted streaming %d bytes through a %d byte cache", size, limit)
+	}
+	// The head piece stays (an open file's head is kept); read it again to be sure it is right.
+	n, err := r.ReadAt(ctx, buf[:1000], 0)
+	if err != nil || !bytes.Equal(buf[:n], want[:1000]) {
+		t.Fatalf("re-read of the head: %v", err)
+	}
+	t.Logf("peak disk usage %d KiB with a %d KiB limit", peak>>10, limit>>10)
+}
