@@ -18,7 +18,7 @@ const (
 	floodLimit      = 4 * maxUploadQueue
 	snubTimeout     = 60 * time.Second // no block for this long with requests out: snubbed
 	keepAliveEvery  = 90 * time.Second
-	uploadBatch     = 16 // blocks served per writer round
+	uploadBatch     = 16  // blocks served per writer round
 	cancelledMemory = 256 // recently cancelled or released requests whose late blocks are accepted
 )
 
