@@ -164,10 +164,13 @@ func (t *Torrent) setChokingLocked(p *peer, choke bool) {
 	p.wake()
 }
 
-// logStarvedReadsLocked logs, once per piece, a blocked read that no connected peer can serve.
+// logStarvedReadsLocked logs, once per piece, a read blocked for a while on a piece that no
+// connected peer has.
 func (t *Torrent) logStarvedReadsLocked() {
+	const patience = 3 * time.Second
+	now := time.Now().UnixNano()
 	for i, c := range t.prio {
-		if c != prioNow || t.avail[i] > 0 || t.noPeerLog[i] {
+		if c != prioNow || t.avail[i] > 0 || t.noPeerLog[i] || now-t.prioKey[i] < int64(patience) {
 			continue
 		}
 		t.noPeerLog[i] = true

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -41,7 +40,7 @@ never overwritten with unverified bytes.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			mi, err := torrentfile.Load(args[0])
+			mi, raw, err := loadTorrent(args[0])
 			if err != nil {
 				return err
 			}
@@ -64,8 +63,8 @@ never overwritten with unverified bytes.`,
 			if err := checkWritable(dir); err != nil {
 				return err
 			}
-			if err := os.MkdirAll(root.TorrentDir(mi.InfoHash), 0o755); err != nil {
-				return fmt.Errorf("cache folder: %w", err)
+			if err := prepareCache(root, mi, raw); err != nil {
+				return err
 			}
 			bar := newCountProgress(a.stderr, "checking")
 			st, err := cache.Open(&mi.Info, cache.Options{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gotfs/gotfs/cache"
 	"github.com/gotfs/gotfs/fetch"
+	"github.com/gotfs/gotfs/torrentfile"
 )
 
 // defaultListen is tried first for the peer port; when it is taken any free port is used.
@@ -106,3 +107,28 @@ func checkWritable(dir string) error {
 
 // interrupted is returned when a signal ended a command early.
 var errInterrupted = errors.New("interrupted")
+
+// loadTorrent reads a .torrent file, keeping its raw bytes for the cache.
+func loadTorrent(path string) (*torrentfile.Metainfo, []byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read torrent: %w", err)
+	}
+	mi, err := torrentfile.ParseBytes(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return mi, raw, nil
+}
+
+// prepareCache makes the torrent's cache folder and saves its metainfo there, so `cache ls`
+// can name it and a later mount or magnet can start from it.
+func prepareCache(root cache.Root, mi *torrentfile.Metainfo, raw []byte) error {
+	if err := os.MkdirAll(root.TorrentDir(mi.InfoHash), 0o755); err != nil {
+		return fmt.Errorf("cache folder: %w", err)
+	}
+	if err := root.SaveMetainfo(mi.InfoHash, mi.InfoBytes, raw); err != nil {
+		return fmt.Errorf("cache metainfo: %w", err)
+	}
+	return nil
+}

@@ -25,7 +25,7 @@ torrent's file or folder itself (named as in the torrent), or the folder that ho
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			mi, err := torrentfile.Load(args[0])
+			mi, raw, err := loadTorrent(args[0])
 			if err != nil {
 				return err
 			}
@@ -41,8 +41,8 @@ torrent's file or folder itself (named as in the torrent), or the folder that ho
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(root.TorrentDir(mi.InfoHash), 0o755); err != nil {
-				return fmt.Errorf("cache folder: %w", err)
+			if err := prepareCache(root, mi, raw); err != nil {
+				return err
 			}
 			st, err := cache.Open(&mi.Info, cache.Options{
 				DataDir: dataDir, RecordPath: downloadRecordPath(root, mi.InfoHash, dataDir),
@@ -119,7 +119,7 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			mi, err := torrentfile.Load(args[0])
+			mi, raw, err := loadTorrent(args[0])
 			if err != nil {
 				return err
 			}
@@ -141,8 +141,8 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(root.TorrentDir(mi.InfoHash), 0o755); err != nil {
-				return fmt.Errorf("cache folder: %w", err)
+			if err := prepareCache(root, mi, raw); err != nil {
+				return err
 			}
 			// The piece lands in the cache, where a later mount or download finds it.
 			opts := root.Options(mi.InfoHash)
