@@ -88,6 +88,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newDownloadCmd(a),
 		newDownloadPieceCmd(a),
 		newSeedCmd(a),
+		newCacheCmd(a),
 	)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%s: %w (see %s --help)", cmd.CommandPath(), err, cmd.CommandPath())
