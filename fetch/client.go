@@ -108,7 +108,7 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	c.tracker = cfg.Tracker
 	if c.tracker == nil {
-		c.tracker = tracker.NewClient(tracker.ClientOptions{Logger: log})
+		c.tracker = tracker.NewClient(tracker.ClientOptions{Logger: log, LocalAddr: c.localIP})
 		c.ownsTrack = true
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())

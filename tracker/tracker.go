@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -111,6 +112,10 @@ type ClientOptions struct {
 	// Transport overrides the HTTP transport (tests, proxies). Nil uses a private clone of
 	// http.DefaultTransport.
 	Transport http.RoundTripper
+	// LocalAddr, when valid, is the source address of HTTP and UDP requests to trackers of
+	// the same address family. Trackers take a peer's address from the request's source, so a
+	// client that accepts peers on one address of a multi-address host announces from it.
+	LocalAddr netip.Addr
 }
 
 // Defaults for ClientOptions' zero fields.
@@ -187,6 +192,16 @@ func NewClient(opts ClientOptions) *Client {
 		c.transport = http.DefaultTransport.(*http.Transport).Clone()
 		c.transport.ResponseHeaderTimeout = opts.Timeout
 		c.transport.MaxIdleConnsPerHost = 2
+		if la := opts.LocalAddr; la.IsValid() {
+			dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+			c.transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				d := *dialer
+				if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Unmap().Is4() == la.Unmap().Is4() {
+					d.LocalAddr = &net.TCPAddr{IP: la.AsSlice()}
+				}
+				return d.DialContext(ctx, network, addr)
+			}
+		}
 		rt = c.transport
 	}
 	maxRedirects := opts.MaxRedirects

@@ -231,7 +231,11 @@ func (c *Client) udpDial(ctx context.Context, u *url.URL) (*udpSession, error) {
 	}
 	addr = addr.Unmap().WithZone("")
 	ap := netip.AddrPortFrom(addr, uint16(port))
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ap))
+	var local *net.UDPAddr
+	if la := c.opts.LocalAddr; la.IsValid() && la.Unmap().Is4() == addr.Is4() {
+		local = &net.UDPAddr{IP: la.AsSlice()}
+	}
+	conn, err := net.DialUDP("udp", local, net.UDPAddrFromAddrPort(ap))
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", ap, err)
 	}
