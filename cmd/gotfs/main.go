@@ -89,6 +89,9 @@ func newRootCmd(a *app) *cobra.Command {
 		newDownloadPieceCmd(a),
 		newSeedCmd(a),
 		newCacheCmd(a),
+		newMountCmd(a),
+		newUnmountCmd(a),
+		newStatusCmd(a),
 	)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%s: %w (see %s --help)", cmd.CommandPath(), err, cmd.CommandPath())

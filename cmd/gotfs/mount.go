@@ -1,0 +1,512 @@
+package main
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/fetch"
+	"github.com/gotfs/gotfs/fusefs"
+	"github.com/gotfs/gotfs/torrentfile"
+)
+
+// defaultPollEvery is how often a mounted folder of .torrent files is scanned for new ones.
+const defaultPollEvery = 3 * time.Second
+
+// mountFlags are the flags of `gotfs mount`.
+type mountFlags struct {
+	engine      engineFlags
+	readahead   int64
+	prefetch    bool
+	readTimeout time.Duration
+	pollEvery   time.Duration
+	debugFUSE   bool
+}
+
+func newMountCmd(a *app) *cobra.Command {
+	f := mountFlags{readahead: fetch.DefaultMaxReadahead}
+	cmd := &cobra.Command{
+		Use:   "mount TORRENT|DIR MOUNTPOINT",
+		Short: "Show a torrent (or a folder of .torrent files) as read-only files",
+		Long: `Mount a torrent, or every .torrent file in a folder, at MOUNTPOINT. Its files appear at
+once; each read fetches the pieces under it first (then a readahead window), so a video plays
+within seconds and copying one file fetches only that file's pieces. Fetched pieces stay in
+the cache folder, so a remount serves them without any peer. .torrent files added to a
+mounted folder appear within a few seconds. Runs in the foreground: Ctrl-C (or SIGTERM, or
+gotfs unmount MOUNTPOINT) unmounts and saves state.`,
+		Example: `  gotfs mount movie.torrent /mnt/t
+  gotfs mount ~/torrents/ /mnt/t
+  gotfs mount --prefetch --peer 10.0.0.5:6881 linux.torrent /mnt/t`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			return runMount(ctx, a, args[0], args[1], &f)
+		},
+	}
+	f.engine.bind(cmd)
+	fl := cmd.Flags()
+	fl.Var(sizeValue{&f.readahead}, "readahead", "largest readahead window of each open file (0 = none)")
+	fl.BoolVar(&f.prefetch, "prefetch", false, "fetch every piece in the background, not only what is read")
+	fl.DurationVar(&f.readTimeout, "read-timeout", 0, "fail a read (EIO) that waits longer than this for its pieces (0 = wait)")
+	fl.DurationVar(&f.pollEvery, "poll", defaultPollEvery, "how often a mounted folder is scanned for new .torrent files")
+	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
+	_ = fl.MarkHidden("debug-fuse")
+	return cmd
+}
+
+// mountSession is one running mount: the engine, the filesystem and the torrents in it.
+type mountSession struct {
+	a      *app
+	root   cache.Root
+	client *fetch.Client
+	fs     *fusefs.FS
+	peers  []netip.AddrPort
+	flags  *mountFlags
+
+	mu       sync.Mutex
+	torrents []*mountedTorrent
+	byHash   map[torrentfile.Hash]bool
+	tried    map[string]fileStamp // .torrent files of a mounted folder already looked at
+}
+
+// mountedTorrent is one torrent shown in the mount.
+type mountedTorrent struct {
+	name string // entry name at the mount's root
+	tor  *fetch.Torrent
+	st   *cache.Storage
+}
+
+type fileStamp struct {
+	size  int64
+	mtime time.Time
+}
+
+func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags) error {
+	if f.readahead == 0 {
+		f.readahead = -1 // fetch.ReaderOptions: <0 means none
+	}
+	mp, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", mountpoint, err)
+	}
+	srcInfo, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("torrent %s: %w", src, unwrapPathErr(err))
+	}
+	var first []byte
+	if !srcInfo.IsDir() {
+		// Fail on a bad torrent before mounting anything.
+		if first, err = os.ReadFile(src); err != nil {
+			return fmt.Errorf("torrent %s: %w", src, unwrapPathErr(err))
+		}
+		if _, err := torrentfile.ParseBytes(first); err != nil {
+			return fmt.Errorf("torrent %s: %w", src, err)
+		}
+	}
+	if err := fusefs.PrepareMountPoint(mp, a.log); err != nil {
+		return err
+	}
+	if p, err := filepath.EvalSymlinks(mp); err == nil {
+		mp = p
+	}
+	root, err := f.engine.root()
+	if err != nil {
+		return err
+	}
+	peers, err := f.engine.peerAddrs()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(root.Dir, 0o755); err != nil {
+		return fmt.Errorf("cache folder: %w", err)
+	}
+	client, err := f.engine.client(a)
+	if err != nil {
+		return err
+	}
+	s := &mountSession{
+		a: a, root: root, client: client, peers: peers, flags: f,
+		byHash: map[torrentfile.Hash]bool{}, tried: map[string]fileStamp{},
+	}
+	fsys, err := fusefs.Mount(mp, fusefs.Options{
+		MaxReadahead: f.readahead,
+		HeadTail:     fetch.HeadTailHint,
+		ReadTimeout:  f.readTimeout,
+		AllowOther:   os.Geteuid() == 0,
+		Debug:        f.debugFUSE,
+		Logger:       a.log,
+	})
+	if err != nil {
+		client.Close()
+		return fmt.Errorf("%w (is another process mounted there? try: gotfs unmount %s)", err, mp)
+	}
+	s.fs = fsys
+	err = s.run(ctx, src, srcInfo.IsDir(), first)
+	return errors.Join(err, s.shutdown())
+}
+
+// run adds the torrents, serves status and waits for a signal or an outside unmount.
+func (s *mountSession) run(ctx context.Context, src string, isDir bool, first []byte) error {
+	if isDir {
+		s.scanFolder(src)
+	} else if err := s.addTorrent(src, first); err != nil {
+		return err
+	}
+	ln, err := s.listenStatus()
+	if err != nil {
+		s.a.log.Warn("no status socket; gotfs status will not work for this mount", "err", err)
+	} else {
+		defer func() {
+			ln.Close()
+			os.Remove(ln.Addr().String())
+		}()
+		go s.serveStatus(ln)
+	}
+	s.mu.Lock()
+	n := len(s.torrents)
+	s.mu.Unlock()
+	what := fmt.Sprintf("%d torrent(s)", n)
+	if !isDir && n == 1 {
+		what = s.torrents[0].name
+	}
+	fmt.Fprintf(s.a.stderr, "gotfs: mounted %s at %s (Ctrl-C or gotfs unmount %s to stop)\n", what, s.fs.Dir(), s.fs.Dir())
+
+	var tick <-chan time.Time
+	if isDir {
+		t := time.NewTicker(s.flags.pollEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(s.a.stderr, "gotfs: unmounting %s\n", s.fs.Dir())
+			return nil
+		case <-s.fs.Done():
+			fmt.Fprintf(s.a.stderr, "gotfs: %s was unmounted\n", s.fs.Dir())
+			return nil
+		case <-tick:
+			s.scanFolder(src)
+		}
+	}
+}
+
+// scanFolder adds the .torrent files of dir not seen yet. A file that fails to load is retried
+// when its size or time changes (it may still be being written).
+func (s *mountSession) scanFolder(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		s.a.log.Warn("scan torrent folder", "dir", dir, "err", err)
+		return
+	}
+	for _, e := range ents {
+		if e.IsDir() || !strings.EqualFold(filepath.Ext(e.Name()), ".torrent") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		stamp := fileStamp{fi.Size(), fi.ModTime()}
+		s.mu.Lock()
+		old, seen := s.tried[path]
+		s.tried[path] = stamp
+		s.mu.Unlock()
+		if seen && old == stamp {
+			continue
+		}
+		raw, err := os.ReadFile(path)
+		if err == nil {
+			err = s.addTorrent(path, raw)
+		}
+		if err != nil {
+			fmt.Fprintf(s.a.stderr, "gotfs: skipping %s: %s\n", path, oneLine(err.Error()))
+		}
+	}
+}
+
+// addTorrent opens the cache of one torrent, starts it and shows it in the mount.
+func (s *mountSession) addTorrent(path string, raw []byte) error {
+	mi, err := torrentfile.ParseBytes(raw)
+	if err != nil {
+		return fmt.Errorf("torrent %s: %w", path, err)
+	}
+	s.mu.Lock()
+	dup := s.byHash[mi.InfoHash]
+	s.byHash[mi.InfoHash] = true
+	s.mu.Unlock()
+	if dup {
+		s.a.log.Info("torrent already mounted", "path", path, "info_hash", hex.EncodeToString(mi.InfoHash[:]))
+		return nil
+	}
+	fail := func(err error) error {
+		s.mu.Lock()
+		delete(s.byHash, mi.InfoHash)
+		s.mu.Unlock()
+		return err
+	}
+	if err := s.root.SaveMetainfo(mi.InfoHash, mi.InfoBytes, raw); err != nil {
+		return fail(fmt.Errorf("torrent %s: %w", path, err))
+	}
+	opts := s.root.Options(mi.InfoHash)
+	opts.Logger = s.a.log
+	st, err := cache.Open(&mi.Info, opts)
+	if err != nil {
+		return fail(fmt.Errorf("torrent %s: %w", path, err))
+	}
+	tor, err := s.client.AddTorrent(mi, fetch.TorrentOptions{Storage: st, Peers: s.peers, Background: s.flags.prefetch})
+	if err != nil {
+		st.Close()
+		return fail(fmt.Errorf("torrent %s: %w", path, err))
+	}
+	name, err := s.fs.Add(tor, time.Time{})
+	if err != nil {
+		tor.Close()
+		st.Close()
+		return fail(err)
+	}
+	s.mu.Lock()
+	s.torrents = append(s.torrents, &mountedTorrent{name: name, tor: tor, st: st})
+	s.mu.Unlock()
+	s.a.log.Info("torrent mounted", "name", name, "info_hash", hex.EncodeToString(mi.InfoHash[:]),
+		"size", mi.Info.Length, "verified", st.VerifiedBytes())
+	return nil
+}
+
+// shutdown unmounts, then stops the torrents and saves their state.
+func (s *mountSession) shutdown() error {
+	var errs []error
+	if err := s.fs.Unmount(); err != nil {
+		errs = append(errs, err)
+	}
+	s.mu.Lock()
+	torrents := s.torrents
+	s.torrents = nil
+	s.mu.Unlock()
+	for _, mt := range torrents {
+		if err := mt.tor.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.client.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("stop peer engine: %w", err))
+	}
+	for _, mt := range torrents {
+		if err := mt.st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("save %s: %w", mt.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// statusSocketPath is where the mount at mountpoint serves its status.
+func statusSocketPath(root cache.Root, mountpoint string) string {
+	sum := sha1.Sum([]byte(mountpoint))
+	return filepath.Join(root.Dir, "mounts", hex.EncodeToString(sum[:])+".sock")
+}
+
+func (s *mountSession) listenStatus() (net.Listener, error) {
+	path := statusSocketPath(s.root, s.fs.Dir())
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("status socket: %w", err)
+	}
+	os.Remove(path) // left by a crashed mount of the same folder
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("status socket: %w", err)
+	}
+	return ln, nil
+}
+
+// serveStatus answers each connection with the mount's status as JSON.
+func (s *mountSession) serveStatus(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			json.NewEncoder(c).Encode(s.status())
+		}()
+	}
+}
+
+// mountStatus is what `gotfs status` shows.
+type mountStatus struct {
+	Mountpoint string          `json:"mountpoint"`
+	PID        int             `json:"pid"`
+	Torrents   []torrentStatus `json:"torrents"`
+}
+
+type torrentStatus struct {
+	Name           string  `json:"name"`
+	InfoHash       string  `json:"info_hash"`
+	Size           int64   `json:"size"`
+	VerifiedBytes  int64   `json:"verified_bytes"`
+	VerifiedPieces int     `json:"verified_pieces"`
+	Pieces         int     `json:"pieces"`
+	Peers          int     `json:"peers"`
+	DownloadRate   float64 `json:"download_rate"`
+	UploadRate     float64 `json:"upload_rate"`
+	Downloaded     int64   `json:"downloaded"`
+	Uploaded       int64   `json:"uploaded"`
+	WaitingReads   int     `json:"waiting_reads"`
+}
+
+func (s *mountSession) status() mountStatus {
+	s.mu.Lock()
+	torrents := append([]*mountedTorrent(nil), s.torrents...)
+	s.mu.Unlock()
+	out := mountStatus{Mountpoint: s.fs.Dir(), PID: os.Getpid(), Torrents: []torrentStatus{}}
+	for _, mt := range torrents {
+		mi := mt.tor.Metainfo()
+		st := mt.tor.Stats()
+		out.Torrents = append(out.Torrents, torrentStatus{
+			Name: mt.name, InfoHash: hex.EncodeToString(mi.InfoHash[:]), Size: mi.Info.Length,
+			VerifiedBytes: st.VerifiedBytes, VerifiedPieces: st.Verified, Pieces: st.Pieces,
+			Peers: st.Peers, DownloadRate: st.DownloadRate, UploadRate: st.UploadRate,
+			Downloaded: st.Downloaded, Uploaded: st.Uploaded, WaitingReads: st.WaitingReads,
+		})
+	}
+	sort.Slice(out.Torrents, func(i, j int) bool { return out.Torrents[i].Name < out.Torrents[j].Name })
+	return out
+}
+
+func newUnmountCmd(a *app) *cobra.Command {
+	var lazy bool
+	cmd := &cobra.Command{
+		Use:   "unmount MOUNTPOINT",
+		Short: "Unmount a gotfs mount (the mounting process then saves state and exits)",
+		Example: `  gotfs unmount /mnt/t
+  gotfs unmount --lazy /mnt/t   # even while files are open`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mp, err := filepath.Abs(args[0])
+			if err != nil {
+				return fmt.Errorf("mount point %s: %w", args[0], err)
+			}
+			err = fusefs.Unmount(mp, lazy)
+			switch {
+			case errors.Is(err, fusefs.ErrNotMounted):
+				return fmt.Errorf("%s is not mounted", mp)
+			case errors.Is(err, fusefs.ErrBusy):
+				return fmt.Errorf("%s is busy (files are open on it): close them, or use gotfs unmount --lazy %s", mp, mp)
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&lazy, "lazy", false, "detach now even if files are open (they keep working until closed)")
+	return cmd
+}
+
+func newStatusCmd(a *app) *cobra.Command {
+	var asJSON bool
+	var cacheDir string
+	cmd := &cobra.Command{
+		Use:   "status MOUNTPOINT",
+		Short: "Show the torrents of a mount: verified bytes, peers, rates, waiting reads",
+		Example: `  gotfs status /mnt/t
+  gotfs status --json /mnt/t | jq '.torrents[].verified_bytes'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ef := engineFlags{cacheDir: cacheDir}
+			root, err := ef.root()
+			if err != nil {
+				return err
+			}
+			st, err := queryStatus(cmd.Context(), root, args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, st)
+			}
+			return printStatus(a.stdout, st)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "cache folder the mount uses (default $XDG_CACHE_HOME/gotfs)")
+	return cmd
+}
+
+// queryStatus asks the mount at mountpoint for its status over its socket.
+func queryStatus(ctx context.Context, root cache.Root, mountpoint string) (*mountStatus, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	mp, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return nil, fmt.Errorf("mount point %s: %w", mountpoint, err)
+	}
+	if p, err := filepath.EvalSymlinks(mp); err == nil {
+		mp = p
+	}
+	path := statusSocketPath(root, mp)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("no gotfs mount at %s (no status socket in %s; was it mounted with another --cache-dir?)", mp, filepath.Dir(path))
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", mp, err)
+	}
+	var st mountStatus
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("status of %s: bad answer: %w", mp, err)
+	}
+	return &st, nil
+}
+
+func printStatus(w io.Writer, st *mountStatus) error {
+	fmt.Fprintf(w, "%s (pid %d), %d torrent(s)\n", st.Mountpoint, st.PID, len(st.Torrents))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERIFIED\tPIECES\tPEERS\tDOWN\tUP\tWAITING READS")
+	for _, t := range st.Torrents {
+		pct := 100.0
+		if t.Size > 0 {
+			pct = 100 * float64(t.VerifiedBytes) / float64(t.Size)
+		}
+		fmt.Fprintf(tw, "%s\t%s / %s (%.1f%%)\t%d/%d\t%d\t%s/s\t%s/s\t%d\n", t.Name,
+			formatSize(t.VerifiedBytes), formatSize(t.Size), pct, t.VerifiedPieces, t.Pieces, t.Peers,
+			formatSize(int64(t.DownloadRate)), formatSize(int64(t.UploadRate)), t.WaitingReads)
+	}
+	return tw.Flush()
+}
+
+// unwrapPathErr drops the path an *os.PathError repeats.
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
