@@ -1,6 +1,7 @@
 package fusefs_test
 
 import (
+	"os"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -95,5 +96,34 @@ func TestInterruptAndUnmountBlockedRead(t *testing.T) {
 	}
 	if got := mountsOf(m.dir); len(got) != 0 {
 		t.Errorf("still mounted: %q", got)
+	}
+}
+
+// TestUnmountWithOpenFile unmounts while a file is held open: the mount is detached lazily,
+// Unmount returns, and the open file no longer reads cache files (EIO, not stale data).
+func TestUnmountWithOpenFile(t *testing.T) {
+	requireFUSE(t)
+	s := newSwarm(t, "held", []testFile{{path: []string{"f"}, size: 300_000}}, 32<<10, 21, "127.0.0.33")
+	m := mountTorrents(t, t.TempDir(), fusefs.Options{}, s.peers, s.mi)
+	h, err := os.OpenFile(m.path(s.mi.Info.Files[0]), os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.ReadAt(make([]byte, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := m.fs.Unmount(); err != nil {
+		t.Fatalf("unmount with an open file: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("unmount with an open file took %v", d)
+	}
+	if got := mountsOf(m.dir); len(got) != 0 {
+		t.Errorf("still in the mount table: %q", got)
+	}
+	if _, err := h.ReadAt(make([]byte, 4096), 0); err == nil {
+		t.Error("read through a detached mount succeeded after Unmount")
 	}
 }
