@@ -30,18 +30,28 @@ type evictCandidate struct {
 }
 
 // enforceCacheLimit evicts least recently used pieces until the client's torrents fit the limit.
+// Verifiers call it after storing a piece and wait for it: while one evicts, the others queue
+// behind it, so the disk never holds more than the limit plus the pieces being verified (and
+// what readers protect).
 func (c *Client) enforceCacheLimit() {
 	limit := c.cfg.CacheLimit
 	if limit <= 0 || c.verifiedBytes.Load() <= limit {
 		return
 	}
-	if !c.evicting.TryLock() {
-		return // another verifier is already evicting
-	}
+	c.evicting.Lock()
 	defer c.evicting.Unlock()
+	for range 8 { // pieces verified meanwhile may need another round
+		if c.verifiedBytes.Load() <= limit || !c.evictOnce(limit) {
+			return
+		}
+	}
+}
+
+// evictOnce evicts down to evictTarget of limit and reports whether it evicted anything.
+func (c *Client) evictOnce(limit int64) bool {
 	over := c.verifiedBytes.Load() - int64(float64(limit)*evictTarget)
 	if over <= 0 {
-		return
+		return false
 	}
 	c.mu.Lock()
 	ts := make([]*Torrent, 0, len(c.torrents))
@@ -72,6 +82,7 @@ func (c *Client) enforceCacheLimit() {
 	for t, pieces := range chosen {
 		t.evict(pieces)
 	}
+	return len(chosen) > 0
 }
 
 // protectedLocked marks pieces that readers need now or soon.
