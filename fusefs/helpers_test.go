@@ -133,9 +133,16 @@ type mounted struct {
 // mountTorrents mounts the torrents at a new folder, with their storage under cacheDir.
 func mountTorrents(t testing.TB, cacheDir string, opts fusefs.Options, peers []netip.AddrPort, mis ...*torrentfile.Metainfo) *mounted {
 	t.Helper()
+	return mountWithConfig(t, fetch.Config{}, cacheDir, opts, peers, mis...)
+}
+
+// mountWithConfig is mountTorrents with a client configuration.
+func mountWithConfig(t testing.TB, cfg fetch.Config, cacheDir string, opts fusefs.Options, peers []netip.AddrPort, mis ...*torrentfile.Metainfo) *mounted {
+	t.Helper()
 	requireFUSE(t)
 	m := &mounted{t: t, dir: t.TempDir()}
-	c, err := fetch.NewClient(fetch.Config{ListenAddr: "127.0.0.1:0", Logger: testLogger(t)})
+	cfg.ListenAddr, cfg.Logger = "127.0.0.1:0", testLogger(t)
+	c, err := fetch.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

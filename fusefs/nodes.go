@@ -134,31 +134,37 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		return nil, syscall.EINVAL
 	}
 	sz := min(int64(len(dest)), n.size-off)
-	if errno := h.wait(ctx, off, sz); errno != 0 {
+	release, errno := h.wait(ctx, off, sz)
+	if errno != 0 {
 		return nil, errno
 	}
 	if !n.fs.enter() {
+		release()
 		return nil, syscall.EIO
 	}
 	f, err := n.t.Storage().File(n.idx)
 	if err != nil {
 		n.fs.leave()
+		release()
 		n.fs.log.Warn("read", "file", n.t.Metainfo().Info.Files[n.idx].RelPath(), "err", err)
 		return nil, syscall.EIO
 	}
-	return &fdResult{fs: n.fs, fd: f.Fd(), off: off, sz: int(sz)}, 0
+	return &fdResult{fs: n.fs, release: release, fd: f.Fd(), off: off, sz: int(sz)}, 0
 }
 
-// wait blocks until the range is verified. A read of verified bytes passes the FUSE context
-// straight through (it does not block; the call only moves the readahead window); a read that
-// must wait also ends on unmount and on the read timeout.
-func (h *handle) wait(ctx context.Context, off, sz int64) syscall.Errno {
+// wait blocks until the range is verified and pins its pieces (a size-bounded cache must not
+// evict them before the kernel has spliced them); release unpins. A read of verified bytes
+// passes the FUSE context straight through (it does not block; the call only moves the
+// readahead window); a read that must wait also ends on unmount and on the read timeout.
+func (h *handle) wait(ctx context.Context, off, sz int64) (release func(), errno syscall.Errno) {
 	n := h.n
 	if n.verified(off, sz) {
-		if err := h.r.Wait(ctx, off, sz); err != nil {
-			return h.errno(ctx, off, sz, err, 0)
+		release, err := h.r.WaitPinned(ctx, off, sz)
+		if err != nil {
+			release()
+			return nil, h.errno(ctx, off, sz, err, 0)
 		}
-		return 0
+		return release, 0
 	}
 	start := time.Now()
 	var wctx context.Context
@@ -169,14 +175,15 @@ func (h *handle) wait(ctx context.Context, off, sz int64) syscall.Errno {
 		wctx, cancel = context.WithCancel(ctx)
 	}
 	stop := context.AfterFunc(n.fs.ctx, cancel)
-	err := h.r.Wait(wctx, off, sz)
+	release, err := h.r.WaitPinned(wctx, off, sz)
 	stop()
 	cancel()
 	if err != nil {
-		return h.errno(ctx, off, sz, err, time.Since(start))
+		release()
+		return nil, h.errno(ctx, off, sz, err, time.Since(start))
 	}
 	n.fs.log.Debug("read waited", "file", n.t.Metainfo().Info.Files[n.idx].RelPath(), "off", off, "len", sz, "took", time.Since(start))
-	return 0
+	return release, 0
 }
 
 // errno maps a failed wait: an interrupt (the FUSE context ended) is EINTR, anything else
@@ -222,12 +229,13 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 
 // fdResult is a read answered from a cache file descriptor. go-fuse splices it into
 // /dev/fuse (it implements Seekable like fuse.ReadResultFd) and calls Done afterwards, which
-// tells Unmount that the descriptor is no longer in use.
+// unpins the pieces and tells Unmount that the descriptor is no longer in use.
 type fdResult struct {
-	fs  *FS
-	fd  uintptr
-	off int64
-	sz  int
+	fs      *FS
+	release func() // unpins the pieces
+	fd      uintptr
+	off     int64
+	sz      int
 }
 
 // Seekable gives go-fuse the descriptor to splice from.
@@ -246,9 +254,10 @@ func (r *fdResult) Bytes(buf []byte) ([]byte, fuse.Status) {
 // Size returns the size of the range.
 func (r *fdResult) Size() int { return r.sz }
 
-// Done marks the descriptor as no longer in use.
+// Done unpins the pieces and marks the descriptor as no longer in use.
 func (r *fdResult) Done() {
 	if r.fs != nil {
+		r.release()
 		r.fs.leave()
 		r.fs = nil
 	}

@@ -248,3 +248,27 @@ func TestRemountFromCache(t *testing.T) {
 		t.Errorf("remount downloaded %d bytes", st.Downloaded)
 	}
 }
+
+// TestCopyWithCacheLimit copies a torrent four times the size of a bounded cache: pieces are
+// evicted as the copy goes, never while the kernel still splices them, so the copy is exact.
+func TestCopyWithCacheLimit(t *testing.T) {
+	requireFUSE(t)
+	s := newSwarm(t, "bounded", readFiles, 64<<10, 14, "127.0.0.28", "127.0.0.29")
+	const limit = 2 << 20
+	m := mountWithConfig(t, fetch.Config{CacheLimit: limit}, t.TempDir(), fusefs.Options{HeadTail: fetch.HeadTailHint, MaxReadahead: 512 << 10}, s.peers, s.mi)
+	out := t.TempDir()
+	if b, err := exec.Command("cp", "-r", filepath.Join(m.dir, "bounded"), out).CombinedOutput(); err != nil {
+		t.Fatalf("cp -r: %v: %s", err, b)
+	}
+	for _, i := range s.mi.Info.VisibleFiles() {
+		f := s.mi.Info.Files[i]
+		if fileSHA256(t, s.srcPath(f)) != fileSHA256(t, filepath.Join(append([]string{out}, f.Path...)...)) {
+			t.Errorf("%s differs from the source", f.RelPath())
+		}
+	}
+	if v := m.sts[0].VerifiedBytes(); v > limit+2<<20 { // pinned pieces may exceed it briefly
+		t.Errorf("cache holds %d bytes with a limit of %d", v, limit)
+	} else {
+		t.Logf("cache holds %d bytes (limit %d) after copying %d", v, limit, s.mi.Info.Length)
+	}
+}
