@@ -27,6 +27,8 @@ type engineFlags struct {
 	maxPeers int
 	noUpload bool
 	cacheDir string
+	// cacheSize bounds the verified bytes kept (mount only: a download keeps all it fetched).
+	cacheSize int64
 }
 
 func (f *engineFlags) bind(cmd *cobra.Command) {
@@ -36,6 +38,11 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 	fl.IntVar(&f.maxPeers, "max-peers", 50, "most peers to connect to per torrent")
 	fl.BoolVar(&f.noUpload, "no-upload", false, "never upload to other peers")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache folder (default $XDG_CACHE_HOME/gotfs)")
+}
+
+// bindCacheSize adds --cache-size, for commands whose data lives in the cache.
+func (f *engineFlags) bindCacheSize(cmd *cobra.Command) {
+	cmd.Flags().Var(sizeValue{&f.cacheSize}, "cache-size", "most verified bytes to keep in the cache, e.g. 10GiB (default: no bound); the least recently read pieces go first")
 }
 
 // root returns the cache folder.
@@ -69,7 +76,7 @@ func (f *engineFlags) peerAddrs() ([]netip.AddrPort, error) {
 
 // client starts the peer engine.
 func (f *engineFlags) client(a *app) (*fetch.Client, error) {
-	cfg := fetch.Config{ListenAddr: f.listen, MaxPeers: f.maxPeers, NoUpload: f.noUpload, Logger: a.log}
+	cfg := fetch.Config{ListenAddr: f.listen, MaxPeers: f.maxPeers, NoUpload: f.noUpload, Logger: a.log, CacheLimit: f.cacheSize}
 	if cfg.ListenAddr != "" {
 		return fetch.NewClient(cfg)
 	}

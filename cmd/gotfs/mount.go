@@ -63,6 +63,7 @@ gotfs unmount MOUNTPOINT) unmounts and saves state.`,
 		},
 	}
 	f.engine.bind(cmd)
+	f.engine.bindCacheSize(cmd)
 	fl := cmd.Flags()
 	fl.Var(sizeValue{&f.readahead}, "readahead", "largest readahead window of each open file (0 = none)")
 	fl.BoolVar(&f.prefetch, "prefetch", false, "fetch every piece in the background, not only what is read")
