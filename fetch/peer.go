@@ -215,8 +215,8 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error
 		p.peerInterested = true
 		t.maybeUnchokeNewLocked(p)
 	case p2p.MsgNotInterested:
+		// Pending requests stay: BEP 3 ties them to choking, not interest.
 		p.peerInterested = false
-		p.uploads = p.uploads[:0]
 	case p2p.MsgHave:
 		i := int(m.Index)
 		if !p.has.Has(i) {
@@ -389,9 +389,14 @@ func (t *Torrent) wantsLocked(i int) bool {
 	return !t.have[i] && t.prio[i] != prioNone
 }
 
-// interestedInLocked reports whether p has a piece we want, starting the scan at a hint.
+// interestedInLocked reports whether p has a piece we want, starting the scan at a hint. While
+// requests are outstanding at p we stay interested (a peer may drop requests of an
+// uninterested peer).
 func (t *Torrent) interestedInLocked(p *peer) bool {
 	n := len(t.have)
+	if len(p.requests) > 0 {
+		return true
+	}
 	if n == 0 || p.hasCount == 0 {
 		return false
 	}

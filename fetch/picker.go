@@ -208,23 +208,29 @@ func (t *Torrent) pickNewPieceLocked(p *peer) int {
 // releaseRequestsLocked forgets every request outstanding at p (choke, snub, disconnect).
 func (t *Torrent) releaseRequestsLocked(p *peer) {
 	for _, r := range p.requests {
-		p.rememberCancelled(r)
-		d := t.downloads[int(r.piece)]
-		if d == nil {
-			continue
-		}
-		b := int(r.begin) / p2p.BlockSize
-		if d.reqs[b] > 0 {
-			d.reqs[b]--
-		}
-		if b < d.firstFree && !d.got[b] {
-			d.firstFree = b
-		}
-		if d.nGot == 0 && allZero(d.reqs) {
-			t.dropDownloadLocked(d)
-		}
+		t.forgetRequestLocked(p, r)
 	}
 	p.requests = p.requests[:0]
+}
+
+// forgetRequestLocked makes the block of r, already removed from p.requests, free to request
+// again; a late answer to it is still accepted.
+func (t *Torrent) forgetRequestLocked(p *peer, r blockReq) {
+	p.rememberCancelled(r)
+	d := t.downloads[int(r.piece)]
+	if d == nil {
+		return
+	}
+	b := int(r.begin) / p2p.BlockSize
+	if d.reqs[b] > 0 {
+		d.reqs[b]--
+	}
+	if b < d.firstFree && !d.got[b] {
+		d.firstFree = b
+	}
+	if d.nGot == 0 && allZero(d.reqs) {
+		t.dropDownloadLocked(d)
+	}
 }
 
 func allZero(v []uint8) bool {

@@ -19,6 +19,7 @@ const (
 	maxDialing       = 8
 	dialTimeout      = 10 * time.Second
 	maxFailedDialing = 8 // a candidate that failed this often is forgotten
+	staleRequest     = 20 * time.Second
 )
 
 func p2pHave(i int) p2p.Message { return p2p.Message{ID: p2p.MsgHave, Index: uint32(i)} }
@@ -65,13 +66,33 @@ func (t *Torrent) tickLoop() {
 	}
 }
 
-// checkSnubsLocked takes requests away from peers that sent nothing for snubTimeout.
+// checkSnubsLocked takes requests away from peers that sent nothing for snubTimeout, and
+// cancels single requests a peer seems to have dropped: still outstanding staleRequest after
+// they were sent although blocks asked for later have arrived since.
 func (t *Torrent) checkSnubsLocked(now time.Time) {
 	for p := range t.peers {
 		if len(p.requests) > 0 && !p.snubbed && now.Sub(p.lastBlock) > snubTimeout {
 			p.snubbed = true
 			t.log.Debug("peer snubbed us", "peer", p.addr)
 			t.releaseRequestsLocked(p)
+			t.wakeAllLocked()
+			continue
+		}
+		dropped := false
+		for k := 0; k < len(p.requests); k++ {
+			r := p.requests[k]
+			if now.Sub(r.sent) < staleRequest || !p.lastBlock.After(r.sent.Add(staleRequest/2)) {
+				continue
+			}
+			p.requests[k] = p.requests[len(p.requests)-1]
+			p.requests = p.requests[:len(p.requests)-1]
+			k--
+			t.forgetRequestLocked(p, r)
+			p.out = append(p.out, p2p.Message{ID: p2p.MsgCancel, Index: r.piece, Begin: r.begin, Length: r.length})
+			dropped = true
+		}
+		if dropped {
+			t.log.Debug("requests the peer seems to have dropped were cancelled", "peer", p.addr)
 			t.wakeAllLocked()
 		}
 	}
@@ -178,13 +199,14 @@ func (t *Torrent) logStarvedReadsLocked() {
 	}
 }
 
-// addCandidatesLocked remembers peers to connect to.
+// addCandidatesLocked remembers peers to connect to and dials them at once.
 func (t *Torrent) addCandidatesLocked(addrs []netip.AddrPort) {
 	for _, a := range addrs {
 		if _, ok := t.candidates[a]; !ok && a.IsValid() && a.Port() != 0 {
 			t.candidates[a] = &candidate{}
 		}
 	}
+	t.dialMoreLocked(time.Now())
 }
 
 // dialMoreLocked connects to candidates until MaxPeers are connected or being dialled.

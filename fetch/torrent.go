@@ -166,11 +166,11 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 	t.setWantedLocked(opts.Include)
 	t.recomputePriorityLocked()
 	c.verifiedBytes.Add(t.store.VerifiedBytes())
-	for _, ap := range opts.Peers {
-		t.candidates[ap] = &candidate{}
-	}
 	c.torrents[t.hash] = t
 	t.startWorkers()
+	t.mu.Lock()
+	t.addCandidatesLocked(opts.Peers)
+	t.mu.Unlock()
 	return t, nil
 }
 
