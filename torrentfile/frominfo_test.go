@@ -1,0 +1,38 @@
+package torrentfile
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestFromInfoEncodeRoundTrip(t *testing.T) {
+	orig, err := Load("../../shared/testdata/libtorrent/test_torrents/base.torrent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trackers := [][]string{{"http://a.example/announce"}, {"udp://b.example:80", "udp://c.example:80"}}
+	mi, err := FromInfo(orig.InfoBytes, trackers, []string{"http://seed.example/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mi.InfoHash != orig.InfoHash {
+		t.Fatalf("info hash %x, want %x", mi.InfoHash, orig.InfoHash)
+	}
+	b, err := mi.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseBytes(b)
+	if err != nil {
+		t.Fatalf("parse encoded torrent: %v", err)
+	}
+	if again.InfoHash != orig.InfoHash || !bytes.Equal(again.InfoBytes, orig.InfoBytes) {
+		t.Errorf("encoded torrent changed the info dictionary")
+	}
+	if len(again.Trackers) != 2 || again.Trackers[1][1] != "udp://c.example:80" || len(again.WebSeeds) != 1 {
+		t.Errorf("trackers %v, web seeds %v", again.Trackers, again.WebSeeds)
+	}
+	if _, err := FromInfo([]byte("d4:name1:xe"), nil, nil); err == nil {
+		t.Errorf("an info dictionary without pieces was accepted")
+	}
+}
