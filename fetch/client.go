@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotfs/gotfs/dht"
 	"github.com/gotfs/gotfs/p2p"
 	"github.com/gotfs/gotfs/torrentfile"
 	"github.com/gotfs/gotfs/tracker"
@@ -42,6 +43,9 @@ type Config struct {
 	Tracker *tracker.Client
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
+	// DHT is the DHT node torrents use to find peers and announce themselves (nil: none).
+	// The client does not own it: its creator closes it after the client.
+	DHT *dht.Server
 	// CacheLimit bounds the verified bytes kept by all the client's torrents (0 = no bound):
 	// past it the least recently read pieces that no reader needs are evicted.
 	CacheLimit int64
@@ -67,6 +71,7 @@ type Client struct {
 
 	announceKey uint32 // sent to trackers so they recognise us across address changes
 
+	dht           *dht.Server
 	verifiedBytes atomic.Int64 // verified bytes of every torrent, for CacheLimit
 	evicting      sync.Mutex   // one eviction at a time
 }
@@ -86,7 +91,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}}
+	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, dht: cfg.DHT}
 	if c.peerID == ([20]byte{}) {
 		copy(c.peerID[:], PeerIDPrefix)
 		if _, err := rand.Read(c.peerID[len(PeerIDPrefix):]); err != nil {

@@ -11,10 +11,11 @@ import (
 
 // Per-peer limits.
 const (
-	initialDepth    = 32  // requests in flight before the peer's rate is known
-	minDepth        = 16  // never fewer requests in flight (unless snubbed)
-	defaultMaxDepth = 250 // cap when the peer does not say (BEP 10 reqq)
-	maxUploadQueue  = 256 // requests from one peer we hold at once
+	initialDepth    = 32   // requests in flight before the peer's rate is known
+	minDepth        = 16   // never fewer requests in flight (unless snubbed)
+	defaultMaxDepth = 250  // cap when the peer does not say (BEP 10 reqq)
+	maxPeerDepth    = 1000 // cap whatever the peer says
+	maxUploadQueue  = 256  // requests from one peer we hold at once
 	floodLimit      = 4 * maxUploadQueue
 	snubTimeout     = 60 * time.Second // no block for this long with requests out: snubbed
 	keepAliveEvery  = 90 * time.Second
@@ -61,6 +62,7 @@ type peer struct {
 	unchokedAt     time.Time
 	interestHint   int
 	closed         bool
+	ext            extState
 }
 
 func (p *peer) wake() {
@@ -124,6 +126,13 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 	}
 	if t.haveCount > 0 {
 		p.out = append(p.out, p2p.Message{ID: p2p.MsgBitfield, Payload: t.bitfieldLocked()})
+	}
+	if hs.SupportsExtensions() {
+		p.ext.enabled = true
+		t.sendExtHandshakeLocked(p)
+	}
+	if hs.SupportsDHT() && t.c.dht != nil && !t.info.Private {
+		p.out = append(p.out, p2p.Port(t.c.dht.Addr().Port()))
 	}
 	t.wg.Add(2)
 	t.mu.Unlock()
@@ -201,6 +210,10 @@ func (p *peer) readLoop() {
 // handleMessageLocked applies one message from p. It returns a piece to verify when the message
 // completed one.
 func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error) {
+	if m.ID == p2p.MsgExtended {
+		// Extension messages may come before the bitfield (BEP 10 handshakes often do).
+		return nil, t.handleExtendedLocked(p, m)
+	}
 	first := !p.gotAny
 	p.gotAny = true
 	switch m.ID {
@@ -251,8 +264,12 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error
 		}
 	case p2p.MsgPiece:
 		return t.handleBlockLocked(p, m)
+	case p2p.MsgPort:
+		if t.c.dht != nil && !t.info.Private && m.Port != 0 {
+			t.c.addDHTNode(netip.AddrPortFrom(p.addr.Addr(), m.Port))
+		}
 	}
-	// Port, extended and unknown messages need nothing yet.
+	// Unknown messages need nothing.
 	return nil, nil
 }
 

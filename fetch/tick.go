@@ -46,6 +46,7 @@ func (t *Torrent) tickLoop() {
 			}
 		}
 		t.logStarvedReadsLocked()
+		t.sendPexLocked(now)
 		t.dialMoreLocked(now)
 		syncNow := t.dirtyStore && now.Sub(lastSync) >= syncEvery
 		if syncNow {
@@ -204,6 +205,15 @@ func (t *Torrent) addCandidatesLocked(addrs []netip.AddrPort) {
 	for _, a := range addrs {
 		if _, ok := t.candidates[a]; !ok && a.IsValid() && a.Port() != 0 {
 			t.candidates[a] = &candidate{}
+		}
+	}
+	// Bounded: forget candidates that are not connected when there are too many.
+	for a, c := range t.candidates {
+		if len(t.candidates) <= maxCandidates {
+			break
+		}
+		if !c.connected {
+			delete(t.candidates, a)
 		}
 	}
 	t.dialMoreLocked(time.Now())

@@ -28,6 +28,10 @@ func (t *Torrent) startWorkers() {
 		t.wg.Add(1)
 		go t.announceLoop()
 	}
+	if t.c.dht != nil && !t.info.Private {
+		t.wg.Add(1)
+		go t.dhtLoop()
+	}
 }
 
 // verifyLoop checks pieces off the network goroutines and stores the good ones.

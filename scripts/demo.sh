@@ -42,7 +42,7 @@ for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sl
 
 step "two seeders (gotfs seed) on 127.0.0.11 and 127.0.0.12"
 for i in 11 12; do
-  XDG_CACHE_HOME="$work/cache-seed$i" "$GOTFS" seed "$work/sample.torrent" "$work/src" --listen "127.0.0.$i:0" \
+  XDG_CACHE_HOME="$work/cache-seed$i" "$GOTFS" seed --no-dht "$work/sample.torrent" "$work/src" --listen "127.0.0.$i:0" \
     >"$work/seed$i.log" 2>&1 &
   pids+=($!)
 done
@@ -50,7 +50,7 @@ sleep 1
 "$GOTFS" peers "$work/sample.torrent" | sed 's/^/  /'
 
 step "mount: gotfs mount sample.torrent mnt (files appear at once, nothing downloaded yet)"
-"$GOTFS" mount "$work/sample.torrent" "$work/mnt" --cache-dir "$work/cache" --listen 127.0.0.20:0 \
+"$GOTFS" mount --no-dht "$work/sample.torrent" "$work/mnt" --cache-dir "$work/cache" --listen 127.0.0.20:0 \
   >"$work/mount.log" 2>&1 &
 mountpid=$!
 pids+=($mountpid)

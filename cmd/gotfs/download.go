@@ -29,18 +29,24 @@ func newDownloadCmd(a *app) *cobra.Command {
 		check    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "download TORRENT",
+		Use:   "download TORRENT|MAGNET",
 		Short: "Download a torrent into a folder",
 		Long: `Download a torrent into DIR/<name> (-o DIR, default the current folder). Running it again after
 an interruption (even kill -9) reuses every verified piece; files already in DIR are checked,
 never overwritten with unverified bytes.`,
 		Example: `  gotfs download ubuntu.torrent -o ~/Downloads
   gotfs download album.torrent --include '*.flac' --include 'cover.jpg'
-  gotfs download big.torrent --json --seed`,
+  gotfs download big.torrent --json --seed
+  gotfs download 'magnet:?xt=urn:btih:...&tr=...' -o ~/Downloads`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			mi, raw, err := loadTorrent(args[0])
+			eng, err := ef.start(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			mi, raw, err := ef.resolve(ctx, a, eng, args[0])
 			if err != nil {
 				return err
 			}
@@ -84,12 +90,7 @@ never overwritten with unverified bytes.`,
 					return err
 				}
 			}
-			client, err := ef.client(a)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			tor, err := client.AddTorrent(mi, fetch.TorrentOptions{Storage: st, Peers: peers, Background: true, Include: include})
+			tor, err := eng.client.AddTorrent(mi, fetch.TorrentOptions{Storage: st, Peers: peers, Background: true, Include: include})
 			if err != nil {
 				return err
 			}
@@ -97,7 +98,7 @@ never overwritten with unverified bytes.`,
 			startStats := tor.Stats()
 			wantBytes := wantedBytes(mi, include)
 			if err := waitDownload(ctx, a, tor, wantBytes); err != nil {
-				client.Close()
+				eng.Close()
 				return err
 			}
 			s := tor.Stats()

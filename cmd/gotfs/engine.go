@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/dht"
 	"github.com/gotfs/gotfs/fetch"
 	"github.com/gotfs/gotfs/torrentfile"
 )
@@ -29,6 +31,10 @@ type engineFlags struct {
 	cacheDir string
 	// cacheSize bounds the verified bytes kept (mount only: a download keeps all it fetched).
 	cacheSize int64
+
+	noDHT        bool
+	dhtListen    string
+	dhtBootstrap []string
 }
 
 func (f *engineFlags) bind(cmd *cobra.Command) {
@@ -38,6 +44,9 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 	fl.IntVar(&f.maxPeers, "max-peers", 50, "most peers to connect to per torrent")
 	fl.BoolVar(&f.noUpload, "no-upload", false, "never upload to other peers")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache folder (default $XDG_CACHE_HOME/gotfs)")
+	fl.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
+	fl.StringVar(&f.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the peer listen address)")
+	fl.StringSliceVar(&f.dhtBootstrap, "dht-bootstrap", nil, "DHT nodes to start from, host:port,... (default: the public routers)")
 }
 
 // bindCacheSize adds --cache-size, for commands whose data lives in the cache.
@@ -74,19 +83,139 @@ func (f *engineFlags) peerAddrs() ([]netip.AddrPort, error) {
 	return out, nil
 }
 
-// client starts the peer engine.
-func (f *engineFlags) client(a *app) (*fetch.Client, error) {
-	cfg := fetch.Config{ListenAddr: f.listen, MaxPeers: f.maxPeers, NoUpload: f.noUpload, Logger: a.log, CacheLimit: f.cacheSize}
+// engine is a running peer engine: the client and, unless --no-dht, its DHT node.
+type engine struct {
+	client *fetch.Client
+	dht    *dht.Server
+}
+
+// Close stops the client, then the DHT node (saving its routing table).
+func (e *engine) Close() error {
+	err := e.client.Close()
+	if e.dht != nil {
+		err = errors.Join(err, e.dht.Close())
+	}
+	return err
+}
+
+// start starts the DHT node (unless --no-dht) and the peer engine.
+func (f *engineFlags) start(ctx context.Context, a *app) (*engine, error) {
+	e := &engine{}
+	listen := f.listen
+	if !f.noDHT {
+		root, err := f.root()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(root.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("cache folder: %w", err)
+		}
+		addr := f.dhtListen
+		if addr == "" {
+			addr = listen
+			if addr == "" {
+				addr = defaultListen
+			}
+		}
+		cfg := dht.Config{Addr: addr, StatePath: filepath.Join(root.Dir, "dht.state"), Logger: a.log}
+		if f.dhtBootstrap != nil {
+			cfg.Bootstrap = f.dhtBootstrap
+		}
+		node, err := dht.New(cfg)
+		if err != nil && f.dhtListen == "" {
+			// The peer port's UDP twin is taken: any port will do for the DHT.
+			host, _, _ := net.SplitHostPort(addr)
+			cfg.Addr = net.JoinHostPort(host, "0")
+			node, err = dht.New(cfg)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("start DHT node: %w", err)
+		}
+		e.dht = node
+		go func() {
+			if err := node.Bootstrap(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("DHT bootstrap", "err", err)
+			}
+		}()
+	}
+	cfg := fetch.Config{ListenAddr: listen, MaxPeers: f.maxPeers, NoUpload: f.noUpload, Logger: a.log,
+		CacheLimit: f.cacheSize, DHT: e.dht}
+	var err error
 	if cfg.ListenAddr != "" {
-		return fetch.NewClient(cfg)
+		e.client, err = fetch.NewClient(cfg)
+	} else {
+		cfg.ListenAddr = defaultListen
+		e.client, err = fetch.NewClient(cfg)
+		if err != nil {
+			cfg.ListenAddr = ":0"
+			e.client, err = fetch.NewClient(cfg)
+		}
 	}
-	cfg.ListenAddr = defaultListen
-	c, err := fetch.NewClient(cfg)
-	if err == nil {
-		return c, nil
+	if err != nil {
+		if e.dht != nil {
+			e.dht.Close()
+		}
+		return nil, err
 	}
-	cfg.ListenAddr = ":0"
-	return fetch.NewClient(cfg)
+	return e, nil
+}
+
+// resolve loads TORRENT, or for a magnet link its metadata: from the cache when an earlier run
+// kept it, else from peers (BEP 9), saying what it waits for. It returns the metainfo and the
+// .torrent bytes to keep in the cache.
+func (f *engineFlags) resolve(ctx context.Context, a *app, e *engine, arg string) (*torrentfile.Metainfo, []byte, error) {
+	if !isMagnet(arg) {
+		return loadTorrent(arg)
+	}
+	m, err := torrentfile.ParseMagnet(arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := f.root()
+	if err != nil {
+		return nil, nil, err
+	}
+	var tiers [][]string
+	for _, u := range m.Trackers {
+		tiers = append(tiers, []string{u})
+	}
+	if raw, err := root.LoadMetainfo(m.InfoHash); err == nil {
+		if mi, err := torrentfile.ParseBytes(raw); err == nil && mi.InfoHash == m.InfoHash {
+			return mi, raw, nil
+		}
+		if mi, err := torrentfile.FromInfo(raw, tiers, m.WebSeeds); err == nil && mi.InfoHash == m.InfoHash {
+			b, err := mi.Encode()
+			return mi, b, err
+		}
+	}
+	peers, err := f.peerAddrs()
+	if err != nil {
+		return nil, nil, err
+	}
+	name := m.Name
+	if name == "" {
+		name = m.InfoHash.Hex()
+	}
+	fmt.Fprintf(a.stderr, "fetching the metadata of %s from peers (trackers: %d, DHT: %v)\n", name, len(m.Trackers), e.dht != nil)
+	found := 0
+	mi, err := e.client.FetchMetadata(ctx, m, fetch.MetadataOptions{Peers: peers, OnPeers: func(n int) {
+		if n > found {
+			found = n
+			a.log.Info("peers found for metadata", "peers", n)
+		}
+	}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, exitError{130, fmt.Errorf("interrupted while waiting for metadata: %w", err)}
+		}
+		return nil, nil, err
+	}
+	raw, err := mi.Encode()
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(a.stderr, "metadata of %s received: %s in %d files\n", mi.Info.Name, formatSize(mi.Info.Length), len(mi.Info.VisibleFiles()))
+	return mi, raw, nil
 }
 
 // downloadRecordPath names the completion record of a download of hash into dataDir.

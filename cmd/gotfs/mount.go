@@ -42,7 +42,7 @@ type mountFlags struct {
 func newMountCmd(a *app) *cobra.Command {
 	f := mountFlags{readahead: fetch.DefaultMaxReadahead}
 	cmd := &cobra.Command{
-		Use:   "mount TORRENT|DIR MOUNTPOINT",
+		Use:   "mount TORRENT|DIR|MAGNET MOUNTPOINT",
 		Short: "Show a torrent (or a folder of .torrent files) as read-only files",
 		Long: `Mount a torrent, or every .torrent file in a folder, at MOUNTPOINT. Its files appear at
 once; each read fetches the pieces under it first (then a readahead window), so a video plays
@@ -78,6 +78,7 @@ gotfs unmount MOUNTPOINT) unmounts and saves state.`,
 type mountSession struct {
 	a      *app
 	root   cache.Root
+	eng    *engine
 	client *fetch.Client
 	fs     *fusefs.FS
 	peers  []netip.AddrPort
@@ -109,12 +110,17 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 	if err != nil {
 		return fmt.Errorf("mount point %s: %w", mountpoint, err)
 	}
-	srcInfo, err := os.Stat(src)
-	if err != nil {
-		return fmt.Errorf("torrent %s: %w", src, unwrapPathErr(err))
-	}
+	magnet := isMagnet(src)
+	isDir := false
 	var first []byte
-	if !srcInfo.IsDir() {
+	if !magnet {
+		srcInfo, err := os.Stat(src)
+		if err != nil {
+			return fmt.Errorf("torrent %s: %w", src, unwrapPathErr(err))
+		}
+		isDir = srcInfo.IsDir()
+	}
+	if !magnet && !isDir {
 		// Fail on a bad torrent before mounting anything.
 		if first, err = os.ReadFile(src); err != nil {
 			return fmt.Errorf("torrent %s: %w", src, unwrapPathErr(err))
@@ -140,12 +146,21 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 	if err := os.MkdirAll(root.Dir, 0o755); err != nil {
 		return fmt.Errorf("cache folder: %w", err)
 	}
-	client, err := f.engine.client(a)
+	eng, err := f.engine.start(ctx, a)
 	if err != nil {
 		return err
 	}
+	if magnet {
+		// The mount appears once the metadata is known; resolve says what it waits for.
+		_, raw, err := f.engine.resolve(ctx, a, eng, src)
+		if err != nil {
+			eng.Close()
+			return err
+		}
+		first = raw
+	}
 	s := &mountSession{
-		a: a, root: root, client: client, peers: peers, flags: f,
+		a: a, root: root, eng: eng, client: eng.client, peers: peers, flags: f,
 		byHash: map[torrentfile.Hash]bool{}, tried: map[string]fileStamp{},
 	}
 	fsys, err := fusefs.Mount(mp, fusefs.Options{
@@ -157,11 +172,11 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 		Logger:       a.log,
 	})
 	if err != nil {
-		client.Close()
+		eng.Close()
 		return fmt.Errorf("%w (is another process mounted there? try: gotfs unmount %s)", err, mp)
 	}
 	s.fs = fsys
-	err = s.run(ctx, src, srcInfo.IsDir(), first)
+	err = s.run(ctx, src, isDir, first)
 	return errors.Join(err, s.shutdown())
 }
 
@@ -309,7 +324,7 @@ func (s *mountSession) shutdown() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := s.client.Close(); err != nil {
+	if err := s.eng.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop peer engine: %w", err))
 	}
 	for _, mt := range torrents {

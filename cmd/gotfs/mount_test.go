@@ -114,7 +114,7 @@ type gotfsProc struct {
 
 func startMount(t *testing.T, bin string, args ...string) *gotfsProc {
 	t.Helper()
-	p := &gotfsProc{cmd: exec.Command(bin, append([]string{"mount"}, args...)...), out: &syncBuffer{}, done: make(chan error, 1)}
+	p := &gotfsProc{cmd: exec.Command(bin, append([]string{"mount", "--no-dht"}, args...)...), out: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -317,7 +317,7 @@ func TestMountErrors(t *testing.T) {
 	} {
 		var out bytes.Buffer
 		cmd := newRootCmd(&app{stdout: &out, stderr: &out})
-		cmd.SetArgs(append([]string{"mount", "--cache-dir", t.TempDir()}, tc.args...))
+		cmd.SetArgs(append([]string{"mount", "--no-dht", "--cache-dir", t.TempDir()}, tc.args...))
 		err := cmd.Execute()
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("mount %q: %v, want a one-line error with %q", tc.args, err, tc.want)

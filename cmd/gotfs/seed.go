@@ -67,16 +67,16 @@ torrent's file or folder itself (named as in the torrent), or the folder that ho
 				return fmt.Errorf("%s holds none of %s's data (0 of %d pieces verify)", args[1], mi.Info.Name, n)
 			}
 			fmt.Fprintf(a.stderr, "%d of %d pieces verified\n", have, n)
-			client, err := ef.client(a)
+			eng, err := ef.start(ctx, a)
 			if err != nil {
 				return err
 			}
-			defer client.Close()
-			tor, err := client.AddTorrent(mi, fetch.TorrentOptions{Storage: st, Peers: peers})
+			defer eng.Close()
+			tor, err := eng.client.AddTorrent(mi, fetch.TorrentOptions{Storage: st, Peers: peers})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stderr, "listening on port %s\n", strconv.Itoa(int(client.Port())))
+			fmt.Fprintf(a.stderr, "listening on port %s\n", strconv.Itoa(int(eng.client.Port())))
 			return seedUntilDone(ctx, a, tor)
 		},
 	}
@@ -113,13 +113,18 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 		out string
 	)
 	cmd := &cobra.Command{
-		Use:     "download-piece TORRENT INDEX",
+		Use:     "download-piece TORRENT|MAGNET INDEX",
 		Short:   "Fetch and verify one piece",
 		Example: `  gotfs download-piece ubuntu.torrent 0 -o piece0.bin`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			mi, raw, err := loadTorrent(args[0])
+			eng, err := ef.start(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			mi, raw, err := ef.resolve(ctx, a, eng, args[0])
 			if err != nil {
 				return err
 			}
@@ -152,12 +157,7 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			client, err := ef.client(a)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			tor, err := client.AddTorrent(mi, fetch.TorrentOptions{Storage: st, Peers: peers})
+			tor, err := eng.client.AddTorrent(mi, fetch.TorrentOptions{Storage: st, Peers: peers})
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,169 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/dht"
+	"github.com/gotfs/gotfs/torrentfile"
+)
+
+// realTorrent makes random files and a real .torrent of them (with its info bytes).
+func realTorrent(t testing.TB, files []testFile, pieceLen int64, seed uint64) (*torrentfile.Metainfo, string) {
+	t.Helper()
+	src := t.TempDir()
+	makeTorrent(t, src, "mag", files, pieceLen, seed)
+	mi, _, err := torrentfile.Create(context.Background(), filepath.Join(src, "mag"), torrentfile.CreateOptions{PieceLength: pieceLen, NoDate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mi, src
+}
+
+// startNode starts a client (with an optional DHT node) seeding or leeching mi.
+func startNode(t testing.TB, ip string, mi *torrentfile.Metainfo, dataDir string, seed bool, dhtNode *dht.Server, opts TorrentOptions) *node {
+	t.Helper()
+	st, err := cache.Open(&mi.Info, cache.Options{DataDir: dataDir, RecordPath: filepath.Join(t.TempDir(), "rec"), ReadOnly: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(Config{ListenAddr: ip + ":0", Logger: testLogger(t), DHT: dhtNode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Storage = st
+	opts.NoTrackers = true
+	tor, err := c.AddTorrent(mi, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{c, tor, st}
+	t.Cleanup(n.close)
+	return n
+}
+
+func TestMagnetMetadataFromPeers(t *testing.T) {
+	// 14 MiB in 16 KiB pieces: an info dictionary of two metadata pieces.
+	files := []testFile{{[]string{"a"}, 14 << 20}, {[]string{"b"}, 5}}
+	mi, src := realTorrent(t, files, 16<<10, 11)
+	if len(mi.InfoBytes) <= 16<<10 {
+		t.Fatalf("info dictionary of %d bytes: want several metadata pieces", len(mi.InfoBytes))
+	}
+	// A liar serves an info dictionary that does not hash to the info hash.
+	liarMI := *mi
+	liarMI.InfoBytes = append([]byte(nil), mi.InfoBytes...)
+	liarMI.InfoBytes[len(liarMI.InfoBytes)/2] ^= 1
+	liar := startNode(t, "127.0.0.91", &liarMI, src, true, nil, TorrentOptions{})
+	honest := startNode(t, "127.0.0.92", mi, src, true, nil, TorrentOptions{})
+
+	c, err := NewClient(Config{ListenAddr: "127.0.0.93:0", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// From the liar alone nothing verifies: the fetch fails, and says why.
+	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer lcancel()
+	_, err = c.FetchMetadata(lctx, &torrentfile.Magnet{InfoHash: mi.InfoHash}, MetadataOptions{Peers: []netip.AddrPort{liar.c.Addr()}})
+	if !errors.Is(err, ErrNoMetadata) || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("metadata from a liar: %v, want ErrNoMetadata naming the mismatch", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m := &torrentfile.Magnet{InfoHash: mi.InfoHash, Peers: []string{liar.c.Addr().String()}}
+	got, err := c.FetchMetadata(ctx, m, MetadataOptions{Peers: []netip.AddrPort{honest.c.Addr()}})
+	if err != nil {
+		t.Fatalf("FetchMetadata: %v", err)
+	}
+	if got.InfoHash != mi.InfoHash || got.Info.Length != mi.Info.Length || len(got.Info.Files) != len(mi.Info.Files) {
+		t.Fatalf("metadata %x (%d bytes, %d files), want %x", got.InfoHash, got.Info.Length, len(got.Info.Files), mi.InfoHash)
+	}
+	// A magnet nobody serves ends with the context and a clear error.
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	_, err = c.FetchMetadata(short, &torrentfile.Magnet{InfoHash: torrentfile.Hash{1}}, MetadataOptions{Peers: []netip.AddrPort{honest.c.Addr()}})
+	if err == nil {
+		t.Fatal("metadata of an unknown torrent was fetched")
+	}
+}
+
+func TestMagnetDownloadThroughDHTAlone(t *testing.T) {
+	// A DHT of 30 nodes on loopback, each bootstrapped from the first.
+	var nodes []*dht.Server
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	newNode := func(ip string, boot []string) *dht.Server {
+		n, err := dht.New(dht.Config{Addr: ip + ":0", Bootstrap: boot, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	first := newNode("127.0.0.1", []string{})
+	nodes = append(nodes, first)
+	for range 27 {
+		n := newNode("127.0.0.1", []string{first.Addr().String()})
+		if err := n.Bootstrap(ctx); err != nil {
+			t.Fatalf("bootstrap: %v", err)
+		}
+		nodes = append(nodes, n)
+	}
+	files := []testFile{{[]string{"x"}, 1 << 20}, {[]string{"y"}, 12345}}
+	mi, src := realTorrent(t, files, 32<<10, 12)
+	// Two seeders announce themselves on the DHT through their own nodes (a DHT node takes a
+	// peer's address from the announce's source, so each seeder's node shares its address).
+	for _, ip := range []string{"127.0.0.101", "127.0.0.102"} {
+		n := newNode(ip, []string{first.Addr().String()})
+		if err := n.Bootstrap(ctx); err != nil {
+			t.Fatalf("bootstrap: %v", err)
+		}
+		startNode(t, ip, mi, src, true, n, TorrentOptions{})
+	}
+	// The leecher knows nothing but the info hash and its own DHT node: 31 nodes in all.
+	leecherDHT := newNode("127.0.0.103", []string{nodes[20].Addr().String()})
+	if err := leecherDHT.Bootstrap(ctx); err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	c, err := NewClient(Config{ListenAddr: "127.0.0.103:0", Logger: testLogger(t), DHT: leecherDHT})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got *torrentfile.Metainfo
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// The seeders' first announce may still be under way: ask again until it lands.
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		got, err = c.FetchMetadata(lctx, &torrentfile.Magnet{InfoHash: mi.InfoHash}, MetadataOptions{})
+		lcancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("metadata through the DHT: %v", err)
+	}
+	dst := t.TempDir()
+	st, err := cache.Open(&got.Info, cache.Options{DataDir: dst, RecordPath: filepath.Join(t.TempDir(), "rec")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tor, err := c.AddTorrent(got, TorrentOptions{Storage: st, Background: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-tor.Complete():
+	case <-ctx.Done():
+		t.Fatalf("download through DHT peers did not finish: %+v", tor.Stats())
+	}
+	sameFiles(t, mi, src, dst, nil)
+}
