@@ -3,9 +3,9 @@ package fetch
 import (
 	"context"
 	"errors"
-	"strings"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
