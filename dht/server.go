@@ -322,8 +322,11 @@ func (s *Server) handlePacket(data []byte, src netip.AddrPort) {
 		return
 	}
 	now := s.cfg.now()
+	// Unsolicited packets are charged to the source's bucket before decoding; packets from an
+	// address we await an answer from are decoded first, and charged only if they are queries.
 	s.mu.Lock()
-	ok := s.pendingAddr[src] > 0 || s.limiter.allow(src.Addr(), now)
+	solicited := s.pendingAddr[src] > 0
+	ok := solicited || s.limiter.allow(src.Addr(), now)
 	s.mu.Unlock()
 	if !ok {
 		s.rateLimited.Add(1)
@@ -334,6 +337,16 @@ func (s *Server) handlePacket(data []byte, src netip.AddrPort) {
 	if err != nil {
 		s.drop("malformed", src, err)
 		return
+	}
+	if solicited && m.Y == "q" {
+		s.mu.Lock()
+		ok = s.limiter.allow(src.Addr(), now)
+		s.mu.Unlock()
+		if !ok {
+			s.rateLimited.Add(1)
+			s.drop("rate limited", src, nil)
+			return
+		}
 	}
 	switch m.Y {
 	case "q":
