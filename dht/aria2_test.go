@@ -1,0 +1,165 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gotfs/gotfs/internal/testenv"
+	"github.com/gotfs/gotfs/torrentfile"
+)
+
+// freePort returns a port that was free on 127.0.0.1 for both TCP and UDP a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestAria2 seeds a torrent with aria2c, its DHT bootstrapped from our node, and finds aria2c's
+// peer address with GetPeers. aria2c works with loopback DHT nodes as is.
+func TestAria2(t *testing.T) {
+	bin := testenv.RequireBinary(t, "aria2c")
+	// aria2c bootstraps from us, looks up the torrent (get_peers to our node, which hands it a
+	// token) and sends announce_peer: we find it in our own peer store, and at least one
+	// announce reached us.
+	t.Run("announce_peer", func(t *testing.T) {
+		s := runAria2(t, bin)
+		if st := s.Stats(); st.Peers < 1 {
+			t.Errorf("aria2c's announce_peer was not stored: %+v", st)
+		}
+	})
+	// With --bt-external-ip, aria2c's node returns its own peer in the values of its get_peers
+	// answers: our lookup finds it by querying aria2c's node.
+	t.Run("values", func(t *testing.T) {
+		runAria2(t, bin, "--bt-external-ip=127.0.0.1")
+	})
+}
+
+// runAria2 runs the aria2c seeder with extra arguments until our node's GetPeers finds it, and
+// returns our node.
+func runAria2(t *testing.T, bin string, extra ...string) *Server {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("gotfs dht test "), 10000)
+	if err := os.WriteFile(filepath.Join(data, "file.bin"), payload, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	mi, raw, err := torrentfile.Create(ctx, filepath.Join(data, "file.bin"), torrentfile.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	torrentPath := filepath.Join(dir, "file.torrent")
+	if err := os.WriteFile(torrentPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hash := [20]byte(mi.InfoHash)
+
+	s := newTestServer(t, "127.0.0.1:0", func(c *Config) { c.QueryTimeout = 2 * time.Second })
+	dhtPort, btPort := freePort(t), freePort(t)
+	out := &syncBuffer{}
+	cmd := exec.Command(bin, append(extra,
+		"--enable-dht=true",
+		"--dht-listen-port="+strconv.Itoa(dhtPort),
+		"--dht-entry-point="+s.Addr().String(),
+		"--dht-file-path="+filepath.Join(dir, "dht.dat"),
+		"--listen-port="+strconv.Itoa(btPort),
+		"--bt-enable-lpd=false",
+		"--enable-peer-exchange=false",
+		"--seed-ratio=0.0",
+		"--bt-seed-unverified=true",
+		"--check-integrity=false",
+		"--disable-ipv6=true",
+		"--enable-dht6=false",
+		"--no-conf=true",
+		"--console-log-level=debug",
+		"--summary-interval=0",
+		"--dir="+data,
+		"-V",
+		torrentPath)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CACHE_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("aria2c output:\n%s", out.String())
+		}
+	}()
+
+	want := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(btPort))
+	var found []netip.AddrPort
+	for {
+		select {
+		case <-exited:
+			t.Fatalf("aria2c exited: %v", cmd.ProcessState)
+		case <-ctx.Done():
+			t.Fatalf("aria2c's peer %v not found (found %v); stats %+v", want, found, s.Stats())
+		case <-time.After(500 * time.Millisecond):
+		}
+		lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.GetPeers(lctx, hash, func(ps []netip.AddrPort) { found = append(found, ps...) })
+		lcancel()
+		for _, p := range found {
+			if p == want {
+				t.Logf("found aria2c at %v; stats %+v", p, s.Stats())
+				return s
+			}
+		}
+		if err != nil {
+			t.Logf("GetPeers: %v; stats %+v", err, s.Stats())
+		}
+	}
+}
