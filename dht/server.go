@@ -22,8 +22,11 @@ import (
 	"time"
 )
 
-// DefaultBootstrap are the routers used when Config.Bootstrap is nil.
-var DefaultBootstrap = []string{"router.bittorrent.com:6881", "dht.transmissionbt.com:6881", "router.utorrent.com:6881"}
+// DefaultBootstrap returns the public routers used when Config.Bootstrap is nil:
+// router.bittorrent.com, dht.transmissionbt.com and router.utorrent.com, port 6881.
+func DefaultBootstrap() []string {
+	return []string{"router.bittorrent.com:6881", "dht.transmissionbt.com:6881", "router.utorrent.com:6881"}
+}
 
 // maxPacket is the largest KRPC packet accepted; larger ones are dropped.
 const maxPacket = 8192
@@ -41,7 +44,7 @@ type Config struct {
 	// NodeID is our node id; zero means the one saved at StatePath, else a random one.
 	NodeID [20]byte
 	// Bootstrap lists "host:port" routers or nodes Bootstrap starts from. nil means
-	// DefaultBootstrap; an empty non-nil slice means none (only the saved table).
+	// DefaultBootstrap(); an empty non-nil slice means none (only the saved table).
 	Bootstrap []string
 	// StatePath is where the node id and routing table are saved at Close and loaded at New;
 	// "" keeps no state.
@@ -78,7 +81,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Bootstrap == nil {
-		c.Bootstrap = DefaultBootstrap
+		c.Bootstrap = DefaultBootstrap()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
