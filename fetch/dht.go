@@ -42,6 +42,7 @@ func (t *Torrent) dhtLoop() {
 			t.c.dht.AddNode(ap)
 		}
 	}
+	retry := 2 * time.Second
 	for {
 		ctx, cancel := context.WithTimeout(t.ctx, dhtLookupTimeout)
 		found := 0
@@ -54,10 +55,12 @@ func (t *Torrent) dhtLoop() {
 		cancel()
 		wait := dhtAnnounceEvery
 		if err != nil && t.ctx.Err() == nil {
-			t.log.Debug("dht announce", "err", err)
-			wait = dhtRetry
+			// Most often the routing table is still empty: try again soon, then less often.
+			t.log.Debug("dht announce", "err", err, "retry_in", retry)
+			wait, retry = retry, min(retry*2, dhtRetry)
 		} else {
 			t.log.Debug("dht announce done", "peers", found)
+			retry = 2 * time.Second
 		}
 		select {
 		case <-t.ctx.Done():

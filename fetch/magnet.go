@@ -94,9 +94,22 @@ func (c *Client) FetchMetadata(ctx context.Context, m *torrentfile.Magnet, opts 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := c.dht.GetPeers(ctx, m.InfoHash, f.addPeers)
-			if err != nil && ctx.Err() == nil {
-				c.log.Debug("dht lookup for metadata", "err", err)
+			// Look again now and then: the routing table may still be filling, and peers
+			// may announce themselves later.
+			wait := time.Second
+			for {
+				err := c.dht.GetPeers(ctx, m.InfoHash, f.addPeers)
+				if err != nil && ctx.Err() == nil {
+					c.log.Debug("dht lookup for metadata", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-f.done:
+					return
+				case <-time.After(wait):
+				}
+				wait = min(wait*2, 30*time.Second)
 			}
 		}()
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -132,11 +133,7 @@ func (f *engineFlags) start(ctx context.Context, a *app) (*engine, error) {
 			return nil, fmt.Errorf("start DHT node: %w", err)
 		}
 		e.dht = node
-		go func() {
-			if err := node.Bootstrap(ctx); err != nil && ctx.Err() == nil {
-				a.log.Warn("DHT bootstrap", "err", err)
-			}
-		}()
+		go bootstrapDHT(ctx, a, node)
 	}
 	cfg := fetch.Config{ListenAddr: listen, MaxPeers: f.maxPeers, NoUpload: f.noUpload, Logger: a.log,
 		CacheLimit: f.cacheSize, DHT: e.dht}
@@ -158,6 +155,28 @@ func (f *engineFlags) start(ctx context.Context, a *app) (*engine, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// bootstrapDHT joins the DHT, trying again with backoff while no node answers (the
+// bootstrap nodes may not be up yet, or the network may come later).
+func bootstrapDHT(ctx context.Context, a *app, node *dht.Server) {
+	wait := 2 * time.Second
+	for {
+		err := node.Bootstrap(ctx)
+		if err == nil && node.Stats().Nodes > 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Info("DHT bootstrap: no node answered yet", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Minute)
+	}
 }
 
 // resolve loads TORRENT, or for a magnet link its metadata: from the cache when an earlier run

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -14,25 +15,61 @@ import (
 )
 
 func newParseCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON bool
+		save   string
+		ef     engineFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "parse TORRENT|MAGNET",
 		Short: "Show what a torrent file or magnet link holds",
 		Example: `  gotfs parse ubuntu.torrent
   gotfs parse --json ubuntu.torrent | jq .files
-  gotfs parse 'magnet:?xt=urn:btih:...'`,
+  gotfs parse 'magnet:?xt=urn:btih:...'
+  gotfs parse 'magnet:?xt=urn:btih:...&tr=...' --save x.torrent   # fetches the metadata from peers`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var mi *torrentfile.Metainfo
 			if isMagnet(args[0]) {
 				m, err := torrentfile.ParseMagnet(args[0])
 				if err != nil {
 					return err
 				}
-				return printMagnet(a.stdout, m, asJSON)
-			}
-			mi, err := torrentfile.Load(args[0])
-			if err != nil {
-				return err
+				if save == "" {
+					return printMagnet(a.stdout, m, asJSON)
+				}
+				if _, err := os.Stat(save); err == nil {
+					return fmt.Errorf("%s already exists", save)
+				}
+				ctx := cmd.Context()
+				eng, err := ef.start(ctx, a)
+				if err != nil {
+					return err
+				}
+				defer eng.Close()
+				got, raw, err := ef.resolve(ctx, a, eng, args[0])
+				if err != nil {
+					return err
+				}
+				root, err := ef.root()
+				if err != nil {
+					return err
+				}
+				if err := prepareCache(root, got, raw); err != nil {
+					return err
+				}
+				if err := writeFileAtomic(save, raw, false); err != nil {
+					return err
+				}
+				mi = got
+			} else {
+				var err error
+				if mi, err = torrentfile.Load(args[0]); err != nil {
+					return err
+				}
+				if save != "" {
+					return fmt.Errorf("--save is for magnet links (%s is a torrent file already)", args[0])
+				}
 			}
 			if asJSON {
 				return writeJSON(a.stdout, describe(mi))
@@ -42,6 +79,8 @@ func newParseCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&save, "save", "", "for a magnet link: fetch its metadata from peers and write it as a .torrent file")
+	ef.bind(cmd)
 	return cmd
 }
 
