@@ -47,6 +47,7 @@ type peer struct {
 	cancelled      [cancelledMemory]blockReq
 	cancelledNext  int
 	uploads        []blockReq // the peer's requests to us
+	chokedRequests int        // requests received while choked since the last unchoke, for flood detection
 	out            []p2p.Message
 	depth          int
 	maxDepth       int
@@ -63,6 +64,7 @@ type peer struct {
 	interestHint   int
 	closed         bool
 	ext            extState
+	fast           fastState
 }
 
 func (p *peer) wake() {
@@ -124,7 +126,11 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 	if c := t.candidates[addr]; c != nil && !incoming {
 		c.connected = true
 	}
-	if t.haveCount > 0 {
+	p.fast.enabled = conn.FastEnabled()
+	switch {
+	case p.fast.enabled:
+		t.sendFastHelloLocked(p)
+	case t.haveCount > 0:
 		p.out = append(p.out, p2p.Message{ID: p2p.MsgBitfield, Payload: t.bitfieldLocked()})
 	}
 	if hs.SupportsExtensions() {
@@ -219,7 +225,7 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error
 	switch m.ID {
 	case p2p.MsgChoke:
 		p.peerChoking = true
-		t.releaseRequestsLocked(p)
+		t.releaseChokedRequestsLocked(p)
 		t.wakeAllLocked() // others may take over the released blocks
 	case p2p.MsgUnchoke:
 		p.peerChoking = false
@@ -264,6 +270,8 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error
 		}
 	case p2p.MsgPiece:
 		return t.handleBlockLocked(p, m)
+	case p2p.MsgHaveAll, p2p.MsgHaveNone, p2p.MsgRejectRequest, p2p.MsgAllowedFast, p2p.MsgSuggestPiece:
+		return nil, t.handleFastLocked(p, m, first)
 	case p2p.MsgPort:
 		if t.c.dht != nil && !t.info.Private && m.Port != 0 {
 			t.c.addDHTNode(netip.AddrPortFrom(p.addr.Addr(), m.Port))
@@ -274,16 +282,20 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error
 }
 
 func (t *Torrent) handleRequestLocked(p *peer, m p2p.Message) error {
-	if t.c.cfg.NoUpload || p.amChoking {
-		return nil // BEP 3: requests while choked are dropped
-	}
-	if int(m.Index) >= len(t.have) || !t.have[m.Index] {
-		return nil
-	}
 	if len(p.uploads) >= floodLimit {
 		return fmt.Errorf("%w: request flood", errProtocol)
 	}
-	if len(p.uploads) >= maxUploadQueue {
+	if t.c.cfg.NoUpload || (p.amChoking && !p.fast.out[m.Index]) {
+		// BEP 3: requests while choked are dropped; BEP 6: rejected. A peer that keeps
+		// asking regardless is flooding.
+		if p.chokedRequests++; p.chokedRequests > floodLimit {
+			return fmt.Errorf("%w: %d requests while choked", errProtocol, p.chokedRequests)
+		}
+		p.rejectLocked(m)
+		return nil
+	}
+	if int(m.Index) >= len(t.have) || !t.have[m.Index] || len(p.uploads) >= maxUploadQueue {
+		p.rejectLocked(m)
 		return nil
 	}
 	p.uploads = append(p.uploads, blockReq{piece: m.Index, begin: m.Begin, length: m.Length})
@@ -442,7 +454,7 @@ func (p *peer) prepareLocked(msgs []p2p.Message, ups []blockReq) ([]p2p.Message,
 	msgs = append(msgs, p.out...)
 	clear(p.out)
 	p.out = p.out[:0]
-	if !p.amChoking {
+	if !p.amChoking || p.fast.enabled {
 		k := min(len(p.uploads), uploadBatch)
 		ups = append(ups, p.uploads[:k]...)
 		p.uploads = append(p.uploads[:0], p.uploads[k:]...)

@@ -77,7 +77,7 @@ func (t *Torrent) dropDownloadLocked(d *pieceDownload) {
 
 // fillRequestsLocked queues requests to p until its pipeline is full.
 func (t *Torrent) fillRequestsLocked(p *peer) {
-	if p.peerChoking || !p.amInterested {
+	if !p.amInterested || (p.peerChoking && len(p.fast.in) == 0) {
 		return
 	}
 	depth := p.depth
@@ -116,7 +116,7 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		if need <= 0 {
 			break
 		}
-		if !p.has.Has(d.index) || (d.exclusive != nil && d.exclusive != p) {
+		if !p.canRequest(d.index) || (d.exclusive != nil && d.exclusive != p) {
 			continue
 		}
 		dup := endgame || t.prio[d.index] == prioNow
@@ -179,7 +179,7 @@ func (t *Torrent) pickNewPieceLocked(p *peer) int {
 	n := len(t.prio)
 	for k := range n {
 		i := (t.lastPick + k) % n
-		if t.prio[i] == prioNone || t.have[i] || !p.has.Has(i) {
+		if t.prio[i] == prioNone || t.have[i] || !p.canRequest(i) {
 			continue
 		}
 		if _, ok := t.downloads[i]; ok {
@@ -203,6 +203,25 @@ func (t *Torrent) pickNewPieceLocked(p *peer) int {
 		t.lastPick = best
 	}
 	return best
+}
+
+// releaseChokedRequestsLocked forgets the requests a choke cancels: all of them, except (with
+// the fast extension) those of pieces the peer lets us have fast, which it still serves or
+// rejects.
+func (t *Torrent) releaseChokedRequestsLocked(p *peer) {
+	if !p.fast.enabled {
+		t.releaseRequestsLocked(p)
+		return
+	}
+	kept := p.requests[:0]
+	for _, r := range p.requests {
+		if p.fast.in[r.piece] {
+			kept = append(kept, r)
+			continue
+		}
+		t.forgetRequestLocked(p, r)
+	}
+	p.requests = kept
 }
 
 // releaseRequestsLocked forgets every request outstanding at p (choke, snub, disconnect).

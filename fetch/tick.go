@@ -179,8 +179,20 @@ func (t *Torrent) setChokingLocked(p *peer, choke bool) {
 	if !choke {
 		id = p2p.MsgUnchoke
 		p.unchokedAt = time.Now()
+		p.chokedRequests = 0
 	} else {
-		p.uploads = p.uploads[:0] // BEP 3: a choke discards pending requests
+		// BEP 3: a choke discards pending requests; BEP 6: rejects them, except allowed-fast ones.
+		kept := p.uploads[:0]
+		for _, u := range p.uploads {
+			if p.fast.enabled && p.fast.out[u.piece] {
+				kept = append(kept, u)
+				continue
+			}
+			if p.fast.enabled {
+				p.out = append(p.out, p2p.RejectRequest(u.piece, u.begin, u.length))
+			}
+		}
+		p.uploads = kept
 	}
 	p.out = append(p.out, p2p.Message{ID: id})
 	p.wake()

@@ -273,7 +273,7 @@ func (t *Torrent) connOptions() p2p.Options {
 	return p2p.Options{
 		NumPieces: info.NumPieces(),
 		PieceSize: func(i uint32) uint32 { return uint32(info.PieceSize(int(i))) },
-		Reserved:  p2p.ReservedBits(true, t.c.dht != nil && !info.Private, false),
+		Reserved:  p2p.ReservedBits(true, t.c.dht != nil && !info.Private, true),
 	}
 }
 
