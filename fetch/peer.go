@@ -247,8 +247,14 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error
 			}
 		}
 	case p2p.MsgBitfield:
+		// A later bitfield replaces what the peer had: aria2c sends none while it has no
+		// piece, then a bitfield instead of "have" after the first piece it gets.
 		if !first {
-			return nil, fmt.Errorf("%w: bitfield after other messages", errProtocol)
+			for i := range t.avail {
+				if p.has.Has(i) {
+					t.avail[i]--
+				}
+			}
 		}
 		copy(p.has, m.Payload)
 		p.hasCount = 0
