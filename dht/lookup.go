@@ -350,6 +350,17 @@ func (s *Server) getPeers(ctx context.Context, infoHash [20]byte, onPeers func([
 // token. port is the peer's TCP port; 0 announces with implied_port (the UDP source port). It
 // returns an error when no node accepted the announce.
 func (s *Server) Announce(ctx context.Context, infoHash [20]byte, port uint16, onPeers func([]netip.AddrPort)) error {
+	// Our own node answers get_peers with us too: in a small swarm it may be the only node a
+	// peer asks. Only a definite address can be handed out.
+	if ip := s.addr.Addr(); !ip.IsUnspecified() {
+		p := port
+		if p == 0 {
+			p = s.addr.Port()
+		}
+		s.mu.Lock()
+		s.peers.add(infoHash, netip.AddrPortFrom(ip, p), s.cfg.now())
+		s.mu.Unlock()
+	}
 	done, err := s.getPeers(ctx, infoHash, onPeers)
 	if err != nil {
 		return fmt.Errorf("dht: announce: %w", err)
