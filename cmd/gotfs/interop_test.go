@@ -4,10 +4,9 @@ package main
 // transmission-daemon) through a real tracker (opentracker), all on 127.0.0.0/8.
 //
 // Addresses: opentracker takes a peer's address from the packet's source, so every client must
-// announce from the address it listens on. aria2c (--interface) and transmission
-// (bind-address-ipv4) bind their tracker sockets too, so each gets its own 127.0.0.X. gotfs
-// announces from the kernel's choice for 127.0.0.1, so gotfs listens on 127.0.0.1 — still an
-// address of its own in each test.
+// announce from the address it listens on: aria2c (--interface), transmission
+// (bind-address-ipv4) and gotfs (--listen with a host) all bind their tracker sockets too, so
+// each gets its own 127.0.0.X.
 
 import (
 	"bytes"
@@ -313,14 +312,14 @@ func aria2Args(ip string, port int) []string {
 }
 
 // interopGotfsDownload runs `gotfs download` through the torrent's tracker and checks the result.
-func interopGotfsDownload(t *testing.T, bin, torrent, src string) {
+func interopGotfsDownload(t *testing.T, bin, torrent, src, ip string) {
 	t.Helper()
 	work := t.TempDir()
 	out := filepath.Join(work, "out")
-	port := interopPort(t, "127.0.0.1")
+	port := interopPort(t, ip)
 	start := time.Now()
 	p := interopStart(t, work, bin, "download", torrent, "-o", out, "--cache-dir", filepath.Join(work, "cache"),
-		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--no-dht", "--json", "-v")
+		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "--json", "-v")
 	if err := p.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("gotfs download: %v\n%s", err, p.out.String())
 	}
@@ -345,7 +344,7 @@ func TestInteropDownloadFromAria2(t *testing.T) {
 	seeder := interopStart(t, data, aria, append(aria2Args("127.0.0.11", interopPort(t, "127.0.0.11")),
 		"-V", "--seed-ratio=0.0", "-d", data, torrent)...)
 	interopWaitOutput(t, seeder, "Verification finished successfully", 20*time.Second)
-	interopGotfsDownload(t, bin, torrent, src)
+	interopGotfsDownload(t, bin, torrent, src, "127.0.0.41")
 }
 
 // TestInteropDownloadFromTransmission has gotfs download from a transmission-daemon seeder
@@ -366,7 +365,7 @@ func TestInteropDownloadFromTransmission(t *testing.T) {
 	tr.add(t, torrent, data)
 	tr.waitPercent(t, 100, 20*time.Second) // verified: it seeds
 	tr.waitAnnounced(t, 20*time.Second)
-	interopGotfsDownload(t, bin, torrent, src)
+	interopGotfsDownload(t, bin, torrent, src, "127.0.0.42")
 }
 
 // TestInteropAria2DownloadsFromGotfs has aria2c download a multi-file torrent with odd sizes
@@ -381,7 +380,7 @@ func TestInteropAria2DownloadsFromGotfs(t *testing.T) {
 	interopWrite(t, src, oddLayout, 3)
 	torrent, hash := interopCreate(t, bin, src, ot.HTTPAnnounceURL(), "32KiB")
 	ot.Allow(t, hash)
-	interopGotfsSeed(t, bin, torrent, src)
+	interopGotfsSeed(t, bin, torrent, src, "127.0.0.43")
 
 	out := t.TempDir()
 	start := time.Now()
@@ -415,7 +414,7 @@ func TestInteropTransmissionDownloadsFromGotfs(t *testing.T) {
 	tr.add(t, torrent, out)
 	tr.waitAnnounced(t, 20*time.Second)
 	start := time.Now()
-	interopGotfsSeed(t, bin, torrent, src)
+	interopGotfsSeed(t, bin, torrent, src, "127.0.0.44")
 	tr.waitPercent(t, 100, 60*time.Second)
 	t.Logf("transmission download took %v", time.Since(start).Round(time.Millisecond))
 	// 100% means verified; "Date finished" is set once the torrent is complete and flushed.
@@ -423,13 +422,13 @@ func TestInteropTransmissionDownloadsFromGotfs(t *testing.T) {
 	interopCompare(t, src, filepath.Join(out, filepath.Base(src)), true)
 }
 
-// interopGotfsSeed starts `gotfs seed` on 127.0.0.1 and waits until it listens.
-func interopGotfsSeed(t *testing.T, bin, torrent, src string) *interopProc {
+// interopGotfsSeed starts `gotfs seed` on ip and waits until it listens.
+func interopGotfsSeed(t *testing.T, bin, torrent, src, ip string) *interopProc {
 	t.Helper()
 	work := t.TempDir()
-	port := interopPort(t, "127.0.0.1")
+	port := interopPort(t, ip)
 	p := interopStart(t, work, bin, "seed", torrent, src, "--cache-dir", filepath.Join(work, "cache"),
-		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--no-dht", "-v")
+		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "-v")
 	interopWaitOutput(t, p, "listening on port", 20*time.Second)
 	return p
 }
