@@ -218,6 +218,10 @@ func (r *Reader) WaitPinned(ctx context.Context, off, n int64) (release func(), 
 			delete(r.waitCount, i)
 			delete(r.waits, i)
 		}
+		if err == nil && !t.have[i] {
+			// Woken without the piece: it verified but could not be stored.
+			err = fmt.Errorf("piece %d could not be stored: %w", i, t.lastStoreErr)
+		}
 	}
 	r.waitingReads--
 	t.recomputePriorityLocked()

@@ -72,6 +72,11 @@ func (t *Torrent) verify(job verifyJob) {
 		t.log.Error("store piece", "piece", job.index, "err", werr)
 		t.lastStoreErr = werr
 		t.stats.Wasted += int64(len(job.buf))
+		// Reads waiting for this piece fail now instead of waiting for a disk that is full.
+		if ch := t.waiters[job.index]; ch != nil {
+			close(ch)
+			delete(t.waiters, job.index)
+		}
 		t.wakeAllLocked()
 	default:
 		t.stats.Downloaded += int64(len(job.buf))

@@ -34,6 +34,7 @@ type mountFlags struct {
 	engine      engineFlags
 	readahead   int64
 	prefetch    bool
+	verify      bool
 	readTimeout time.Duration
 	pollEvery   time.Duration
 	debugFUSE   bool
@@ -67,6 +68,7 @@ gotfs unmount MOUNTPOINT) unmounts and saves state.`,
 	fl := cmd.Flags()
 	fl.Var(sizeValue{&f.readahead}, "readahead", "largest readahead window of each open file (0 = none)")
 	fl.BoolVar(&f.prefetch, "prefetch", false, "fetch every piece in the background, not only what is read")
+	fl.BoolVar(&f.verify, "verify", false, "re-hash every cached piece before mounting; damaged ones are fetched again")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 0, "fail a read (EIO) that waits longer than this for its pieces (0 = wait)")
 	fl.DurationVar(&f.pollEvery, "poll", defaultPollEvery, "how often a mounted folder is scanned for new .torrent files")
 	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
@@ -289,6 +291,16 @@ func (s *mountSession) addTorrent(path string, raw []byte) error {
 	st, err := cache.Open(&mi.Info, opts)
 	if err != nil {
 		return fail(fmt.Errorf("torrent %s: %w", path, err))
+	}
+	if s.flags.verify {
+		before := st.VerifiedCount()
+		if err := st.Check(context.Background(), nil); err != nil {
+			st.Close()
+			return fail(fmt.Errorf("verify %s: %w", path, err))
+		}
+		if bad := before - st.VerifiedCount(); bad > 0 {
+			s.a.log.Warn("damaged cached pieces dropped; they will be fetched again", "torrent", mi.Info.Name, "pieces", bad)
+		}
 	}
 	tor, err := s.client.AddTorrent(mi, fetch.TorrentOptions{Storage: st, Peers: s.peers, Background: s.flags.prefetch})
 	if err != nil {
