@@ -134,8 +134,13 @@ func (c *Client) Addr() netip.AddrPort {
 // Port returns the TCP port the client listens on.
 func (c *Client) Port() uint16 { return c.Addr().Port() }
 
+// maxHandshakes bounds incoming connections still in their handshake: a flood of connections
+// that never finish their handshake costs at most this many goroutines and sockets.
+const maxHandshakes = 64
+
 func (c *Client) acceptLoop() {
 	defer c.wg.Done()
+	pending := make(chan struct{}, maxHandshakes)
 	for {
 		nc, err := c.ln.Accept()
 		if err != nil {
@@ -146,15 +151,28 @@ func (c *Client) acceptLoop() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		select {
+		case pending <- struct{}{}:
+		default:
+			c.log.Debug("too many handshakes under way; connection refused", "remote", nc.RemoteAddr())
+			nc.Close()
+			continue
+		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.handleIncoming(nc)
+			c.handleIncoming(nc, pending)
 		}()
 	}
 }
 
-func (c *Client) handleIncoming(nc net.Conn) {
+func (c *Client) handleIncoming(nc net.Conn, pending chan struct{}) {
+	handshaking := true
+	defer func() {
+		if handshaking {
+			<-pending
+		}
+	}()
 	var t *Torrent
 	conn, hs, err := p2p.Accept(nc, c.peerID, func(ih [20]byte) (p2p.Options, bool) {
 		c.mu.Lock()
@@ -165,6 +183,8 @@ func (c *Client) handleIncoming(nc net.Conn) {
 		}
 		return t.connOptions(), true
 	})
+	handshaking = false
+	<-pending
 	if err != nil {
 		c.log.Debug("incoming handshake", "remote", nc.RemoteAddr(), "err", err)
 		nc.Close()
