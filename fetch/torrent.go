@@ -134,7 +134,9 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		c: c, hash: mi.InfoHash, mi: mi, info: &mi.Info, store: opts.Storage, opts: opts,
 		log:        c.log.With("torrent", mi.Info.Name),
 		closed:     make(chan struct{}),
-		verifyq:    make(chan verifyJob, 64),
+		// At most ~16 MiB of pieces wait for verification and the disk: when the disk is
+		// slower than the network, readers wait for it instead of the heap growing.
+		verifyq:    make(chan verifyJob, max(4, min(64, int(16<<20/max(mi.Info.PieceLength, 1))))),
 		have:       make([]bool, n),
 		wanted:     make([]bool, n),
 		avail:      make([]int, n),
