@@ -132,8 +132,8 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 	n := mi.Info.NumPieces()
 	t := &Torrent{
 		c: c, hash: mi.InfoHash, mi: mi, info: &mi.Info, store: opts.Storage, opts: opts,
-		log:        c.log.With("torrent", mi.Info.Name),
-		closed:     make(chan struct{}),
+		log:    c.log.With("torrent", mi.Info.Name),
+		closed: make(chan struct{}),
 		// At most ~16 MiB of pieces wait for verification and the disk: when the disk is
 		// slower than the network, readers wait for it instead of the heap growing.
 		verifyq:    make(chan verifyJob, max(4, min(64, int(16<<20/max(mi.Info.PieceLength, 1))))),
