@@ -1,0 +1,440 @@
+package fetch
+
+// Hostile peers: scripted peers that break the protocol or misbehave, in a swarm with an
+// honest gotfs seeder. Each case checks that the download (or read) still finishes correct,
+// that the bad peer is dropped or banned, and that memory stays bounded.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gotfs/gotfs/p2p"
+	"github.com/gotfs/gotfs/torrentfile"
+)
+
+// hostileIPNext hands out loopback addresses no other test of the package uses.
+var hostileIPNext atomic.Int32
+
+func hostileIP() string {
+	return fmt.Sprintf("127.0.4.%d", 1+hostileIPNext.Add(1))
+}
+
+// hostilePeer is a scripted peer listening on its own loopback address: each accepted
+// connection completes the handshake with p2p.Accept and then runs script.
+type hostilePeer struct {
+	ln    net.Listener
+	addr  netip.AddrPort
+	ended chan hostileEnd // one per connection, when its script returned
+	conns atomic.Int32
+}
+
+// hostileEnd is how a scripted connection ended: the error its script returned and when.
+type hostileEnd struct {
+	err error
+	at  time.Time
+}
+
+// hostileReadTimeout bounds how long a scripted peer waits for the engine: long enough to be
+// sure an engine that did not drop us really did not, short enough to keep tests quick.
+const hostileReadTimeout = 15 * time.Second
+
+// dropped reports whether err is the engine closing the connection (not our own timeout).
+func dropped(err error) bool {
+	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func hostilePeerID(tag string) [20]byte {
+	var id [20]byte
+	copy(id[:], "-XX0001-")
+	copy(id[8:], tag)
+	return id
+}
+
+// listenHostile starts a scripted peer for mi on ip.
+func listenHostile(t *testing.T, ip string, mi *torrentfile.Metainfo, reserved [8]byte, script func(c *p2p.Conn) error) *hostilePeer {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hostilePeer{ln: ln, addr: netip.MustParseAddrPort(ln.Addr().String()), ended: make(chan hostileEnd, 64)}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open = append(open, nc)
+			mu.Unlock()
+			n := h.conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				opts := p2p.Options{NumPieces: mi.Info.NumPieces(), Reserved: reserved, ReadTimeout: hostileReadTimeout}
+				c, _, err := p2p.Accept(nc, hostilePeerID(fmt.Sprintf("bad%d-%s", n, ip)), func([20]byte) (p2p.Options, bool) { return opts, true })
+				if err == nil {
+					err = script(c)
+					c.Close()
+				}
+				select {
+				case h.ended <- hostileEnd{err, time.Now()}:
+				default:
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return h
+}
+
+// waitEnd waits for the first scripted connection to end and returns how.
+func (h *hostilePeer) waitEnd(t *testing.T, d time.Duration) hostileEnd {
+	t.Helper()
+	select {
+	case e := <-h.ended:
+		return e
+	case <-time.After(d):
+		t.Fatalf("scripted peer %v: connection still open after %v", h.addr, d)
+		return hostileEnd{}
+	}
+}
+
+// drain reads messages until the connection ends and returns the error that ended it.
+func drain(c *p2p.Conn) error {
+	for {
+		if _, err := c.ReadMessage(); err != nil {
+			return err
+		}
+	}
+}
+
+// sendAll writes messages and flushes them.
+func sendAll(c *p2p.Conn, ms ...p2p.Message) error {
+	for _, m := range ms {
+		if err := c.WriteMessage(m); err != nil {
+			return err
+		}
+	}
+	return c.Flush()
+}
+
+// sendRaw flushes what is buffered and writes b straight to the socket (for what p2p would
+// refuse to encode).
+func sendRaw(c *p2p.Conn, b []byte) error {
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	_, err := c.NetConn().Write(b)
+	return err
+}
+
+func allPieces(n int) p2p.Bitfield {
+	bf := p2p.NewBitfield(n)
+	for i := range n {
+		bf.Set(i)
+	}
+	return bf
+}
+
+// peersFrom counts the torrent's connected peers at ip.
+func peersFrom(tor *Torrent, ip netip.Addr) int {
+	tor.mu.Lock()
+	defer tor.mu.Unlock()
+	n := 0
+	for p := range tor.peers {
+		if p.addr.Addr() == ip {
+			n++
+		}
+	}
+	return n
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// memNow returns HeapInuse and TotalAlloc after a garbage collection.
+func memNow() (inuse, total uint64) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse, m.TotalAlloc
+}
+
+// heapGrowth formats the growth of HeapInuse since before, and fails past limit.
+func checkHeap(t *testing.T, before uint64, limit uint64) {
+	t.Helper()
+	after, _ := memNow()
+	grow := int64(after) - int64(before)
+	t.Logf("heap in use: %.1f MiB before, %.1f MiB after (%+.2f MiB)", float64(before)/(1<<20), float64(after)/(1<<20), float64(grow)/(1<<20))
+	if grow > int64(limit) {
+		t.Errorf("heap in use grew by %d bytes, want at most %d", grow, limit)
+	}
+}
+
+// hostileSwarm is a torrent of one file with an honest gotfs seeder.
+type hostileSwarm struct {
+	mi     *torrentfile.Metainfo
+	src    string
+	data   []byte
+	seeder *node
+}
+
+const hostilePiece = 16 << 10 // one block per piece: every piece has a single sender
+
+// newHostileSwarm makes a torrent of 65 pieces of 16 KiB, the last one short (so a bitfield
+// has spare bits), and an honest seeder of it.
+func newHostileSwarm(t *testing.T, seed uint64) *hostileSwarm {
+	t.Helper()
+	src := t.TempDir()
+	mi := makeTorrent(t, src, "hostile", []testFile{{[]string{"f.bin"}, 64*hostilePiece + 5000}}, hostilePiece, seed)
+	data, err := os.ReadFile(filepath.Join(src, "hostile", "f.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &hostileSwarm{mi: mi, src: src, data: data, seeder: startSeeder(t, hostileIP(), mi, src)}
+}
+
+// block returns the bytes a request asks for.
+func (s *hostileSwarm) block(m p2p.Message) []byte {
+	off := int(m.Index)*hostilePiece + int(m.Begin)
+	return s.data[off : off+int(m.Length)]
+}
+
+// leech starts a background download from the given peers and the honest seeder.
+func (s *hostileSwarm) leech(t *testing.T, peers ...netip.AddrPort) (*node, string) {
+	t.Helper()
+	dst := t.TempDir()
+	peers = append(peers, s.seeder.c.Addr())
+	return startLeecher(t, hostileIP(), s.mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{Background: true}), dst
+}
+
+// leechFrom starts a background download from the given peers only.
+func (s *hostileSwarm) leechFrom(t *testing.T, peers ...netip.AddrPort) (*node, string) {
+	t.Helper()
+	dst := t.TempDir()
+	return startLeecher(t, hostileIP(), s.mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{Background: true}), dst
+}
+
+// addHonest lets a leecher find the honest seeder.
+func (s *hostileSwarm) addHonest(l *node) {
+	l.t.mu.Lock()
+	l.t.addCandidatesLocked([]netip.AddrPort{s.seeder.c.Addr()})
+	l.t.mu.Unlock()
+}
+
+// seedScript claims every piece, unchokes, and answers each request with serve.
+func (s *hostileSwarm) seedScript(serve func(c *p2p.Conn, m p2p.Message) error) func(c *p2p.Conn) error {
+	return func(c *p2p.Conn) error {
+		if err := sendAll(c, p2p.BitfieldMsg(allPieces(s.mi.Info.NumPieces())), p2p.Unchoke()); err != nil {
+			return err
+		}
+		for {
+			m, err := c.ReadMessage()
+			if err != nil {
+				return err
+			}
+			if m.ID == p2p.MsgRequest && serve != nil {
+				if err := serve(c, m); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// TestHostileCorruptBlocks: a peer whose every block is wrong is banned after two bad pieces;
+// the download is still correct.
+func TestHostileCorruptBlocks(t *testing.T) {
+	s := newHostileSwarm(t, 201)
+	before, _ := memNow()
+	var served atomic.Int32
+	bad := listenHostile(t, hostileIP(), s.mi, [8]byte{}, s.seedScript(func(c *p2p.Conn, m p2p.Message) error {
+		b := bytes.Clone(s.block(m))
+		b[len(b)/2] ^= 0x55
+		served.Add(1)
+		return sendAll(c, p2p.Piece(m.Index, m.Begin, b))
+	}))
+	start := time.Now()
+	l, dst := s.leech(t, bad.addr)
+	waitComplete(t, l, 30*time.Second)
+	t.Logf("download complete in %v", time.Since(start))
+	sameFiles(t, s.mi, s.src, dst, nil)
+	st := l.t.Stats()
+	if st.Banned != 1 || st.HashFailures < strikesToBan {
+		t.Errorf("banned %d, hash failures %d: want 1 ban after %d bad pieces", st.Banned, st.HashFailures, strikesToBan)
+	}
+	e := bad.waitEnd(t, 5*time.Second)
+	if !dropped(e.err) {
+		t.Errorf("banned peer's connection ended by %v, want closed by the engine", e.err)
+	}
+	if n := peersFrom(l.t, bad.addr.Addr()); n != 0 {
+		t.Errorf("%d connections from the banned peer", n)
+	}
+	t.Logf("bad blocks served %d, hash failures %d, wasted %d bytes", served.Load(), st.HashFailures, st.Wasted)
+	l.close()
+	checkHeap(t, before, 8<<20)
+}
+
+// protocolCase is a scripted peer that breaks the wire protocol in one way; the engine must
+// drop it while the honest seeder completes the download.
+type protocolCase struct {
+	name     string
+	reserved [8]byte
+	script   func(s *hostileSwarm, c *p2p.Conn) error
+}
+
+func TestHostileProtocolViolations(t *testing.T) {
+	s := newHostileSwarm(t, 202)
+	n := s.mi.Info.NumPieces()
+	bitfieldThen := func(ms ...p2p.Message) func(s *hostileSwarm, c *p2p.Conn) error {
+		return func(s *hostileSwarm, c *p2p.Conn) error {
+			if err := sendAll(c, append([]p2p.Message{p2p.BitfieldMsg(allPieces(n))}, ms...)...); err != nil {
+				return err
+			}
+			return drain(c)
+		}
+	}
+	rawThen := func(raw []byte) func(s *hostileSwarm, c *p2p.Conn) error {
+		return func(s *hostileSwarm, c *p2p.Conn) error {
+			if err := sendAll(c, p2p.BitfieldMsg(allPieces(n))); err != nil {
+				return err
+			}
+			if err := sendRaw(c, raw); err != nil {
+				return err
+			}
+			return drain(c)
+		}
+	}
+	huge := func(id byte) []byte { return []byte{0xff, 0xff, 0xff, 0xff, id} }
+	ext := p2p.ReservedBits(true, false, false)
+	spare := allPieces(n)
+	spare[len(spare)-1] = 0xff
+	cases := []protocolCase{
+		{name: "unrequested block", script: func(s *hostileSwarm, c *p2p.Conn) error {
+			// Still choking: nothing can have been requested.
+			if err := sendAll(c, p2p.BitfieldMsg(allPieces(n)), p2p.Piece(3, 0, s.data[3*hostilePiece:4*hostilePiece])); err != nil {
+				return err
+			}
+			return drain(c)
+		}},
+		{name: "unrequested block after unchoke", script: func(s *hostileSwarm, c *p2p.Conn) error {
+			// After the first requests, send a block of a piece that was not asked for.
+			asked := map[uint32]bool{}
+			return s.seedScript(func(c *p2p.Conn, m p2p.Message) error {
+				asked[m.Index] = true
+				if len(asked) < initialDepth {
+					return nil
+				}
+				for i := range uint32(n - 1) {
+					if !asked[i] {
+						return sendAll(c, p2p.Piece(i, 0, s.data[int(i)*hostilePiece:int(i+1)*hostilePiece]))
+					}
+				}
+				return errors.New("every piece was asked for")
+			})(c)
+		}},
+		{name: "block of the wrong length", script: func(s *hostileSwarm, c *p2p.Conn) error {
+			return s.seedScript(func(c *p2p.Conn, m p2p.Message) error {
+				return sendAll(c, p2p.Piece(m.Index, m.Begin, s.block(m)[:m.Length/2]))
+			})(c)
+		}},
+		{name: "4 GiB piece prefix", script: rawThen(huge(byte(p2p.MsgPiece)))},
+		{name: "4 GiB bitfield prefix", script: func(s *hostileSwarm, c *p2p.Conn) error {
+			if err := sendRaw(c, huge(byte(p2p.MsgBitfield))); err != nil {
+				return err
+			}
+			return drain(c)
+		}},
+		{name: "4 GiB extended prefix", reserved: ext, script: rawThen(huge(byte(p2p.MsgExtended)))},
+		{name: "4 GiB unknown message prefix", script: rawThen(huge(99))},
+		{name: "4 GiB have prefix", script: rawThen(huge(byte(p2p.MsgHave)))},
+		{name: "bitfield too short", script: bitfieldThenRaw(p2p.BitfieldMsg(make([]byte, (n+7)/8-1)))},
+		{name: "bitfield too long", script: bitfieldThenRaw(p2p.BitfieldMsg(make([]byte, (n+7)/8+1)))},
+		{name: "bitfield with spare bits", script: bitfieldThenRaw(p2p.BitfieldMsg(spare))},
+		{name: "have out of range", script: bitfieldThen(p2p.Have(uint32(n)))},
+		{name: "have at 2^32-1", script: bitfieldThen(p2p.Have(1<<32 - 1))},
+		{name: "piece out of range", script: bitfieldThen(p2p.Piece(uint32(n), 0, make([]byte, 100)))},
+		{name: "fast message without the fast bit", script: bitfieldThen(p2p.HaveAll())},
+		{name: "extended without the extension bit", script: bitfieldThen(p2p.Extended(0, []byte("de")))},
+		{name: "extension handshake not bencode", reserved: ext, script: bitfieldThen(p2p.Extended(0, []byte("this is not bencode")))},
+		{name: "extension handshake truncated", reserved: ext, script: bitfieldThen(p2p.Extended(0, []byte("d1:md11:ut_metadatai")))},
+		{name: "extension handshake a list", reserved: ext, script: bitfieldThen(p2p.Extended(0, []byte("li1ee")))},
+		{name: "ut_metadata not bencode", reserved: ext, script: bitfieldThen(p2p.Extended(p2p.LocalMetadataID, []byte{0xde, 0xad, 0xbe, 0xef}))},
+		{name: "ut_pex not bencode", reserved: ext, script: bitfieldThen(p2p.Extended(p2p.LocalPexID, []byte("d5:added6:")))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before, total0 := memNow()
+			bad := listenHostile(t, hostileIP(), s.mi, tc.reserved, func(c *p2p.Conn) error { return tc.script(s, c) })
+			start := time.Now()
+			// The bad peer alone first, so that nothing else (such as the end of the download,
+			// which drops peers that have everything) can explain the drop; then the honest one.
+			l, dst := s.leechFrom(t, bad.addr)
+			e := bad.waitEnd(t, 10*time.Second)
+			if !dropped(e.err) {
+				t.Fatalf("connection ended by %v, want closed by the engine\n%s", e.err, l.t.debugString())
+			}
+			// The engine closes the socket just before it forgets the peer.
+			waitUntil(t, 5*time.Second, "the dropped peer is still counted", func() bool { return l.t.Stats().Peers == 0 })
+			if st := l.t.Stats(); st.Verified != 0 {
+				t.Fatalf("pieces verified from the bad peer: %+v", st)
+			}
+			s.addHonest(l)
+			waitComplete(t, l, 30*time.Second)
+			t.Logf("dropped after %v (%v); download complete after %v", e.at.Sub(start).Round(time.Millisecond), e.err, time.Since(start).Round(time.Millisecond))
+			sameFiles(t, s.mi, s.src, dst, nil)
+			if got := peersFrom(l.t, bad.addr.Addr()); got != 0 && bad.conns.Load() == 1 {
+				t.Errorf("the bad peer is still connected")
+			}
+			l.close()
+			_, total1 := memNow()
+			alloc := total1 - total0
+			t.Logf("allocated %.1f MiB in all during the case", float64(alloc)/(1<<20))
+			if alloc > 256<<20 {
+				t.Errorf("%d bytes allocated: a length prefix was trusted", alloc)
+			}
+			checkHeap(t, before, 8<<20)
+		})
+	}
+}
+
+func bitfieldThenRaw(m p2p.Message) func(s *hostileSwarm, c *p2p.Conn) error {
+	return func(s *hostileSwarm, c *p2p.Conn) error {
+		if err := sendAll(c, m); err != nil {
+			return err
+		}
+		return drain(c)
+	}
+}
