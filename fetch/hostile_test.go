@@ -6,8 +6,10 @@ package fetch
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -53,10 +55,12 @@ func dropped(err error) bool {
 	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-func hostilePeerID(tag string) [20]byte {
+var hostileIDNext atomic.Int32
+
+// hostilePeerID returns a peer id no other scripted peer uses.
+func hostilePeerID() [20]byte {
 	var id [20]byte
-	copy(id[:], "-XX0001-")
-	copy(id[8:], tag)
+	copy(id[:], fmt.Sprintf("-XX0001-%012d", hostileIDNext.Add(1)))
 	return id
 }
 
@@ -82,12 +86,12 @@ func listenHostile(t *testing.T, ip string, mi *torrentfile.Metainfo, reserved [
 			mu.Lock()
 			open = append(open, nc)
 			mu.Unlock()
-			n := h.conns.Add(1)
+			h.conns.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				opts := p2p.Options{NumPieces: mi.Info.NumPieces(), Reserved: reserved, ReadTimeout: hostileReadTimeout}
-				c, _, err := p2p.Accept(nc, hostilePeerID(fmt.Sprintf("bad%d-%s", n, ip)), func([20]byte) (p2p.Options, bool) { return opts, true })
+				c, _, err := p2p.Accept(nc, hostilePeerID(), func([20]byte) (p2p.Options, bool) { return opts, true })
 				if err == nil {
 					err = script(c)
 					c.Close()
@@ -436,5 +440,379 @@ func bitfieldThenRaw(m p2p.Message) func(s *hostileSwarm, c *p2p.Conn) error {
 			return err
 		}
 		return drain(c)
+	}
+}
+
+// dialHostile connects a scripted peer from ip to a gotfs client and completes the handshake.
+func dialHostile(t *testing.T, ip string, to netip.AddrPort, infoHash torrentfile.Hash, numPieces int, reserved [8]byte) (*p2p.Conn, p2p.Handshake, error) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	nc, err := d.Dial("tcp", to.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := p2p.Options{NumPieces: numPieces, Reserved: reserved, ReadTimeout: hostileReadTimeout}
+	return p2p.Client(ctx, nc, infoHash, hostilePeerID(), opts)
+}
+
+// waitUnchoke reads until the peer unchokes us.
+func waitUnchoke(c *p2p.Conn) error {
+	for {
+		m, err := c.ReadMessage()
+		if err != nil {
+			return err
+		}
+		if m.ID == p2p.MsgUnchoke {
+			return nil
+		}
+	}
+}
+
+// TestHostileLeecherRequests: bad requests (past a piece's end, over 16 KiB, out of range)
+// from a leecher make an honest gotfs seeder drop it, and the seeder keeps serving an honest
+// leecher.
+func TestHostileLeecherRequests(t *testing.T) {
+	s := newHostileSwarm(t, 203)
+	n := uint32(s.mi.Info.NumPieces())
+	last := uint32(s.mi.Info.PieceSize(int(n - 1)))
+	seedAddr := s.seeder.c.Addr()
+	before, _ := memNow()
+	cases := []struct {
+		name string
+		req  p2p.Message
+	}{
+		{"past the end of the last piece", p2p.Request(n-1, last-100, 16<<10)},
+		{"past the end of a full piece", p2p.Request(0, hostilePiece-1, 2)},
+		{"begin past the piece", p2p.Request(1, hostilePiece, 1)},
+		{"begin near 2^32", p2p.Request(1, 1<<32-10, 100)},
+		{"over 16 KiB", p2p.Request(0, 0, 32<<10)},
+		{"4 GiB length", p2p.Request(0, 0, 1<<32-1)},
+		{"zero length", p2p.Request(0, 0, 0)},
+		{"index out of range", p2p.Request(n, 0, 16<<10)},
+		{"cancel out of range", p2p.Cancel(n+5, 0, 16<<10)},
+	}
+	for _, fast := range []bool{false, true} {
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("%s fast=%v", tc.name, fast), func(t *testing.T) {
+				ip := hostileIP()
+				c, _, err := dialHostile(t, ip, seedAddr, s.mi.InfoHash, int(n), p2p.ReservedBits(false, false, fast))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := sendAll(c, p2p.Interested()); err != nil {
+					t.Fatal(err)
+				}
+				if err := waitUnchoke(c); err != nil {
+					t.Fatalf("no unchoke from the seeder: %v", err)
+				}
+				// One good request first: the seeder serves it.
+				if err := sendAll(c, p2p.Request(2, 0, 16<<10)); err != nil {
+					t.Fatal(err)
+				}
+				for {
+					m, err := c.ReadMessage()
+					if err != nil {
+						t.Fatalf("waiting for a block: %v", err)
+					}
+					if m.ID == p2p.MsgPiece {
+						if !bytes.Equal(m.Payload, s.data[2*hostilePiece:3*hostilePiece]) {
+							t.Fatal("seeder served wrong bytes")
+						}
+						break
+					}
+				}
+				start := time.Now()
+				if err := sendAll(c, tc.req); err != nil {
+					t.Fatal(err)
+				}
+				if err := drain(c); !dropped(err) {
+					t.Fatalf("after %v: connection ended by %v, want closed by the seeder", tc.req, err)
+				}
+				t.Logf("%v: dropped after %v", tc.req, time.Since(start).Round(time.Microsecond))
+				ipa := netip.MustParseAddr(ip)
+				waitUntil(t, 5*time.Second, "the seeder still counts the bad leecher", func() bool { return peersFrom(s.seeder.t, ipa) == 0 })
+			})
+		}
+	}
+	// The seeder survived all that and serves an honest leecher.
+	l, dst := s.leechFrom(t, seedAddr)
+	waitComplete(t, l, 30*time.Second)
+	sameFiles(t, s.mi, s.src, dst, nil)
+	l.close()
+	if st := s.seeder.t.Stats(); st.Peers != 0 {
+		t.Errorf("seeder still has %d peers", st.Peers)
+	}
+	checkHeap(t, before, 8<<20)
+}
+
+// uploadQueueOf returns the length of the seeder's upload queue for the peer at ip (-1: none).
+func uploadQueueOf(tor *Torrent, ip netip.Addr) int {
+	tor.mu.Lock()
+	defer tor.mu.Unlock()
+	for p := range tor.peers {
+		if p.addr.Addr() == ip {
+			return len(p.uploads)
+		}
+	}
+	return -1
+}
+
+// TestHostileRequestFlood: thousands of requests keep the seeder's queue bounded; a peer that
+// floods while choked is dropped; honest leechers still finish.
+func TestHostileRequestFlood(t *testing.T) {
+	s := newHostileSwarm(t, 204)
+	n := uint32(s.mi.Info.NumPieces())
+	seedAddr := s.seeder.c.Addr()
+	const flood = 5000
+	floodReqs := func() []p2p.Message {
+		ms := make([]p2p.Message, flood)
+		for k := range ms {
+			ms[k] = p2p.Request(uint32(k)%(n-1), 0, 16<<10)
+		}
+		return ms
+	}
+
+	t.Run("choked", func(t *testing.T) {
+		before, _ := memNow()
+		ip := hostileIP()
+		c, _, err := dialHostile(t, ip, seedAddr, s.mi.InfoHash, int(n), [8]byte{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Never interested, so never unchoked: every request breaks BEP 3.
+		start := time.Now()
+		if err := sendAll(c, floodReqs()...); err != nil && !dropped(err) {
+			t.Fatal(err)
+		}
+		if err := drain(c); !dropped(err) {
+			t.Fatalf("flooder's connection ended by %v, want closed by the seeder", err)
+		}
+		t.Logf("%d requests while choked: dropped after %v", flood, time.Since(start).Round(time.Millisecond))
+		checkHeap(t, before, 4<<20)
+	})
+
+	t.Run("unchoked", func(t *testing.T) {
+		before, _ := memNow()
+		ip := hostileIP()
+		ipa := netip.MustParseAddr(ip)
+		c, _, err := dialHostile(t, ip, seedAddr, s.mi.InfoHash, int(n), [8]byte{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sendAll(c, p2p.Interested()); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitUnchoke(c); err != nil {
+			t.Fatal(err)
+		}
+		// An honest leecher downloads while the flood goes on.
+		l, dst := s.leechFrom(t, seedAddr)
+		var blocks atomic.Int64
+		readDone := make(chan error, 1)
+		go func() {
+			for {
+				m, err := c.ReadMessage()
+				if err != nil {
+					readDone <- err
+					return
+				}
+				if m.ID == p2p.MsgPiece {
+					blocks.Add(1)
+				}
+			}
+		}()
+		maxQueue := 0
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			for {
+				maxQueue = max(maxQueue, uploadQueueOf(s.seeder.t, ipa))
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}()
+		start := time.Now()
+		var sendErr error
+		for range 4 { // four waves of thousands of requests
+			if sendErr = sendAll(c, floodReqs()...); sendErr != nil {
+				break
+			}
+		}
+		waitComplete(t, l, 30*time.Second)
+		sameFiles(t, s.mi, s.src, dst, nil)
+		t.Logf("honest leecher finished %v after the flood began", time.Since(start).Round(time.Millisecond))
+		time.Sleep(200 * time.Millisecond)
+		close(stop)
+		<-sampled
+		if maxQueue > maxUploadQueue {
+			t.Errorf("the flooder's upload queue reached %d, bound %d", maxQueue, maxUploadQueue)
+		}
+		var flooderEnd error
+		select {
+		case flooderEnd = <-readDone:
+		default:
+		}
+		t.Logf("%d requests while unchoked: %d blocks served, upload queue at most %d (bound %d), send error %v, flooder dropped: %v",
+			4*flood, blocks.Load(), maxQueue, maxUploadQueue, sendErr, flooderEnd)
+		c.Close()
+		l.close()
+		checkHeap(t, before, 8<<20)
+	})
+}
+
+// TestHostileSilentPeer: a peer that claims every piece, unchokes and never sends a block must
+// not stall reads: requests for pieces a read waits on go to the honest seeder too.
+func TestHostileSilentPeer(t *testing.T) {
+	s := newHostileSwarm(t, 205)
+	var requests atomic.Int32
+	asked := make(chan uint32, 1024)
+	silent := s.seedScript(func(c *p2p.Conn, m p2p.Message) error {
+		requests.Add(1)
+		select {
+		case asked <- m.Index:
+		default:
+		}
+		return nil
+	})
+	bad := listenHostile(t, hostileIP(), s.mi, p2p.ReservedBits(true, false, true), silent)
+	before, _ := memNow()
+	l := startLeecher(t, hostileIP(), s.mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{bad.addr}, TorrentOptions{})
+	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// 1. The silent peer alone gets the request of a blocked read; then the honest seeder
+	// comes. The read must finish soon after, not after the 60 s snub.
+	const piece = 10
+	off := int64(piece*hostilePiece + 100)
+	buf := make([]byte, 1000)
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := r.ReadAt(ctx, buf, off)
+		readErr <- err
+	}()
+	select {
+	case i := <-asked:
+		if i != piece {
+			t.Fatalf("silent peer asked for piece %d, want %d", i, piece)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the silent peer was never asked\n%s", l.t.debugString())
+	}
+	joined := time.Now()
+	s.addHonest(l)
+	select {
+	case err := <-readErr:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("read blocked on a silent peer %v after an honest seeder joined\n%s", time.Since(joined), l.t.debugString())
+	}
+	took := time.Since(joined)
+	t.Logf("blocked read finished %v after the honest seeder joined", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("blocked read took %v with an honest seeder present", took)
+	}
+	if !bytes.Equal(buf, s.data[off:off+int64(len(buf))]) {
+		t.Fatal("wrong bytes")
+	}
+
+	// 2. Both peers connected: read the whole file sequentially with readahead; the silent
+	// peer keeps soaking up requests of readahead pieces.
+	r2, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: 4 * hostilePiece})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	start := time.Now()
+	var slowest time.Duration
+	got := make([]byte, 0, len(s.data))
+	chunk := make([]byte, 10_000)
+	for off := int64(0); off < int64(len(s.data)); off += int64(len(chunk)) {
+		t0 := time.Now()
+		n, err := r2.ReadAt(ctx, chunk, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatalf("read at %d: %v\n%s", off, err, l.t.debugString())
+		}
+		slowest = max(slowest, time.Since(t0))
+		got = append(got, chunk[:n]...)
+	}
+	if !bytes.Equal(got, s.data) {
+		t.Fatal("sequential read: wrong bytes")
+	}
+	t.Logf("sequential read of %d bytes took %v (slowest read %v); the silent peer got %d requests",
+		len(s.data), time.Since(start).Round(time.Millisecond), slowest.Round(time.Millisecond), requests.Load())
+	if slowest > 5*time.Second {
+		t.Errorf("a read took %v with an honest seeder present", slowest)
+	}
+	l.close()
+	checkHeap(t, before, 8<<20)
+}
+
+// TestHostileTwoSilentPeers: two silent peers hold the requests of a blocked read before the
+// honest seeder comes. Known engine problem: the two silent peers fill both duplicate slots
+// (maxDuplicates) of every block, so the honest seeder gets no request until the silent peers
+// are snubbed (60 s) or their connections end (here after the scripted peers' own 15 s read
+// timeout). Run with GOTFS_HOSTILE_KNOWN_BUGS=1.
+func TestHostileTwoSilentPeers(t *testing.T) {
+	if os.Getenv("GOTFS_HOSTILE_KNOWN_BUGS") == "" {
+		t.Skip("known engine problem: a blocked read waits for the snub of two silent peers; set GOTFS_HOSTILE_KNOWN_BUGS=1")
+	}
+	s := newHostileSwarm(t, 206)
+	asked := make(chan uint32, 1024)
+	silent := s.seedScript(func(c *p2p.Conn, m p2p.Message) error {
+		select {
+		case asked <- m.Index:
+		default:
+		}
+		return nil
+	})
+	bad1 := listenHostile(t, hostileIP(), s.mi, [8]byte{}, silent)
+	bad2 := listenHostile(t, hostileIP(), s.mi, [8]byte{}, silent)
+	l := startLeecher(t, hostileIP(), s.mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{bad1.addr, bad2.addr}, TorrentOptions{})
+	waitUntil(t, 10*time.Second, "silent peers not connected", func() bool { return l.t.Stats().Peers == 2 })
+	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
+	defer cancel()
+	const piece = 10
+	off := int64(piece*hostilePiece + 100)
+	buf := make([]byte, 1000)
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := r.ReadAt(ctx, buf, off)
+		readErr <- err
+	}()
+	for range 2 {
+		select {
+		case <-asked:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("silent peers not both asked\n%s", l.t.debugString())
+		}
+	}
+	joined := time.Now()
+	s.addHonest(l)
+	if err := <-readErr; err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(joined)
+	t.Logf("blocked read finished %v after the honest seeder joined", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("blocked read took %v with an honest seeder present", took)
 	}
 }
