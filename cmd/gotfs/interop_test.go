@@ -38,6 +38,15 @@ var (
 	interopBinErr  error
 )
 
+// TestMain removes the binary interopGotfs built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if interopBinPath != "" {
+		os.RemoveAll(filepath.Dir(interopBinPath))
+	}
+	os.Exit(code)
+}
+
 // interopGotfs builds the gotfs binary once per test run and returns its path.
 func interopGotfs(t *testing.T) string {
 	t.Helper()
