@@ -816,3 +816,256 @@ func TestHostileTwoSilentPeers(t *testing.T) {
 		t.Errorf("blocked read took %v with an honest seeder present", took)
 	}
 }
+
+// TestHostileWrongInfoHash: handshakes for another torrent are refused in both directions.
+func TestHostileWrongInfoHash(t *testing.T) {
+	s := newHostileSwarm(t, 207)
+	n := s.mi.Info.NumPieces()
+	other := torrentfile.Hash{0xba, 0xd}
+
+	// A peer dialing the seeder with an unknown info hash is refused.
+	ip := hostileIP()
+	_, _, err := dialHostile(t, ip, s.seeder.c.Addr(), other, n, [8]byte{})
+	if err == nil {
+		t.Fatal("handshake with an unknown info hash was accepted")
+	}
+	t.Logf("dialing with another info hash: %v", err)
+	if st := s.seeder.t.Stats(); st.PeersSeen != 0 {
+		t.Errorf("seeder counted %d peers", st.PeersSeen)
+	}
+
+	// A peer the leecher dials answers with another info hash.
+	ln, err := net.Listen("tcp", hostileIP()+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ended := make(chan error, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			ended <- err
+			return
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(hostileReadTimeout))
+		hs := make([]byte, p2p.HandshakeLen)
+		if _, err := io.ReadFull(nc, hs); err != nil {
+			ended <- err
+			return
+		}
+		reply := p2p.AppendHandshake(nil, p2p.Handshake{InfoHash: other, PeerID: hostilePeerID()})
+		if _, err := nc.Write(reply); err != nil {
+			ended <- err
+			return
+		}
+		// Then pretend all is well: a bitfield.
+		msg, _ := p2p.AppendMessage(nil, p2p.BitfieldMsg(allPieces(n)))
+		nc.Write(msg)
+		_, err = io.Copy(io.Discard, nc)
+		if err == nil {
+			err = io.EOF
+		}
+		ended <- err
+	}()
+	l, dst := s.leechFrom(t, netip.MustParseAddrPort(ln.Addr().String()))
+	select {
+	case err := <-ended:
+		if !dropped(err) {
+			t.Fatalf("wrong-hash peer's connection ended by %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a peer answering with another info hash is still connected")
+	}
+	if st := l.t.Stats(); st.PeersSeen != 0 {
+		t.Errorf("leecher counted %d peers", st.PeersSeen)
+	}
+	s.addHonest(l)
+	waitComplete(t, l, 30*time.Second)
+	sameFiles(t, s.mi, s.src, dst, nil)
+}
+
+// delayedProxy forwards connections to target after a delay, so that the peers behind it
+// answer later than others.
+func delayedProxy(t *testing.T, ip string, target netip.AddrPort, delay time.Duration) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer in.Close()
+				time.Sleep(delay)
+				out, err := net.Dial("tcp", target.String())
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go func() { io.Copy(out, in); out.Close() }()
+				io.Copy(in, out)
+			}()
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// TestHostileMetadataLiar: a peer whose ut_metadata pieces do not hash to the info hash is
+// dropped, and the metadata comes from an honest peer.
+func TestHostileMetadataLiar(t *testing.T) {
+	mi, src := realTorrent(t, []testFile{{[]string{"a"}, 3 << 20}, {[]string{"b"}, 777}}, 16<<10, 208)
+	honest := startNode(t, hostileIP(), mi, src, true, nil, TorrentOptions{})
+	var served atomic.Int32
+	liar := listenHostile(t, hostileIP(), mi, p2p.ReservedBits(true, false, false), func(c *p2p.Conn) error {
+		const ourID = 3
+		theirID := uint8(0)
+		for {
+			m, err := c.ReadMessage()
+			if err != nil {
+				return err
+			}
+			if m.ID != p2p.MsgExtended {
+				continue
+			}
+			switch m.ExtendedID {
+			case p2p.ExtHandshakeID:
+				h, err := p2p.ParseExtHandshake(m.Payload)
+				if err != nil {
+					return err
+				}
+				theirID, _ = h.ExtID(p2p.ExtMetadataName)
+				ours, err := p2p.ExtHandshake{M: map[string]int{p2p.ExtMetadataName: ourID}, MetadataSize: len(mi.InfoBytes)}.Encode()
+				if err != nil {
+					return err
+				}
+				if err := sendAll(c, p2p.Extended(p2p.ExtHandshakeID, ours)); err != nil {
+					return err
+				}
+			case ourID:
+				req, err := p2p.ParseMetadataMsg(m.Payload)
+				if err != nil {
+					return err
+				}
+				data, err := p2p.MetadataPiece(mi.InfoBytes, req.Piece)
+				if err != nil {
+					return err
+				}
+				data = bytes.Clone(data)
+				data[len(data)/3] ^= 0x20
+				b, err := p2p.MetadataMsg{Type: p2p.MetadataData, Piece: req.Piece, TotalSize: len(mi.InfoBytes), Data: data}.Encode()
+				if err != nil {
+					return err
+				}
+				served.Add(1)
+				if err := sendAll(c, p2p.Extended(theirID, b)); err != nil {
+					return err
+				}
+			}
+		}
+	})
+	late := delayedProxy(t, hostileIP(), honest.c.Addr(), 500*time.Millisecond)
+	c, err := NewClient(Config{ListenAddr: hostileIP() + ":0", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	got, err := c.FetchMetadata(ctx, &torrentfile.Magnet{InfoHash: mi.InfoHash}, MetadataOptions{Peers: []netip.AddrPort{liar.addr, late}})
+	if err != nil {
+		t.Fatalf("FetchMetadata: %v", err)
+	}
+	if got.InfoHash != mi.InfoHash || !bytes.Equal(got.InfoBytes, mi.InfoBytes) {
+		t.Fatal("wrong metadata")
+	}
+	if served.Load() == 0 {
+		t.Fatal("the liar was never asked: the test proves nothing")
+	}
+	e := liar.waitEnd(t, 5*time.Second)
+	if !dropped(e.err) {
+		t.Errorf("liar's connection ended by %v, want closed by the fetcher", e.err)
+	}
+	t.Logf("liar served %d bad pieces; metadata from the honest peer after %v; liar dropped %v after the start",
+		served.Load(), time.Since(start).Round(time.Millisecond), e.at.Sub(start).Round(time.Millisecond))
+}
+
+// TestHostileTrickler: a peer that sends its blocks one byte a second does not hold up a
+// download or a blocked read.
+func TestHostileTrickler(t *testing.T) {
+	s := newHostileSwarm(t, 209)
+	var trickled atomic.Int64
+	trickle := s.seedScript(func(c *p2p.Conn, m p2p.Message) error {
+		msg, err := p2p.AppendMessage(nil, p2p.Piece(m.Index, m.Begin, s.block(m)))
+		if err != nil {
+			return err
+		}
+		if err := c.Flush(); err != nil {
+			return err
+		}
+		for _, b := range msg {
+			if _, err := c.NetConn().Write([]byte{b}); err != nil {
+				return err
+			}
+			trickled.Add(1)
+			time.Sleep(time.Second)
+		}
+		return nil
+	})
+	before, _ := memNow()
+
+	// A blocked read whose request went to the trickler.
+	bad := listenHostile(t, hostileIP(), s.mi, [8]byte{}, trickle)
+	l := startLeecher(t, hostileIP(), s.mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{bad.addr}, TorrentOptions{})
+	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	off := int64(20*hostilePiece + 7)
+	buf := make([]byte, 3*hostilePiece)
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := r.ReadAt(ctx, buf, off)
+		readErr <- err
+	}()
+	waitUntil(t, 10*time.Second, "the trickler got no request", func() bool { return trickled.Load() > 0 })
+	joined := time.Now()
+	s.addHonest(l)
+	if err := <-readErr; err != nil {
+		t.Fatalf("read: %v\n%s", err, l.t.debugString())
+	}
+	t.Logf("blocked read finished %v after the honest seeder joined (trickled %d bytes)", time.Since(joined).Round(time.Millisecond), trickled.Load())
+	if !bytes.Equal(buf, s.data[off:off+int64(len(buf))]) {
+		t.Fatal("wrong bytes")
+	}
+
+	// A whole download with the trickler and the honest seeder from the start.
+	bad2 := listenHostile(t, hostileIP(), s.mi, [8]byte{}, trickle)
+	start := time.Now()
+	l2, dst := s.leech(t, bad2.addr)
+	waitComplete(t, l2, 30*time.Second)
+	sameFiles(t, s.mi, s.src, dst, nil)
+	t.Logf("download with a trickler finished in %v", time.Since(start).Round(time.Millisecond))
+	// Once complete, the leecher has nothing to trade with a peer claiming everything.
+	e := bad2.waitEnd(t, 5*time.Second)
+	if !dropped(e.err) {
+		t.Errorf("trickler's connection ended by %v", e.err)
+	}
+	l.close()
+	l2.close()
+	checkHeap(t, before, 8<<20)
+}
