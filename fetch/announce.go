@@ -12,6 +12,7 @@ const (
 	announceRetryMax = 10 * time.Minute
 	defaultInterval  = 30 * time.Minute
 	stoppedTimeout   = 5 * time.Second
+	starvingInterval = 30 * time.Second
 )
 
 // announceNow asks the announcer to announce at once (completion).
@@ -55,11 +56,16 @@ func (t *Torrent) announceLoop() {
 			}
 			t.mu.Lock()
 			t.addCandidatesLocked(resp.Peers)
-			few := len(t.peers) < 5 && t.haveCount < len(t.have)
+			needy := t.haveCount < len(t.have)
+			few := needy && len(t.peers) < 5
+			starving := needy && len(t.peers) == 0 && len(resp.Peers) <= 1 // the one may be us
 			t.mu.Unlock()
 			t.log.Debug("announced", "tracker", url, "peers", len(resp.Peers), "interval", resp.Interval)
 			if few && resp.MinInterval > 0 && resp.MinInterval < wait {
 				wait = resp.MinInterval // short of peers: ask again as soon as allowed
+			}
+			if starving {
+				wait = min(wait, starvingInterval) // nobody at all yet: seeders may be starting
 			}
 			event = tracker.EventNone
 		}

@@ -119,6 +119,7 @@ func (t *Torrent) evict(pieces []int) {
 		t.have[i] = false
 		t.haveCount--
 		t.evicting[i] = true
+		t.busy[i] = true
 		if t.wanted[i] {
 			t.wantedLeft++
 		}
@@ -134,6 +135,7 @@ func (t *Torrent) evict(pieces []int) {
 	defer t.mu.Unlock()
 	for _, i := range keep {
 		delete(t.evicting, i)
+		t.busy[i] = false
 		if err != nil && t.store.Verified(i) {
 			// Not evicted after all: the bytes are still there and still verified.
 			t.have[i] = true

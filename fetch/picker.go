@@ -65,12 +65,14 @@ func (t *Torrent) startDownloadLocked(i int, p *peer) *pieceDownload {
 		d.exclusive = p
 	}
 	t.downloads[i] = d
+	t.busy[i] = true
 	return d
 }
 
 // dropDownloadLocked forgets an in-progress piece that nobody is fetching any more.
 func (t *Torrent) dropDownloadLocked(d *pieceDownload) {
 	delete(t.downloads, d.index)
+	t.busy[d.index] = false
 	t.putBuf(d.buf)
 	d.buf = nil
 }
@@ -172,34 +174,53 @@ func (t *Torrent) requestBlocksLocked(p *peer, d *pieceDownload, need int, dup b
 	return need
 }
 
-// pickNewPieceLocked chooses the best piece p has that nobody is fetching yet, or -1.
+// pickWindow is how many background candidates a pick compares: rarest-first among a window
+// that starts where the last pick ended, so a pick costs O(window), not O(pieces).
+const pickWindow = 64
+
+// pickableLocked reports whether piece i can be started with p now.
+func (t *Torrent) pickableLocked(p *peer, i int) bool {
+	return t.prio[i] != prioNone && !t.have[i] && !t.busy[i] && p.canRequest(i)
+}
+
+// pickNewPieceLocked chooses the best piece p has that nobody is fetching yet, or -1: first
+// what readers need (blocked reads, then readahead, in order), then a background piece,
+// rarest-first (random for the first few pieces) within a window of candidates.
 func (t *Torrent) pickNewPieceLocked(p *peer) int {
-	best, ties := -1, 0
+	best := -1
+	for _, i := range t.urgent {
+		if t.pickableLocked(p, i) && (best < 0 || t.better(i, best)) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		return best
+	}
 	random := t.haveCount < randomFirstPieces
+	ties, seen := 0, 0
 	n := len(t.prio)
-	for k := range n {
+	for k := 0; k < n && seen < pickWindow; k++ {
 		i := (t.lastPick + k) % n
-		if t.prio[i] == prioNone || t.have[i] || !p.canRequest(i) {
+		if t.prio[i] != prioNormal || !t.pickableLocked(p, i) {
 			continue
 		}
-		if _, ok := t.downloads[i]; ok {
-			continue
-		}
-		if t.verifying[i] || t.evicting[i] {
-			continue
-		}
+		seen++
 		switch {
-		case best < 0 || t.better(i, best):
+		case best < 0 || t.avail[i] < t.avail[best]:
 			best, ties = i, 1
-		case !t.better(best, i) && t.prio[i] == prioNormal:
-			// Equal candidates: random first pieces, else reservoir sampling among the rarest.
+		case t.avail[i] == t.avail[best]:
+			// Equal candidates: reservoir sampling, so every one is as likely.
 			ties++
-			if random || rand.IntN(ties) == 0 {
+			if rand.IntN(ties) == 0 {
+				best = i
+			}
+		case random:
+			if rand.IntN(seen) == 0 {
 				best = i
 			}
 		}
 	}
-	if best >= 0 && t.prio[best] == prioNormal {
+	if best >= 0 {
 		t.lastPick = best
 	}
 	return best

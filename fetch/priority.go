@@ -33,6 +33,7 @@ func (t *Torrent) recomputePriorityLocked() {
 			t.prio[i] = prioNone
 		}
 	}
+	defer t.collectUrgentLocked()
 	for r := range t.readers {
 		for i, since := range r.waits {
 			t.raise(i, prioNow, since.UnixNano())
@@ -73,4 +74,23 @@ func (t *Torrent) better(a, b int) bool {
 		return false
 	}
 	return t.prioKey[a] < t.prioKey[b]
+}
+
+// collectUrgentLocked lists the pieces above normal priority, so the picker can look at them
+// without scanning every piece.
+func (t *Torrent) collectUrgentLocked() {
+	t.urgent = t.urgent[:0]
+	for r := range t.readers {
+		for i := range r.waits {
+			t.urgent = append(t.urgent, i)
+		}
+		for i := r.raFirst; i < r.raLast; i++ {
+			t.urgent = append(t.urgent, i)
+		}
+		for _, h := range r.hints {
+			for i := h[0]; i < h[1]; i++ {
+				t.urgent = append(t.urgent, i)
+			}
+		}
+	}
 }

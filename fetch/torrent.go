@@ -80,6 +80,8 @@ type Torrent struct {
 	lastUse      []int64      // when each piece was last read (unix nanoseconds), for eviction
 	evicting     map[int]bool // pieces whose bytes are being punched out
 	pins         map[int]int  // pieces a read is copying now: never evicted
+	busy         []bool       // piece being downloaded, verified or evicted: not to be picked
+	urgent       []int        // pieces readers need (priority above normal), for the picker
 }
 
 // Stats is a snapshot of a torrent's counters.
@@ -157,6 +159,7 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		lastUse:    make([]int64, n),
 		evicting:   map[int]bool{},
 		pins:       map[int]int{},
+		busy:       make([]bool, n),
 	}
 	t.ctx, t.cancel = context.WithCancel(c.ctx)
 	for i := range n {

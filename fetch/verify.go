@@ -63,6 +63,7 @@ func (t *Torrent) verify(job verifyJob) {
 		}
 	}()
 	delete(t.verifying, job.index)
+	t.busy[job.index] = false
 	t.putBuf(job.buf)
 	switch {
 	case !ok:
