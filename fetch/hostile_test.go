@@ -28,7 +28,8 @@ import (
 var hostileIPNext atomic.Int32
 
 func hostileIP() string {
-	return fmt.Sprintf("127.0.4.%d", 1+hostileIPNext.Add(1))
+	n := hostileIPNext.Add(1)
+	return fmt.Sprintf("127.4.%d.%d", n/250%250, 1+n%250)
 }
 
 // hostilePeer is a scripted peer listening on its own loopback address: each accepted
