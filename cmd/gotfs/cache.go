@@ -87,23 +87,9 @@ the verified pieces of mounts and downloaded pieces, and a completion record.`,
 			if err != nil {
 				return err
 			}
-			var hashes []torrentfile.Hash
-			if len(args) == 1 && args[0] == "all" {
-				entries, err := r.List()
-				if err != nil {
-					return err
-				}
-				for _, e := range entries {
-					hashes = append(hashes, e.InfoHash)
-				}
-			} else {
-				for _, s := range args {
-					h, err := parseInfoHash(s)
-					if err != nil {
-						return err
-					}
-					hashes = append(hashes, h)
-				}
+			hashes, err := cachedHashes(r, args)
+			if err != nil {
+				return err
 			}
 			for _, h := range hashes {
 				if err := r.Remove(h); err != nil {
@@ -124,23 +110,9 @@ the verified pieces of mounts and downloaded pieces, and a completion record.`,
 			if err != nil {
 				return err
 			}
-			var hashes []torrentfile.Hash
-			if len(args) == 1 && args[0] == "all" {
-				entries, err := r.List()
-				if err != nil {
-					return err
-				}
-				for _, e := range entries {
-					hashes = append(hashes, e.InfoHash)
-				}
-			} else {
-				for _, s := range args {
-					h, err := parseInfoHash(s)
-					if err != nil {
-						return err
-					}
-					hashes = append(hashes, h)
-				}
+			hashes, err := cachedHashes(r, args)
+			if err != nil {
+				return err
 			}
 			for _, h := range hashes {
 				if err := verifyCached(cmd, a, r, h); err != nil {
@@ -159,6 +131,30 @@ func percent(e cache.Entry) float64 {
 		return 0
 	}
 	return 100 * float64(e.VerifiedPieces) / float64(e.Pieces)
+}
+
+// cachedHashes reads INFOHASH arguments, or "all" for every cached torrent.
+func cachedHashes(r cache.Root, args []string) ([]torrentfile.Hash, error) {
+	if len(args) == 1 && args[0] == "all" {
+		entries, err := r.List()
+		if err != nil {
+			return nil, err
+		}
+		hashes := make([]torrentfile.Hash, 0, len(entries))
+		for _, e := range entries {
+			hashes = append(hashes, e.InfoHash)
+		}
+		return hashes, nil
+	}
+	hashes := make([]torrentfile.Hash, 0, len(args))
+	for _, s := range args {
+		h, err := parseInfoHash(s)
+		if err != nil {
+			return nil, err
+		}
+		hashes = append(hashes, h)
+	}
+	return hashes, nil
 }
 
 // parseInfoHash reads a 40-hex-digit info hash.
