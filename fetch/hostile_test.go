@@ -763,14 +763,9 @@ func TestHostileSilentPeer(t *testing.T) {
 }
 
 // TestHostileTwoSilentPeers: two silent peers hold the requests of a blocked read before the
-// honest seeder comes. Known engine problem: the two silent peers fill both duplicate slots
-// (maxDuplicates) of every block, so the honest seeder gets no request until the silent peers
-// are snubbed (60 s) or their connections end (here after the scripted peers' own 15 s read
-// timeout). Run with GOTFS_HOSTILE_KNOWN_BUGS=1.
+// honest seeder comes. They fill both duplicate slots of every block; after urgentPatience
+// without a block they are passed over and the honest seeder serves the read.
 func TestHostileTwoSilentPeers(t *testing.T) {
-	if os.Getenv("GOTFS_HOSTILE_KNOWN_BUGS") == "" {
-		t.Skip("known engine problem: a blocked read waits for the snub of two silent peers; set GOTFS_HOSTILE_KNOWN_BUGS=1")
-	}
 	s := newHostileSwarm(t, 206)
 	asked := make(chan uint32, 1024)
 	silent := s.seedScript(func(c *p2p.Conn, m p2p.Message) error {

@@ -203,19 +203,23 @@ func (f *metadataFetch) addPeers(peers []netip.AddrPort) {
 
 func (f *metadataFetch) askTracker(ctx context.Context, u string) {
 	req := tracker.AnnounceRequest{InfoHash: f.hash, PeerID: f.c.peerID, Port: f.c.Port(), Left: 1, NumWant: 50, Key: f.c.announceKey}
+	// Announce again until the metadata is in: a seeder may announce after us (and peers
+	// that dial us are refused until we have the metadata), so one answer is not enough.
 	for attempt := 0; ; attempt++ {
+		wait := min(metadataRetryPeers<<min(attempt, 4), time.Minute) // capped shift: no overflow
 		resp, err := f.c.tracker.Announce(ctx, u, req)
 		if err == nil {
 			f.addPeers(resp.Peers)
-			return
+			wait = max(wait, resp.MinInterval)
+		} else {
+			f.c.log.Debug("announce for metadata", "tracker", u, "err", err)
 		}
-		f.c.log.Debug("announce for metadata", "tracker", u, "err", err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-f.done:
 			return
-		case <-time.After(min(metadataRetryPeers<<attempt, time.Minute)):
+		case <-time.After(wait):
 		}
 	}
 }

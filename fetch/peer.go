@@ -37,34 +37,35 @@ type peer struct {
 	wakeCh   chan struct{}
 
 	// Guarded by t.mu.
-	has            p2p.Bitfield
-	hasCount       int
-	amChoking      bool
-	amInterested   bool
-	peerChoking    bool
-	peerInterested bool
-	requests       []blockReq // our requests outstanding at the peer
-	cancelled      [cancelledMemory]blockReq
-	cancelledNext  int
-	uploads        []blockReq // the peer's requests to us
-	chokedRequests int        // requests received while choked since the last unchoke, for flood detection
-	out            []p2p.Message
-	depth          int
-	maxDepth       int
-	lastBlock      time.Time
-	snubbed        bool
-	gotAny         bool // a message other than keep-alive arrived
-	recvBytes      int64
-	sentBytes      int64
-	downRate       float64
-	upRate         float64
-	minRTT         time.Duration
-	optimistic     bool
-	unchokedAt     time.Time
-	interestHint   int
-	closed         bool
-	ext            extState
-	fast           fastState
+	has              p2p.Bitfield
+	hasCount         int
+	amChoking        bool
+	amInterested     bool
+	peerChoking      bool
+	peerInterested   bool
+	requests         []blockReq // our requests outstanding at the peer
+	cancelled        [cancelledMemory]blockReq
+	cancelledNext    int
+	uploads          []blockReq // the peer's requests to us
+	chokedRequests   int        // requests received while choked since the last unchoke, for flood detection
+	overflowRequests int        // requests past a full queue since it last emptied, for flood detection
+	out              []p2p.Message
+	depth            int
+	maxDepth         int
+	lastBlock        time.Time
+	snubbed          bool
+	gotAny           bool // a message other than keep-alive arrived
+	recvBytes        int64
+	sentBytes        int64
+	downRate         float64
+	upRate           float64
+	minRTT           time.Duration
+	optimistic       bool
+	unchokedAt       time.Time
+	interestHint     int
+	closed           bool
+	ext              extState
+	fast             fastState
 }
 
 func (p *peer) wake() {
@@ -288,9 +289,6 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error
 }
 
 func (t *Torrent) handleRequestLocked(p *peer, m p2p.Message) error {
-	if len(p.uploads) >= floodLimit {
-		return fmt.Errorf("%w: request flood", errProtocol)
-	}
 	if t.c.cfg.NoUpload || (p.amChoking && !p.fast.out[m.Index]) {
 		// BEP 3: requests while choked are dropped; BEP 6: rejected. A peer that keeps
 		// asking regardless is flooding.
@@ -300,7 +298,15 @@ func (t *Torrent) handleRequestLocked(p *peer, m p2p.Message) error {
 		p.rejectLocked(m)
 		return nil
 	}
-	if int(m.Index) >= len(t.have) || !t.have[m.Index] || len(p.uploads) >= maxUploadQueue {
+	if len(p.uploads) >= maxUploadQueue {
+		// We announced reqq = maxUploadQueue; a peer that keeps asking past it is flooding.
+		if p.overflowRequests++; p.overflowRequests > floodLimit {
+			return fmt.Errorf("%w: %d requests past a full queue", errProtocol, p.overflowRequests)
+		}
+		p.rejectLocked(m)
+		return nil
+	}
+	if int(m.Index) >= len(t.have) || !t.have[m.Index] {
 		p.rejectLocked(m)
 		return nil
 	}
@@ -460,6 +466,9 @@ func (p *peer) prepareLocked(msgs []p2p.Message, ups []blockReq) ([]p2p.Message,
 	msgs = append(msgs, p.out...)
 	clear(p.out)
 	p.out = p.out[:0]
+	if len(p.uploads) == 0 {
+		p.overflowRequests = 0
+	}
 	if !p.amChoking || p.fast.enabled {
 		k := min(len(p.uploads), uploadBatch)
 		ups = append(ups, p.uploads[:k]...)

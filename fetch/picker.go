@@ -121,6 +121,9 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		if !p.canRequest(d.index) || (d.exclusive != nil && d.exclusive != p) {
 			continue
 		}
+		if p.snubbed && t.prio[d.index] == prioNow {
+			continue // a blocked read does not wait on a peer that stopped sending
+		}
 		dup := endgame || t.prio[d.index] == prioNow
 		need = t.requestBlocksLocked(p, d, need, dup)
 	}
@@ -180,7 +183,8 @@ const pickWindow = 64
 
 // pickableLocked reports whether piece i can be started with p now.
 func (t *Torrent) pickableLocked(p *peer, i int) bool {
-	return t.prio[i] != prioNone && !t.have[i] && !t.busy[i] && p.canRequest(i)
+	return t.prio[i] != prioNone && !t.have[i] && !t.busy[i] && p.canRequest(i) &&
+		!(p.snubbed && t.prio[i] == prioNow)
 }
 
 // pickNewPieceLocked chooses the best piece p has that nobody is fetching yet, or -1: first

@@ -20,6 +20,7 @@ const (
 	dialTimeout      = 10 * time.Second
 	maxFailedDialing = 8 // a candidate that failed this often is forgotten
 	staleRequest     = 20 * time.Second
+	urgentPatience   = 3 * time.Second // a peer that sends nothing this long under a blocked read is passed over
 )
 
 func p2pHave(i int) p2p.Message { return p2p.Message{ID: p2p.MsgHave, Index: uint32(i)} }
@@ -82,7 +83,14 @@ func (t *Torrent) checkSnubsLocked(now time.Time) {
 		dropped := false
 		for k := 0; k < len(p.requests); k++ {
 			r := p.requests[k]
-			if now.Sub(r.sent) < staleRequest || !p.lastBlock.After(r.sent.Add(staleRequest/2)) {
+			urgentStale := t.prio[r.piece] == prioNow && now.Sub(r.sent) > urgentPatience && p.lastBlock.Before(r.sent)
+			if urgentStale && !p.snubbed {
+				// Nothing at all since a request a read waits on: ask others, not this peer.
+				p.snubbed = true
+				t.log.Debug("peer silent under a blocked read", "peer", p.addr, "piece", r.piece)
+			}
+			lost := now.Sub(r.sent) >= staleRequest && p.lastBlock.After(r.sent.Add(staleRequest/2))
+			if !urgentStale && !lost {
 				continue
 			}
 			p.requests[k] = p.requests[len(p.requests)-1]
