@@ -67,6 +67,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	torrents map[torrentfile.Hash]*Torrent
+	fetches  map[torrentfile.Hash]*metadataFetch // magnet links whose metadata is being fetched
 	closed   bool
 
 	announceKey uint32 // sent to trackers so they recognise us across address changes
@@ -91,7 +92,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, dht: cfg.DHT}
+	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, dht: cfg.DHT}
 	if c.peerID == ([20]byte{}) {
 		copy(c.peerID[:], PeerIDPrefix)
 		if _, err := rand.Read(c.peerID[len(PeerIDPrefix):]); err != nil {
@@ -174,14 +175,19 @@ func (c *Client) handleIncoming(nc net.Conn, pending chan struct{}) {
 		}
 	}()
 	var t *Torrent
+	var f *metadataFetch
 	conn, hs, err := p2p.Accept(nc, c.peerID, func(ih [20]byte) (p2p.Options, bool) {
 		c.mu.Lock()
 		t = c.torrents[torrentfile.Hash(ih)]
+		f = c.fetches[torrentfile.Hash(ih)]
 		c.mu.Unlock()
-		if t == nil || !t.acceptsIncoming() {
-			return p2p.Options{}, false
+		if t != nil && t.acceptsIncoming() {
+			return t.connOptions(), true
 		}
-		return t.connOptions(), true
+		if f != nil {
+			return metadataConnOptions(), true
+		}
+		return p2p.Options{}, false
 	})
 	handshaking = false
 	<-pending
@@ -190,7 +196,21 @@ func (c *Client) handleIncoming(nc net.Conn, pending chan struct{}) {
 		nc.Close()
 		return
 	}
+	if t == nil || !t.acceptsIncoming() {
+		f.serveIncoming(conn, hs)
+		return
+	}
 	t.addPeer(conn, hs, true)
+}
+
+// isSelf reports whether ap is (most likely) our own listening address, as trackers and the
+// DHT hand it back to us.
+func (c *Client) isSelf(ap netip.AddrPort) bool {
+	self := c.Addr()
+	if ap == self {
+		return true
+	}
+	return !c.localIP.IsValid() && ap.Port() == self.Port() && ap.Addr().IsLoopback()
 }
 
 // Close stops every torrent (announcing "stopped"), closes the listener and waits for every

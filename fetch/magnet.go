@@ -47,6 +47,7 @@ var ErrNoMetadata = errors.New("no peer sent the torrent's metadata")
 type metadataFetch struct {
 	c    *Client
 	hash torrentfile.Hash
+	ctx  context.Context // ends when FetchMetadata returns
 
 	mu        sync.Mutex
 	seen      map[netip.AddrPort]bool
@@ -60,6 +61,39 @@ type metadataFetch struct {
 	newPeers  chan struct{}
 	onPeers   func(int)
 	lastError error
+	tries     map[netip.AddrPort]int // failed attempts per peer
+}
+
+// metadataPeerTries is how often a peer that failed (refused, reset, timed out) is tried.
+const metadataPeerTries = 3
+
+// retryLater queues a failed peer again after a back-off, a few times: a refusal may be
+// passing (a client that still counts our previous connection, say). Liars are not retried.
+func (f *metadataFetch) retryLater(ap netip.AddrPort, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastError = err
+	f.tries[ap]++
+	n := f.tries[ap]
+	if n >= metadataPeerTries || f.bad[ap.Addr()] || f.result != nil {
+		return
+	}
+	time.AfterFunc(metadataRetryPeers<<(n-1), func() {
+		f.mu.Lock()
+		f.queue = append(f.queue, ap)
+		f.mu.Unlock()
+		select {
+		case f.newPeers <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// serveIncoming asks a peer that dialed us for this torrent for the metadata.
+func (f *metadataFetch) serveIncoming(conn *p2p.Conn, hs p2p.Handshake) {
+	if err := f.talk(f.ctx, conn, hs, conn.RemoteAddr()); err != nil {
+		f.c.log.Debug("metadata from incoming peer", "peer", conn.RemoteAddr(), "err", err)
+	}
 }
 
 // FetchMetadata finds peers for a magnet link and downloads its info dictionary from them
@@ -68,13 +102,24 @@ func (c *Client) FetchMetadata(ctx context.Context, m *torrentfile.Magnet, opts 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f := &metadataFetch{
-		c: c, hash: m.InfoHash, seen: map[netip.AddrPort]bool{}, asked: map[int]time.Time{},
+		c: c, hash: m.InfoHash, ctx: ctx, tries: map[netip.AddrPort]int{}, seen: map[netip.AddrPort]bool{}, asked: map[int]time.Time{},
 		senders: map[int]netip.AddrPort{}, bad: map[netip.Addr]bool{}, done: make(chan struct{}),
 		newPeers: make(chan struct{}, 1), onPeers: opts.OnPeers,
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	// Peers that dial us for this torrent meanwhile are handed to the fetch (handleIncoming).
+	c.mu.Lock()
+	c.fetches[m.InfoHash] = f
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.fetches[m.InfoHash] == f {
+			delete(c.fetches, m.InfoHash)
+		}
+		c.mu.Unlock()
+	}()
 	f.addPeers(opts.Peers)
 	for _, s := range m.Peers {
 		if ap, err := netip.ParseAddrPort(s); err == nil {
@@ -133,9 +178,7 @@ func (c *Client) FetchMetadata(ctx context.Context, m *torrentfile.Magnet, opts 
 				defer func() { <-sem }()
 				if err := f.fetchFrom(ctx, ap); err != nil {
 					c.log.Debug("metadata from peer", "peer", ap, "err", err)
-					f.mu.Lock()
-					f.lastError = err
-					f.mu.Unlock()
+					f.retryLater(ap, err)
 				}
 			}()
 		}
@@ -181,7 +224,7 @@ func (f *metadataFetch) addPeers(peers []netip.AddrPort) {
 	f.mu.Lock()
 	added := false
 	for _, ap := range peers {
-		if !ap.IsValid() || ap.Port() == 0 || f.seen[ap] || len(f.seen) >= maxCandidates {
+		if !ap.IsValid() || ap.Port() == 0 || f.seen[ap] || len(f.seen) >= maxCandidates || f.c.isSelf(ap) {
 			continue
 		}
 		f.seen[ap] = true
@@ -236,13 +279,23 @@ func (f *metadataFetch) fetchFrom(ctx context.Context, ap netip.AddrPort) error 
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}
-	opts := p2p.Options{Reserved: p2p.ReservedBits(true, false, false), ReadTimeout: 30 * time.Second}
+	opts := metadataConnOptions()
 	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	conn, hs, err := p2p.Client(hctx, nc, f.hash, f.c.peerID, opts)
 	cancel()
 	if err != nil {
 		return err
 	}
+	return f.talk(ctx, conn, hs, ap)
+}
+
+// metadataConnOptions are the connection options while the metadata is unknown.
+func metadataConnOptions() p2p.Options {
+	return p2p.Options{Reserved: p2p.ReservedBits(true, false, false), ReadTimeout: 30 * time.Second}
+}
+
+// talk asks one connected peer for metadata pieces until the metadata is complete.
+func (f *metadataFetch) talk(ctx context.Context, conn *p2p.Conn, hs p2p.Handshake, ap netip.AddrPort) error {
 	defer conn.Close()
 	ctx, cancelPeer := context.WithCancel(ctx) // ends this peer's helper goroutine
 	defer cancelPeer()

@@ -167,3 +167,34 @@ func TestMagnetDownloadThroughDHTAlone(t *testing.T) {
 	}
 	sameFiles(t, mi, src, dst, nil)
 }
+
+// TestMagnetMetadataFromIncomingPeer: a seeder we cannot find but that dials us (it got our
+// address from a tracker, say) gives us the metadata while we wait for it.
+func TestMagnetMetadataFromIncomingPeer(t *testing.T) {
+	mi, src := realTorrent(t, []testFile{{[]string{"a"}, 1 << 20}}, 16<<10, 13)
+	c, err := NewClient(Config{ListenAddr: "127.0.0.94:0", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	type result struct {
+		mi  *torrentfile.Metainfo
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := c.FetchMetadata(ctx, &torrentfile.Magnet{InfoHash: mi.InfoHash}, MetadataOptions{})
+		done <- result{got, err}
+	}()
+	time.Sleep(100 * time.Millisecond) // the fetch is waiting, knowing no peer
+	startNode(t, "127.0.0.95", mi, src, true, nil, TorrentOptions{Peers: []netip.AddrPort{c.Addr()}})
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("metadata from a peer that dialed us: %v", r.err)
+	}
+	if r.mi.InfoHash != mi.InfoHash {
+		t.Fatalf("got metadata %x, want %x", r.mi.InfoHash, mi.InfoHash)
+	}
+}

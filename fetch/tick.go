@@ -241,12 +241,11 @@ func (t *Torrent) addCandidatesLocked(addrs []netip.AddrPort) {
 
 // dialMoreLocked connects to candidates until MaxPeers are connected or being dialled.
 func (t *Torrent) dialMoreLocked(now time.Time) {
-	self := t.c.Addr()
 	for addr, c := range t.candidates {
 		if len(t.peers)+t.dialing >= t.c.cfg.MaxPeers || t.dialing >= maxDialing {
 			return
 		}
-		if c.connected || now.Before(c.nextTry) || t.banned[addr.Addr()] || addr == self {
+		if c.connected || now.Before(c.nextTry) || t.banned[addr.Addr()] || t.c.isSelf(addr) {
 			continue
 		}
 		if t.connectedToLocked(addr) {
