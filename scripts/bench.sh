@@ -17,5 +17,7 @@ section() { # section NAME SCRIPT
 
 section create scripts/bench-create.sh
 section download scripts/bench-download.sh
+section mount scripts/bench-mount.sh
+section magnet scripts/bench-magnet.sh
 
 if ((${#failed[@]})); then echo "failed sections: ${failed[*]}" >&2; exit 1; fi
