@@ -141,7 +141,7 @@ func (c *Client) FetchMetadata(ctx context.Context, m *torrentfile.Magnet, opts 
 			defer wg.Done()
 			// Look again now and then: the routing table may still be filling, and peers
 			// may announce themselves later.
-			wait := time.Second
+			wait := 50 * time.Millisecond // the routing table may be filling right now
 			for {
 				err := c.dht.GetPeers(ctx, m.InfoHash, f.addPeers)
 				if err != nil && ctx.Err() == nil {

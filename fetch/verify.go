@@ -82,6 +82,9 @@ func (t *Torrent) verify(job verifyJob) {
 	default:
 		t.stats.Downloaded += int64(len(job.buf))
 		t.stats.PiecesFetched++
+		if t.stats.PiecesFetched == 1 {
+			t.log.Info("first piece verified", "piece", job.index, "peers", len(t.peers))
+		}
 		t.pieceVerifiedLocked(job.index)
 	}
 }
