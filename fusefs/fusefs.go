@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,7 +20,6 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
 
 	"github.com/gotfs/gotfs/fetch"
 	"github.com/gotfs/gotfs/torrentfile"
@@ -54,6 +54,10 @@ type Options struct {
 	AllowOther bool
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
+	// NoPassthrough keeps every read in this process. By default a file whose every byte is
+	// verified when it is opened is read by the kernel straight from the cache file (FUSE
+	// passthrough, Linux 6.9+, needs root); otherwise reads come through Read.
+	NoPassthrough bool
 	// Logger receives the filesystem's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -139,17 +143,48 @@ func Mount(dir string, opts Options) (*FS, error) {
 // raiseReadahead sets the kernel's readahead for the mount to bytes. The kernel caps a FUSE
 // mount's readahead at the default (128 KiB) whatever the filesystem asks for, so sequential
 // reads would reach us 128 KiB at a time; the mount's backing device in /sys says otherwise.
-// It needs root; elsewhere the default stays.
+// The device number comes from /proc/self/mountinfo, not from a stat of the mount, which would
+// put the root's attributes in the kernel's cache. It needs root; elsewhere the default stays.
 func raiseReadahead(dir string, bytes int) error {
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return fmt.Errorf("stat mount point: %w", err)
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("find mount: %w", err)
 	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	dev := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		// ID parent major:minor root mountpoint ...; spaces in paths are escaped as \040.
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMountinfo(f[4]) == dir {
+			dev = f[2] // the last mount on dir wins: it is the one on top
+		}
+	}
+	if dev == "" {
+		return fmt.Errorf("%s not in /proc/self/mountinfo", dir)
+	}
+	p := "/sys/class/bdi/" + dev + "/read_ahead_kb"
 	if err := os.WriteFile(p, []byte(strconv.Itoa(bytes/1024)), 0o644); err != nil {
 		return fmt.Errorf("set %s: %w", p, err)
 	}
 	return nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of a mountinfo path.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var out strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				out.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		out.WriteByte(s[i])
+	}
+	return out.String()
 }
 
 // Dir returns the mount point.

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"errors"
+	"sync"
 	"syscall"
 	"time"
 
@@ -78,6 +79,12 @@ type fileNode struct {
 	idx   int // index in Info.Files
 	size  int64
 	mtime time.Time
+
+	// The kernel refuses to mix passthrough and ordinary opens of one file: mu guards the
+	// count of each kind open now, so every open takes the kind the others have.
+	mu         sync.Mutex
+	normalOpen int
+	passOpen   int
 }
 
 // Getattr reports a 0444 file; st_blocks counts its verified bytes so du shows progress.
@@ -113,14 +120,66 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		n.fs.log.Warn("open", "file", n.t.Metainfo().Info.Files[n.idx].RelPath(), "err", err)
 		return nil, 0, syscall.EIO
 	}
-	return &handle{n: n, r: r}, fuse.FOPEN_KEEP_CACHE, 0
+	h := &handle{n: n, r: r}
+	if flags&syscall.O_DIRECT != 0 {
+		// Direct I/O never goes through the page cache, so it mixes with passthrough opens;
+		// but passthrough would hand the backing file's alignment rules (EINVAL on an
+		// unaligned offset) to the caller, so direct reads always come to Read.
+		return directHandle{h}, fuse.FOPEN_DIRECT_IO, 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	// Every byte verified (and no ordinary open in the way): the kernel may read the cache
+	// file itself (FUSE passthrough), with the whole file pinned so that no eviction punches
+	// a hole in it while the handle is open. Once one open is passthrough, later ones are too.
+	if !n.fs.opts.NoPassthrough && n.size > 0 && n.normalOpen == 0 && (n.passOpen > 0 || n.verified(0, n.size)) {
+		if release, err := r.WaitPinned(ctx, 0, n.size); err == nil {
+			h.unpin = release
+			n.passOpen++
+			return h, fuse.FOPEN_KEEP_CACHE, 0
+		}
+	}
+	n.normalOpen++
+	return h, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // handle is one open file: it owns one fetch.Reader for its whole life, so the engine's
 // readahead window grows while reads stay sequential.
 type handle struct {
-	n *fileNode
-	r *fetch.Reader
+	n     *fileNode
+	r     *fetch.Reader
+	unpin func() // set when the whole file was verified at open and is pinned for passthrough
+}
+
+// directHandle is a handle opened with O_DIRECT: like handle, but never passthrough (it does
+// not implement fs.FilePassthroughFder) and not counted among the ordinary opens.
+type directHandle struct{ h *handle }
+
+// Read is handle.Read.
+func (d directHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return d.h.Read(ctx, dest, off)
+}
+
+// Release closes the handle's reader.
+func (d directHandle) Release(ctx context.Context) syscall.Errno {
+	if err := d.h.r.Close(); err != nil {
+		d.h.n.fs.log.Debug("close reader", "err", err)
+	}
+	return 0
+}
+
+// PassthroughFd offers the cache file for FUSE passthrough when the whole file was verified at
+// open: reads then go from the kernel to the cache file without this process. Otherwise (or
+// when the kernel or our privileges do not allow passthrough) reads come to Read.
+func (h *handle) PassthroughFd() (int, bool) {
+	if h.unpin == nil {
+		return 0, false
+	}
+	f, err := h.n.t.Storage().File(h.n.idx)
+	if err != nil {
+		return 0, false
+	}
+	return int(f.Fd()), true
 }
 
 // Read waits until the pieces under [off, off+len(dest)) are verified and answers with the
@@ -221,6 +280,14 @@ func (n *fileNode) verified(off, sz int64) bool {
 
 // Release closes the handle's reader, dropping its priorities.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.n.mu.Lock()
+	if h.unpin != nil {
+		h.unpin()
+		h.n.passOpen--
+	} else {
+		h.n.normalOpen--
+	}
+	h.n.mu.Unlock()
 	if err := h.r.Close(); err != nil {
 		h.n.fs.log.Debug("close reader", "err", err)
 	}
