@@ -292,7 +292,10 @@ func TestHostileCorruptBlocks(t *testing.T) {
 		return sendAll(c, p2p.Piece(m.Index, m.Begin, b))
 	}))
 	start := time.Now()
-	l, dst := s.leech(t, bad.addr)
+	// The bad peer alone first, so it surely serves pieces; the honest seeder after the ban.
+	l, dst := s.leechFrom(t, bad.addr)
+	waitUntil(t, 30*time.Second, "bad peer not banned", func() bool { return l.t.Stats().Banned == 1 })
+	s.addHonest(l)
 	waitComplete(t, l, 30*time.Second)
 	t.Logf("download complete in %v", time.Since(start))
 	sameFiles(t, s.mi, s.src, dst, nil)
