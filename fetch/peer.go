@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -102,10 +103,17 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 	}
 	if reject == "" {
 		for q := range t.peers {
-			if q.id == hs.PeerID {
-				reject = "already connected"
-				break
+			if q.id != hs.PeerID {
+				continue
 			}
+			// Two connections to one peer: both ends keep the one opened by the side with the
+			// smaller peer id, so that a simultaneous open leaves exactly one.
+			if q.incoming == incoming || !t.keepNewDuplicate(incoming, hs.PeerID) {
+				reject = "already connected"
+			} else {
+				q.conn.Close() // its reader removes it
+			}
+			break
 		}
 	}
 	if reject != "" {
@@ -147,6 +155,16 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 	go p.readLoop()
 	go p.writeLoop()
 	p.wake()
+}
+
+// keepNewDuplicate decides between a new connection and an existing one to the same peer
+// opened from the other side: the connection opened by the smaller peer id survives.
+func (t *Torrent) keepNewDuplicate(newIncoming bool, remote [20]byte) bool {
+	opener, other := t.c.peerID, remote // who opened the new connection, and the old one
+	if newIncoming {
+		opener, other = remote, t.c.peerID
+	}
+	return bytes.Compare(opener[:], other[:]) < 0
 }
 
 func (t *Torrent) bitfieldLocked() []byte {
