@@ -15,7 +15,9 @@ import (
 // Inputs weighed: the torrent is private (no PEX, no DHT: BEP 27); the peer's handshake set the
 // extension bit; the peer's extension handshake ("m" ids, reqq, listen port p); for PEX, which
 // connected peers have an address others can dial (outgoing ones, or incoming ones that told us
-// their listen port), and what each peer was already told. Re-check these when making changes.
+// their listen port), and what each peer was already told; PEX flags: a seed (0x02) is no use to
+// us when we seed, and we flag seeds and the peers we reached ourselves (0x10) to others.
+// Re-check these when making changes.
 
 const (
 	clientVersion = "gotfs 0.1"
@@ -77,8 +79,12 @@ func (t *Torrent) handleExtendedLocked(p *peer, m p2p.Message) error {
 		if err != nil {
 			return err
 		}
+		seeding := t.haveCount == len(t.have)
 		addrs := make([]netip.AddrPort, 0, len(msg.Added))
 		for _, a := range msg.Added {
+			if seeding && a.Flags&p2p.PexSeed != 0 {
+				continue // a seed has nothing for a seed
+			}
 			addrs = append(addrs, a.Addr)
 		}
 		t.addCandidatesLocked(addrs)
@@ -128,10 +134,17 @@ func (t *Torrent) sendPexLocked(now time.Time) {
 	if t.info.Private {
 		return
 	}
-	current := map[netip.AddrPort]bool{}
+	current := map[netip.AddrPort]byte{} // address → PEX flags
 	for q := range t.peers {
 		if a, ok := q.dialableAddr(); ok {
-			current[a] = true
+			var flags byte
+			if q.hasCount == len(t.have) {
+				flags |= p2p.PexSeed
+			}
+			if !q.incoming {
+				flags |= p2p.PexReachable // we reached it
+			}
+			current[a] = flags
 		}
 	}
 	for p := range t.peers {
@@ -140,13 +153,13 @@ func (t *Torrent) sendPexLocked(now time.Time) {
 		}
 		self, _ := p.dialableAddr()
 		var msg p2p.PexMsg
-		for a := range current {
+		for a, flags := range current {
 			if a != self && !p.ext.pexSent[a] && len(msg.Added) < maxPexSend {
-				msg.Added = append(msg.Added, p2p.PexPeer{Addr: a})
+				msg.Added = append(msg.Added, p2p.PexPeer{Addr: a, Flags: flags})
 			}
 		}
 		for a := range p.ext.pexSent {
-			if !current[a] && len(msg.Dropped) < maxPexSend {
+			if _, still := current[a]; !still && len(msg.Dropped) < maxPexSend {
 				msg.Dropped = append(msg.Dropped, p2p.PexPeer{Addr: a})
 			}
 		}
