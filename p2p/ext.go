@@ -114,6 +114,9 @@ func parseExtHandshake(b []byte) (ExtHandshake, error) {
 		}
 		h.M = make(map[string]int, len(m))
 		for name, idv := range m {
+			if name == "" {
+				continue // names nothing: ignored (and never encoded back)
+			}
 			id, ok := idv.(int64)
 			if !ok {
 				return h, protoErr("extension %q has a non-integer id", name)
