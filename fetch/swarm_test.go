@@ -142,6 +142,18 @@ func waitComplete(t testing.TB, n *node, d time.Duration) {
 	}
 }
 
+// waitPeers waits until n peers are connected.
+func waitPeers(t testing.TB, n *node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for n.t.Stats().Peers < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d peers connected, want %d", n.t.Stats().Peers, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func fileSHA256(t testing.TB, path string) [32]byte {
 	t.Helper()
 	f, err := os.Open(path)
@@ -180,7 +192,10 @@ func TestSwarmDownloadOddLayout(t *testing.T) {
 		peers = append(peers, startSeeder(t, ip, mi, src).c.Addr())
 	}
 	dst := t.TempDir()
-	l := startLeecher(t, "127.0.0.20", mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{Background: true})
+	// Connect to all three before wanting anything, so that the download spreads over them.
+	l := startLeecher(t, "127.0.0.20", mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{})
+	waitPeers(t, l, 3)
+	l.t.SetBackground(true)
 	waitComplete(t, l, 30*time.Second)
 	sameFiles(t, mi, src, dst, nil)
 	s := l.t.Stats()
@@ -213,9 +228,19 @@ func TestSwarmBansCorruptSeeder(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := t.TempDir()
-	// The bad seeder comes first so it surely gets requests.
+	// The bad seeder alone first, so it surely serves pieces; the good one once it is banned.
 	l := startLeecher(t, "127.0.0.33", mi, dst, filepath.Join(t.TempDir(), "rec"),
-		[]netip.AddrPort{bad.c.Addr(), good.c.Addr()}, TorrentOptions{Background: true})
+		[]netip.AddrPort{bad.c.Addr()}, TorrentOptions{Background: true})
+	deadline := time.Now().Add(30 * time.Second)
+	for l.t.Stats().Banned == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the corrupt seeder was not banned: %+v", l.t.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	l.t.mu.Lock()
+	l.t.addCandidatesLocked([]netip.AddrPort{good.c.Addr()})
+	l.t.mu.Unlock()
 	waitComplete(t, l, 60*time.Second)
 	sameFiles(t, mi, src, dst, nil)
 	s := l.t.Stats()

@@ -116,7 +116,7 @@ func TestMountCacheFull(t *testing.T) {
 	if !failed {
 		t.Fatal("6 MiB were served through a 2 MiB cache with no error")
 	}
-	if !strings.Contains(p.out.String(), "no space left on device") {
+	if !waitUntil(10*time.Second, func() bool { return strings.Contains(p.out.String(), "no space left on device") }) {
 		t.Errorf("the mount did not say the cache is full:\n%s", p.out.String())
 	}
 	// What is cached is still served.
