@@ -65,6 +65,7 @@ func (t *Torrent) handleFastLocked(p *peer, m p2p.Message, first bool) error {
 			}
 			p.hasCount = len(t.avail)
 			p.wake()
+			return t.checkBothSeedersLocked(p)
 		}
 	case p2p.MsgRejectRequest:
 		for k, r := range p.requests {

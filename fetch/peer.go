@@ -264,6 +264,7 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error
 			if !p.amInterested && t.wantsLocked(i) {
 				p.wake()
 			}
+			return nil, t.checkBothSeedersLocked(p)
 		}
 	case p2p.MsgBitfield:
 		// A later bitfield replaces what the peer had: aria2c sends none while it has no
@@ -284,6 +285,7 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error
 			}
 		}
 		p.wake()
+		return nil, t.checkBothSeedersLocked(p)
 	case p2p.MsgRequest:
 		return nil, t.handleRequestLocked(p, m)
 	case p2p.MsgCancel:
@@ -304,6 +306,18 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error
 	}
 	// Unknown messages need nothing.
 	return nil, nil
+}
+
+// errBothSeeders ends a connection between two peers that both have every piece.
+var errBothSeeders = errors.New("both sides are seeders")
+
+// checkBothSeedersLocked ends the connection when p and we both have every piece: there is
+// nothing to trade.
+func (t *Torrent) checkBothSeedersLocked(p *peer) error {
+	if n := len(t.have); n > 0 && t.haveCount == n && p.hasCount == n {
+		return errBothSeeders
+	}
+	return nil
 }
 
 func (t *Torrent) handleRequestLocked(p *peer, m p2p.Message) error {
