@@ -54,10 +54,11 @@ type Options struct {
 	AllowOther bool
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
-	// NoPassthrough keeps every read in this process. By default a file whose every byte is
-	// verified when it is opened is read by the kernel straight from the cache file (FUSE
-	// passthrough, Linux 6.9+, needs root); otherwise reads come through Read.
-	NoPassthrough bool
+	// Passthrough lets the kernel read a file whose every byte is verified when it is opened
+	// straight from the cache file (FUSE passthrough, Linux 6.9+, needs root); otherwise reads
+	// come through Read. Experimental: with buffered and O_DIRECT opens of one file mixed, an
+	// open can still fail with EIO.
+	Passthrough bool
 	// Logger receives the filesystem's logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -132,11 +132,11 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	// Every byte verified (and no ordinary open in the way): the kernel may read the cache
 	// file itself (FUSE passthrough), with the whole file pinned so that no eviction punches
 	// a hole in it while the handle is open. Once one open is passthrough, later ones are too.
-	if !n.fs.opts.NoPassthrough && n.size > 0 && n.normalOpen == 0 && (n.passOpen > 0 || n.verified(0, n.size)) {
+	if n.fs.opts.Passthrough && n.size > 0 && n.normalOpen == 0 && (n.passOpen > 0 || n.verified(0, n.size)) {
 		if release, err := r.WaitPinned(ctx, 0, n.size); err == nil {
 			h.unpin = release
 			n.passOpen++
-			return h, fuse.FOPEN_KEEP_CACHE, 0
+			return passHandle{h}, fuse.FOPEN_KEEP_CACHE, 0
 		}
 	}
 	n.normalOpen++
@@ -150,6 +150,10 @@ type handle struct {
 	r     *fetch.Reader
 	unpin func() // set when the whole file was verified at open and is pinned for passthrough
 }
+
+// passHandle is a handle whose file was fully verified at open: the kernel reads the cache
+// file itself. Its Read and Release are handle's.
+type passHandle struct{ *handle }
 
 // directHandle is a handle opened with O_DIRECT: like handle, but never passthrough (it does
 // not implement fs.FilePassthroughFder) and not counted among the ordinary opens.
@@ -171,10 +175,11 @@ func (d directHandle) Release(ctx context.Context) syscall.Errno {
 // PassthroughFd offers the cache file for FUSE passthrough when the whole file was verified at
 // open: reads then go from the kernel to the cache file without this process. Otherwise (or
 // when the kernel or our privileges do not allow passthrough) reads come to Read.
-func (h *handle) PassthroughFd() (int, bool) {
-	if h.unpin == nil {
-		return 0, false
-	}
+//
+// Only passHandle has this method: go-fuse gives passthrough to every handle of a node that
+// has it while another passthrough handle is registered, and an ordinary handle must never
+// get it (the kernel refuses to mix the two kinds of open).
+func (h passHandle) PassthroughFd() (int, bool) {
 	f, err := h.n.t.Storage().File(h.n.idx)
 	if err != nil {
 		return 0, false

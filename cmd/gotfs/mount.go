@@ -35,6 +35,7 @@ type mountFlags struct {
 	readahead   int64
 	prefetch    bool
 	verify      bool
+	passthrough bool
 	readTimeout time.Duration
 	pollEvery   time.Duration
 	debugFUSE   bool
@@ -69,6 +70,7 @@ gotfs unmount MOUNTPOINT) unmounts and saves state.`,
 	fl.Var(sizeValue{&f.readahead}, "readahead", "largest readahead window of each open file (0 = none)")
 	fl.BoolVar(&f.prefetch, "prefetch", false, "fetch every piece in the background, not only what is read")
 	fl.BoolVar(&f.verify, "verify", false, "re-hash every cached piece before mounting; damaged ones are fetched again")
+	fl.BoolVar(&f.passthrough, "passthrough", false, "experimental: let the kernel read fully verified files straight from the cache (FUSE passthrough, Linux 6.9+, root)")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 0, "fail a read (EIO) that waits longer than this for its pieces (0 = wait)")
 	fl.DurationVar(&f.pollEvery, "poll", defaultPollEvery, "how often a mounted folder is scanned for new .torrent files")
 	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
@@ -171,6 +173,7 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 		ReadTimeout:  f.readTimeout,
 		AllowOther:   os.Geteuid() == 0,
 		Debug:        f.debugFUSE,
+		Passthrough:  f.passthrough,
 		Logger:       a.log,
 	})
 	if err != nil {
