@@ -56,8 +56,10 @@ type Options struct {
 	Debug bool
 	// Passthrough lets the kernel read a file whose every byte is verified when it is opened
 	// straight from the cache file (FUSE passthrough, Linux 6.9+, needs root); otherwise reads
-	// come through Read. Experimental: with buffered and O_DIRECT opens of one file mixed, an
-	// open can still fail with EIO.
+	// come through Read. Experimental, off by default: while a file is open in passthrough
+	// mode the kernel requires every other open of it to be passthrough too, and O_DIRECT
+	// reads then inherit the cache file's alignment rules (an unaligned one fails with
+	// EINVAL); an O_DIRECT open made here without passthrough fails with EIO.
 	Passthrough bool
 	// Logger receives the filesystem's logs; nil discards them.
 	Logger *slog.Logger
