@@ -80,7 +80,6 @@ type storageFile struct {
 	dirty    atomic.Bool
 	verified atomic.Int64 // verified bytes of this file
 	stamp    fileStamp    // size and mtime at the last record write (guarded by Storage.syncMu)
-	ready    bool         // path checked and parent folders made (guarded by mu)
 }
 
 // Open opens the storage of a torrent. It trusts the completion record for the pieces it

@@ -10,7 +10,7 @@ func (t *Torrent) debugString() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "have %d/%d, downloads %d, verifying %d, waiters %d\n", t.haveCount, len(t.have), len(t.downloads), len(t.verifying), len(t.waiters))
+	fmt.Fprintf(&b, "have %d/%d, downloads %d, verifying or evicting %d, waiters %d\n", t.haveCount, len(t.have), len(t.downloads), countTrue(t.busy)-len(t.downloads), len(t.waiters))
 	for i := range t.waiters {
 		fmt.Fprintf(&b, "  waiter piece %d prio %d avail %d", i, t.prio[i], t.avail[i])
 		if d := t.downloads[i]; d != nil {
@@ -23,4 +23,14 @@ func (t *Torrent) debugString() string {
 			p.addr, p.hasCount, p.peerChoking, p.amInterested, p.depth, len(p.requests), p.snubbed)
 	}
 	return b.String()
+}
+
+func countTrue(v []bool) int {
+	n := 0
+	for _, b := range v {
+		if b {
+			n++
+		}
+	}
+	return n
 }

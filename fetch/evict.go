@@ -112,13 +112,12 @@ func (t *Torrent) evict(pieces []int) {
 	t.mu.Lock()
 	var keep []int
 	for _, i := range pieces {
-		if !t.have[i] || t.evicting[i] {
+		if !t.have[i] || t.busy[i] {
 			continue
 		}
 		// Forget the piece first, so nobody starts to read it while its bytes go.
 		t.have[i] = false
 		t.haveCount--
-		t.evicting[i] = true
 		t.busy[i] = true
 		if t.wanted[i] {
 			t.wantedLeft++
@@ -134,7 +133,6 @@ func (t *Torrent) evict(pieces []int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, i := range keep {
-		delete(t.evicting, i)
 		t.busy[i] = false
 		if err != nil && t.store.Verified(i) {
 			// Not evicted after all: the bytes are still there and still verified.

@@ -409,7 +409,7 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*verifyJob, error) 
 		return nil, nil
 	}
 	delete(t.downloads, idx)
-	t.verifying[idx] = true
+	// t.busy[idx] stays set: the piece is now being verified.
 	job := &verifyJob{index: idx, buf: d.buf, contrib: d.contrib}
 	d.buf = nil
 	return job, nil

@@ -59,7 +59,6 @@ type Torrent struct {
 	prio         []prioCls // computed priority class of each piece
 	prioKey      []int64   // ordering inside a class (smaller first)
 	downloads    map[int]*pieceDownload
-	verifying    map[int]bool
 	waiters      map[int]chan struct{}
 	readers      map[*Reader]struct{}
 	peers        map[*peer]struct{}
@@ -77,11 +76,10 @@ type Torrent struct {
 	freeBufs     [][]byte
 	lastStoreErr error
 	announceCh   chan struct{}
-	lastUse      []int64      // when each piece was last read (unix nanoseconds), for eviction
-	evicting     map[int]bool // pieces whose bytes are being punched out
-	pins         map[int]int  // pieces a read is copying now: never evicted
-	busy         []bool       // piece being downloaded, verified or evicted: not to be picked
-	urgent       []int        // pieces readers need (priority above normal), for the picker
+	lastUse      []int64     // when each piece was last read (unix nanoseconds), for eviction
+	pins         map[int]int // pieces a read is copying now: never evicted
+	busy         []bool      // piece being downloaded, verified or evicted: not to be picked
+	urgent       []int       // pieces readers need (priority above normal), for the picker
 }
 
 // Stats is a snapshot of a torrent's counters.
@@ -145,7 +143,6 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		prio:       make([]prioCls, n),
 		prioKey:    make([]int64, n),
 		downloads:  map[int]*pieceDownload{},
-		verifying:  map[int]bool{},
 		waiters:    map[int]chan struct{}{},
 		readers:    map[*Reader]struct{}{},
 		peers:      map[*peer]struct{}{},
@@ -157,7 +154,6 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		failed:     map[int]bool{},
 		announceCh: make(chan struct{}, 1),
 		lastUse:    make([]int64, n),
-		evicting:   map[int]bool{},
 		pins:       map[int]int{},
 		busy:       make([]bool, n),
 	}

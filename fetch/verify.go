@@ -62,7 +62,6 @@ func (t *Torrent) verify(job verifyJob) {
 			t.c.enforceCacheLimit()
 		}
 	}()
-	delete(t.verifying, job.index)
 	t.busy[job.index] = false
 	t.putBuf(job.buf)
 	switch {

@@ -39,7 +39,7 @@ func ParseMagnet(s string) (*Magnet, error) {
 	}
 	scheme, rest, ok := strings.Cut(s, ":")
 	if !ok || !strings.EqualFold(scheme, "magnet") {
-		return nil, errors.New("magnet: link does not start with magnet:")
+		return nil, errors.New(`magnet: not a magnet link (it must start with "magnet:?")`)
 	}
 	rest = strings.TrimPrefix(rest, "?")
 	if i := strings.IndexByte(rest, '#'); i >= 0 {

@@ -211,9 +211,6 @@ func (o *Opentracker) UDPAnnounceURL() string {
 	return fmt.Sprintf("udp://127.0.0.1:%d/announce", o.udpPort)
 }
 
-// Output returns what opentracker printed so far.
-func (o *Opentracker) Output() string { return o.output.String() }
-
 func (o *Opentracker) writeList() error {
 	var sb strings.Builder
 	for h := range o.allowed {
