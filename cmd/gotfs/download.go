@@ -46,7 +46,7 @@ never overwritten with unverified bytes.`,
 				return err
 			}
 			defer eng.Close()
-			mi, raw, err := ef.resolve(ctx, a, eng, args[0])
+			mi, _, err := ef.resolve(ctx, a, eng, args[0])
 			if err != nil {
 				return err
 			}
@@ -67,9 +67,6 @@ never overwritten with unverified bytes.`,
 				return fmt.Errorf("output folder %s: %w", out, err)
 			}
 			if err := checkWritable(dir); err != nil {
-				return err
-			}
-			if err := prepareCache(root, mi, raw); err != nil {
 				return err
 			}
 			bar := newCountProgress(a.stderr, "checking")

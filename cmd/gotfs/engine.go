@@ -180,9 +180,25 @@ func bootstrapDHT(ctx context.Context, a *app, node *dht.Server) {
 }
 
 // resolve loads TORRENT, or for a magnet link its metadata: from the cache when an earlier run
-// kept it, else from peers (BEP 9), saying what it waits for. It returns the metainfo and the
-// .torrent bytes to keep in the cache.
+// kept it, else from peers (BEP 9), saying what it waits for. It keeps the metainfo in the
+// cache (prepareCache) and returns it with its .torrent bytes.
 func (f *engineFlags) resolve(ctx context.Context, a *app, e *engine, arg string) (*torrentfile.Metainfo, []byte, error) {
+	mi, raw, err := f.load(ctx, a, e, arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := f.root()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := prepareCache(root, mi, raw); err != nil {
+		return nil, nil, err
+	}
+	return mi, raw, nil
+}
+
+// load is resolve without the cache bookkeeping.
+func (f *engineFlags) load(ctx context.Context, a *app, e *engine, arg string) (*torrentfile.Metainfo, []byte, error) {
 	if !isMagnet(arg) {
 		return loadTorrent(arg)
 	}

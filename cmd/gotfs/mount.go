@@ -156,7 +156,7 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 	}
 	if magnet {
 		// The mount appears once the metadata is known; resolve says what it waits for.
-		_, raw, err := f.engine.resolve(ctx, a, eng, src)
+		_, raw, err := f.engine.load(ctx, a, eng, src) // addTorrent keeps it in the cache
 		if err != nil {
 			eng.Close()
 			return err

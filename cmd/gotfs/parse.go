@@ -51,13 +51,6 @@ func newParseCmd(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				root, err := ef.root()
-				if err != nil {
-					return err
-				}
-				if err := prepareCache(root, got, raw); err != nil {
-					return err
-				}
 				if err := writeFileAtomic(save, raw, false); err != nil {
 					return err
 				}

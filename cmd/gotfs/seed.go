@@ -124,7 +124,7 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer eng.Close()
-			mi, raw, err := ef.resolve(ctx, a, eng, args[0])
+			mi, _, err := ef.resolve(ctx, a, eng, args[0])
 			if err != nil {
 				return err
 			}
@@ -144,9 +144,6 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 			}
 			peers, err := ef.peerAddrs()
 			if err != nil {
-				return err
-			}
-			if err := prepareCache(root, mi, raw); err != nil {
 				return err
 			}
 			// The piece lands in the cache, where a later mount or download finds it.
