@@ -376,8 +376,14 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*verifyJob, error) 
 		}
 		p.requests[found] = p.requests[len(p.requests)-1]
 		p.requests = p.requests[:len(p.requests)-1]
-		if rtt := now.Sub(r.sent); p.minRTT == 0 || rtt < p.minRTT {
+		rtt := now.Sub(r.sent)
+		if p.minRTT == 0 || rtt < p.minRTT {
 			p.minRTT = rtt
+		}
+		if t.blockRTT == 0 {
+			t.blockRTT = rtt
+		} else {
+			t.blockRTT += (rtt - t.blockRTT) / 8
 		}
 	}
 	p.lastBlock = now

@@ -15,15 +15,34 @@ import (
 // random for the first few pieces so new peers have something to trade); the peer has the piece;
 // the peer is choking us; the peer's pipeline depth (rate x round trip) and snubbed state;
 // pieces already in progress (finish them before starting more); a piece that failed its hash
-// once is re-fetched from one peer alone (to find the culprit); endgame (nothing new to start:
-// duplicate outstanding blocks across peers and cancel the losers); blocked reads also get
-// duplicate requests so one slow peer cannot stall them. Re-check these when making changes.
+// once is re-fetched from one peer alone (to find the culprit); endgame (a background download
+// with nothing new to start: duplicate outstanding blocks across peers and cancel the losers);
+// blocks a read waits on, and readahead blocks when the window is all requested, get a second
+// request only once the first is late (older than lateAfterLocked: a few measured block round
+// trips), so one slow peer cannot stall a read while a healthy swarm never receives a block
+// twice. Re-check these when making changes.
 
 // randomFirstPieces is how many pieces are picked at random before rarest-first starts.
 const randomFirstPieces = 4
 
 // maxDuplicates bounds how many peers are asked for the same block at once.
 const maxDuplicates = 2
+
+// Bounds of the delay after which a block a read needs is also asked of a second peer
+// (lateAfterLocked); between them it is a few smoothed block round trips.
+const (
+	minLateAfter = 30 * time.Millisecond
+	maxLateAfter = urgentPatience
+)
+
+// dupMode says which already-requested blocks requestBlocksLocked may ask for again.
+type dupMode uint8
+
+const (
+	dupNone dupMode = iota // only blocks nobody was asked for
+	dupLate                // also blocks whose oldest request is late (reads, readahead)
+	dupAny                 // also every block fewer than maxDuplicates peers hold (endgame)
+)
 
 // pieceDownload is a piece whose blocks are being fetched into a buffer.
 type pieceDownload struct {
@@ -32,6 +51,7 @@ type pieceDownload struct {
 	nBlocks   int
 	got       []bool
 	reqs      []uint8 // outstanding requests per block
+	since     []int64 // when the oldest outstanding request of each block was sent (unix ns)
 	nGot      int
 	firstFree int // no block before it is unrequested and missing
 	contrib   []*peer
@@ -59,7 +79,7 @@ func (t *Torrent) startDownloadLocked(i int, p *peer) *pieceDownload {
 	nb := (size + p2p.BlockSize - 1) / p2p.BlockSize
 	d := &pieceDownload{
 		index: i, buf: t.getBuf(size), nBlocks: nb,
-		got: make([]bool, nb), reqs: make([]uint8, nb),
+		got: make([]bool, nb), reqs: make([]uint8, nb), since: make([]int64, nb),
 	}
 	if t.failedOnce(i) {
 		d.exclusive = p
@@ -90,7 +110,7 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 	if need <= 0 {
 		return
 	}
-	// 1. Unrequested blocks of pieces in progress, best piece first.
+	// 1. Unrequested (and late) blocks of pieces in progress, best piece first.
 	need = t.requestFromDownloadsLocked(p, need, false)
 	// 2. New pieces.
 	newStarted := false
@@ -101,17 +121,17 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 		}
 		newStarted = true
 		d := t.startDownloadLocked(i, p)
-		need = t.requestBlocksLocked(p, d, need, false)
+		need = t.requestBlocksLocked(p, d, need, dupNone)
 	}
-	// 3. Duplicates: endgame (nothing new to start), and always for blocked reads.
+	// 3. Duplicates: endgame (nothing new to start), late blocks of what readers need.
 	if need > 0 {
 		t.requestFromDownloadsLocked(p, need, !newStarted)
 	}
 }
 
-// requestFromDownloadsLocked requests blocks of in-progress pieces from p. With dup it asks for
-// blocks already requested from others (endgame); without it only unrequested ones, except that
-// pieces under a blocked read may always get a second request.
+// requestFromDownloadsLocked requests blocks of in-progress pieces from p: unrequested ones,
+// late ones of pieces a read waits on, and with endgame (nothing new to start) late ones of
+// readahead pieces, or of any piece when the whole background download is started.
 func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) int {
 	ds := t.sortedDownloadsLocked()
 	for _, d := range ds {
@@ -124,10 +144,45 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		if p.snubbed && t.prio[d.index] == prioNow {
 			continue // a blocked read does not wait on a peer that stopped sending
 		}
-		dup := endgame || t.prio[d.index] == prioNow
-		need = t.requestBlocksLocked(p, d, need, dup)
+		mode := dupNone
+		switch {
+		case endgame && t.opts.Background && t.prio[d.index] == prioNormal:
+			mode = dupAny
+		case endgame || t.prio[d.index] == prioNow:
+			mode = dupLate
+		}
+		need = t.requestBlocksLocked(p, d, need, mode)
 	}
 	return need
+}
+
+// lateAfterLocked is how long a block request may be outstanding before a block a read needs
+// is asked of a second peer: three smoothed block round trips (which include the time the
+// request waits in the peer's queue), within [minLateAfter, maxLateAfter].
+func (t *Torrent) lateAfterLocked() time.Duration {
+	return min(max(minLateAfter, 3*t.blockRTT), maxLateAfter)
+}
+
+// wakeAtLocked makes every peer look for work again at unix time at (ns): then a request that
+// is not late yet will be, and a second peer may be asked for its block.
+func (t *Torrent) wakeAtLocked(at int64) {
+	if t.lateWakeAt != 0 && t.lateWakeAt <= at {
+		return
+	}
+	t.lateWakeAt = at
+	d := time.Duration(at - time.Now().UnixNano())
+	if t.lateWake == nil {
+		t.lateWake = time.AfterFunc(d, func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.lateWakeAt = 0
+			if t.ctx.Err() == nil {
+				t.wakeAllLocked()
+			}
+		})
+		return
+	}
+	t.lateWake.Reset(d)
 }
 
 func (t *Torrent) sortedDownloadsLocked() []*pieceDownload {
@@ -149,27 +204,45 @@ func (t *Torrent) sortedDownloadsLocked() []*pieceDownload {
 }
 
 // requestBlocksLocked requests up to need blocks of d from p and returns what is still needed.
-// Without dup only unrequested blocks are asked for; with dup also blocks that fewer than
-// maxDuplicates other peers were asked for.
-func (t *Torrent) requestBlocksLocked(p *peer, d *pieceDownload, need int, dup bool) int {
+// With dupNone only unrequested blocks are asked for; otherwise also blocks that fewer than
+// maxDuplicates other peers were asked for: at once with dupAny, once late with dupLate.
+func (t *Torrent) requestBlocksLocked(p *peer, d *pieceDownload, need int, mode dupMode) int {
 	start := 0
-	if !dup {
+	if mode == dupNone {
 		start = d.firstFree
 	}
+	now := time.Now()
+	nowNs := now.UnixNano()
+	var lateAfter int64
+	if mode == dupLate {
+		lateAfter = int64(t.lateAfterLocked())
+	}
 	for b := start; b < d.nBlocks && need > 0; b++ {
-		if !dup {
+		if mode == dupNone {
 			// Every block before b+1 is now got or requested.
 			d.firstFree = b + 1
 		}
 		if d.got[b] {
 			continue
 		}
-		if d.reqs[b] > 0 && (!dup || int(d.reqs[b]) >= maxDuplicates || p.hasRequest(d.index, b)) {
-			continue
+		if d.reqs[b] > 0 {
+			if mode == dupNone || int(d.reqs[b]) >= maxDuplicates {
+				continue
+			}
+			if due := d.since[b] + lateAfter; mode == dupLate && nowNs < due {
+				t.wakeAtLocked(due)
+				continue
+			}
+			if p.hasRequest(d.index, b) {
+				continue
+			}
 		}
 		length := t.blockLen(d.index, b)
-		r := blockReq{piece: uint32(d.index), begin: uint32(b * p2p.BlockSize), length: uint32(length), sent: time.Now()}
+		r := blockReq{piece: uint32(d.index), begin: uint32(b * p2p.BlockSize), length: uint32(length), sent: now}
 		p.requests = append(p.requests, r)
+		if d.reqs[b] == 0 {
+			d.since[b] = nowNs
+		}
 		d.reqs[b]++
 		p.out = append(p.out, p2p.Message{ID: p2p.MsgRequest, Index: r.piece, Begin: r.begin, Length: r.length})
 		need--

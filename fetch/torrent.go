@@ -76,10 +76,13 @@ type Torrent struct {
 	freeBufs     [][]byte
 	lastStoreErr error
 	announceCh   chan struct{}
-	lastUse      []int64     // when each piece was last read (unix nanoseconds), for eviction
-	pins         map[int]int // pieces a read is copying now: never evicted
-	busy         []bool      // piece being downloaded, verified or evicted: not to be picked
-	urgent       []int       // pieces readers need (priority above normal), for the picker
+	lastUse      []int64       // when each piece was last read (unix nanoseconds), for eviction
+	pins         map[int]int   // pieces a read is copying now: never evicted
+	busy         []bool        // piece being downloaded, verified or evicted: not to be picked
+	urgent       []int         // pieces readers need (priority above normal), for the picker
+	blockRTT     time.Duration // smoothed time from a block request to its block, over all peers
+	lateWake     *time.Timer   // wakes the peers when a request becomes late (wakeAtLocked)
+	lateWakeAt   int64         // when lateWake fires (unix ns), 0 when it is not armed
 }
 
 // Stats is a snapshot of a torrent's counters.
@@ -289,6 +292,9 @@ func (t *Torrent) Close() error {
 	close(t.closed)
 	t.cancel()
 	t.mu.Lock()
+	if t.lateWake != nil {
+		t.lateWake.Stop()
+	}
 	for p := range t.peers {
 		p.conn.Close()
 	}

@@ -31,8 +31,12 @@ const (
 	entryTimeout    = time.Hour
 	attrTimeout     = time.Second
 	negativeTimeout = time.Second
-	// maxRead is the largest read the kernel sends (max_read and readahead).
-	maxRead = 1 << 20
+	// maxRead is the largest read the kernel sends. go-fuse splices a reply (header, payload
+	// and a spare page) through a pipe, which holds at most 1 MiB unless root raised
+	// fs.pipe-max-size: with 1 MiB reads every reply fell back to a copy through user space.
+	maxRead = 512 << 10
+	// kernelReadahead is the readahead the mount asks of the kernel (two reads in flight).
+	kernelReadahead = 1 << 20
 	// drainTimeout bounds how long Unmount waits for replies still splicing from cache files.
 	drainTimeout = 2 * time.Second
 	// serverExitTimeout bounds how long Unmount waits for the FUSE server after a lazy detach.
@@ -54,13 +58,14 @@ type Options struct {
 	AllowOther bool
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
-	// Passthrough lets the kernel read a file whose every byte is verified when it is opened
-	// straight from the cache file (FUSE passthrough, Linux 6.9+, needs root); otherwise reads
-	// come through Read. Experimental, off by default: while a file is open in passthrough
-	// mode the kernel requires every other open of it to be passthrough too, and O_DIRECT
-	// reads then inherit the cache file's alignment rules (an unaligned one fails with
-	// EINVAL); an O_DIRECT open made here without passthrough fails with EIO.
-	Passthrough bool
+	// NoPassthrough turns FUSE passthrough off. By default a file whose every byte is verified
+	// when it is opened is read by the kernel straight from the cache file (Linux 6.9+, root),
+	// at the disk's own speed; everything else comes through Read. While a file is open in
+	// passthrough mode the kernel requires every other open of it to be passthrough too, so an
+	// O_DIRECT open made then follows the cache file's own O_DIRECT rules (aligned offsets and
+	// sizes, as on the disk filesystem itself); an O_DIRECT open made when no passthrough open
+	// exists comes through Read and may be unaligned.
+	NoPassthrough bool
 	// Logger receives the filesystem's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -86,6 +91,12 @@ type FS struct {
 
 	// totalSize and fileCount are what Statfs reports.
 	totalSize, fileCount atomic.Int64
+
+	// passthrough is set when the kernel and our privileges allow FUSE passthrough and the
+	// options do not turn it off.
+	passthrough bool
+	// reads counts Read calls and passOpens opens answered in passthrough mode (Counters).
+	reads, passOpens atomic.Int64
 
 	done chan struct{} // closed when the FUSE server stops (unmounted, here or elsewhere)
 
@@ -122,7 +133,7 @@ func Mount(dir string, opts Options) (*FS, error) {
 			DirectMount:  true,
 			AllowOther:   opts.AllowOther,
 			MaxWrite:     maxRead,
-			MaxReadAhead: maxRead,
+			MaxReadAhead: kernelReadahead,
 			Options:      []string{"ro"},
 			Debug:        opts.Debug,
 		},
@@ -133,11 +144,13 @@ func Mount(dir string, opts Options) (*FS, error) {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	f.server = server
+	f.passthrough = !opts.NoPassthrough && os.Geteuid() == 0 &&
+		server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0
 	go func() {
 		server.Wait()
 		close(f.done)
 	}()
-	if err := raiseReadahead(dir, maxRead); err != nil {
+	if err := raiseReadahead(dir, kernelReadahead); err != nil {
 		log.Debug("kernel readahead stays at its default", "err", err)
 	}
 	return f, nil
@@ -188,6 +201,23 @@ func unescapeMountinfo(s string) string {
 		out.WriteByte(s[i])
 	}
 	return out.String()
+}
+
+// Counters are running totals of how the filesystem answered reads.
+type Counters struct {
+	// Reads counts read requests that reached gotfs (not served from the kernel's cache or by
+	// passthrough).
+	Reads int64
+	// PassthroughOpens counts opens the kernel serves from the cache file itself.
+	PassthroughOpens int64
+	// Passthrough reports whether passthrough is in use on this mount (kernel, privileges and
+	// options allow it).
+	Passthrough bool
+}
+
+// Counters returns how reads were answered so far.
+func (f *FS) Counters() Counters {
+	return Counters{Reads: f.reads.Load(), PassthroughOpens: f.passOpens.Load(), Passthrough: f.passthrough}
 }
 
 // Dir returns the mount point.

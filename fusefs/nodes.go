@@ -121,23 +121,27 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		return nil, 0, syscall.EIO
 	}
 	h := &handle{n: n, r: r}
-	if flags&syscall.O_DIRECT != 0 {
-		// Direct I/O never goes through the page cache, so it mixes with passthrough opens;
-		// but passthrough would hand the backing file's alignment rules (EINVAL on an
-		// unaligned offset) to the caller, so direct reads always come to Read.
-		return directHandle{h}, fuse.FOPEN_DIRECT_IO, 0
-	}
+	direct := flags&syscall.O_DIRECT != 0
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	// Every byte verified (and no ordinary open in the way): the kernel may read the cache
-	// file itself (FUSE passthrough), with the whole file pinned so that no eviction punches
-	// a hole in it while the handle is open. Once one open is passthrough, later ones are too.
-	if n.fs.opts.Passthrough && n.size > 0 && n.normalOpen == 0 && (n.passOpen > 0 || n.verified(0, n.size)) {
+	// Every byte verified and no ordinary open in the way: the kernel reads the cache file
+	// itself (FUSE passthrough), with the whole file pinned so that no eviction punches a hole
+	// in it while the handle is open. Once one open is passthrough the kernel demands that
+	// later ones are too, O_DIRECT ones included (they then follow the cache file's alignment
+	// rules); an O_DIRECT open never starts passthrough mode, so while no passthrough open
+	// exists it may read at any offset.
+	if n.fs.passthrough && n.size > 0 && (n.passOpen > 0 || (!direct && n.normalOpen == 0 && n.verified(0, n.size))) {
 		if release, err := r.WaitPinned(ctx, 0, n.size); err == nil {
 			h.unpin = release
 			n.passOpen++
+			n.fs.passOpens.Add(1)
 			return passHandle{h}, fuse.FOPEN_KEEP_CACHE, 0
 		}
+	}
+	if direct {
+		// Direct I/O never goes through the page cache, so it needs no io mode of its own
+		// and is not counted among the ordinary opens.
+		return directHandle{h}, fuse.FOPEN_DIRECT_IO, 0
 	}
 	n.normalOpen++
 	return h, fuse.FOPEN_KEEP_CACHE, 0
@@ -151,12 +155,14 @@ type handle struct {
 	unpin func() // set when the whole file was verified at open and is pinned for passthrough
 }
 
-// passHandle is a handle whose file was fully verified at open: the kernel reads the cache
-// file itself. Its Read and Release are handle's.
+// passHandle is a handle whose file was fully verified (and pinned) at open, or that opened
+// while such a handle was open: the kernel reads the cache file itself. Its Read and Release
+// are handle's.
 type passHandle struct{ *handle }
 
-// directHandle is a handle opened with O_DIRECT: like handle, but never passthrough (it does
-// not implement fs.FilePassthroughFder) and not counted among the ordinary opens.
+// directHandle is a handle opened with O_DIRECT while no passthrough open exists: like handle,
+// but never passthrough (it does not implement fs.FilePassthroughFder) and not counted among
+// the ordinary opens (direct I/O needs no kernel io mode, so it mixes with both kinds).
 type directHandle struct{ h *handle }
 
 // Read is handle.Read.
@@ -172,9 +178,8 @@ func (d directHandle) Release(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// PassthroughFd offers the cache file for FUSE passthrough when the whole file was verified at
-// open: reads then go from the kernel to the cache file without this process. Otherwise (or
-// when the kernel or our privileges do not allow passthrough) reads come to Read.
+// PassthroughFd offers the cache file for FUSE passthrough: reads then go from the kernel to
+// the cache file without this process, at the disk's own speed.
 //
 // Only passHandle has this method: go-fuse gives passthrough to every handle of a node that
 // has it while another passthrough handle is registered, and an ordinary handle must never
@@ -191,6 +196,7 @@ func (h passHandle) PassthroughFd() (int, bool) {
 // cache file's descriptor, which the kernel splices without a copy.
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n := h.n
+	n.fs.reads.Add(1)
 	if off >= n.size || len(dest) == 0 {
 		return fuse.ReadResultData(nil), 0
 	}

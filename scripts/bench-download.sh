@@ -11,6 +11,7 @@
 # Everything stays on 127.0.0.0/8; every process the script starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-vm.sh
 GOTFS=${GOTFS:-$PWD/bin/gotfs}
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}
 PIECES=${BENCH_PIECES:-"1MiB 256KiB"}
@@ -46,9 +47,11 @@ cleanup() {
   stop_all
   rm -rf "$W"
   if [ "$OWN_DIR" = 1 ]; then rm -rf "$BENCH_DIR"; fi
+  vm_release_memory
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+vm_hold_memory
 
 free_port() { # free_port IP
   $PY -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"

@@ -2,20 +2,25 @@
 # FUSE mount benchmark: a 1 GiB single-file torrent of random data served on loopback by 4
 # `gotfs seed` seeders (127.0.0.11-14, each with its own cache) found through opentracker, with
 # 1 MiB and with 256 KiB pieces. For each piece size:
-#   cold   `cp` of the file from a fresh mount (empty cache) vs `gotfs download` (fresh folder and
-#          cache): MB/s each and the ratio (target >= 0.9)
+#   cold   `cp` of the file from a fresh mount (empty cache) to a file beside the data vs
+#          `gotfs download` (fresh folder and cache; its time includes the process's start and
+#          its final fsync): BENCH_REPS runs of each, interleaved; median MB/s each and the ratio
+#          of the medians (target >= 0.9)
 #   rss    peak RSS of the `gotfs mount` process during that cold cp, default settings (<= 150 MiB)
 #   ttfb   one 64 KiB pread at N random offsets, each on a fresh mount with an empty cache, timed
 #          from the read call to its return once the file is visible: median and worst
 #          (targets <= 100 ms and <= 500 ms)
 #   btfs   Debian's btfs on the same swarm (peers from the tracker): cold cp MB/s and first byte
 #   warm   everything verified, seeders stopped, a fresh mount on the same cache: `cat` of the
-#          file vs `cat` of the cache's own file, page cache dropped before each (ratio >= 0.8)
-# then a table of figures and ratios. MB/s are 10^6 bytes per second.
+#          file vs `cat` of the cache's own file, page cache dropped before each, BENCH_REPS
+#          runs, medians (ratio >= 0.8); also `cat` with --no-passthrough (every read through
+#          gotfs, spliced from the cache file) for the read path's own figure
+# then a table of figures and ratios. MB/s are 10^6 bytes per second. scripts/bench-vm.sh keeps
+# the VM's free page reporting from charging host page faults to whichever run comes next.
 #
 # Env: GOTFS (binary, default bin/gotfs), BENCH_DIR (work folder, default a new temp folder; the
 # data file is shared with the other sections), BENCH_SIZE_MIB (default 1024), BENCH_PIECES
-# (default "1MiB 256KiB"), BENCH_TTFB_N (default 10), BENCH_BTFS (1 = run btfs, default 1),
+# (default "1MiB 256KiB"), BENCH_REPS (default 3), BENCH_TTFB_N (default 10), BENCH_BTFS (1 = run btfs, default 1),
 # BENCH_BTFS_TTFB_N (default 3), BENCH_TIMEOUT (seconds per transfer, default 600), BENCH_SEED
 # (offsets, default 1).
 # Everything stays on 127.0.0.0/8 (but btfs itself binds 0.0.0.0 and may try its DHT routers: it
@@ -28,7 +33,9 @@ if [ "${GOTFS_BENCH_LOCKED:-0}" != 1 ]; then
   exec flock /tmp/gotfs-bench.lock "$0" "$@"
 fi
 cd "$(dirname "$0")/.."
+. scripts/bench-vm.sh
 GOTFS=${GOTFS:-$PWD/bin/gotfs}
+REPS=${BENCH_REPS:-3}
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}
 PIECES=${BENCH_PIECES:-"1MiB 256KiB"}
 TTFB_N=${BENCH_TTFB_N:-10}
@@ -79,6 +86,7 @@ cleanup() {
   stop_pids
   rm -rf "$W"
   if [ "$OWN_DIR" = 1 ]; then rm -rf "$BENCH_DIR"; fi
+  vm_release_memory
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -98,6 +106,8 @@ if [ ! -f "$DATA" ] || [ "$(stat -c %s "$DATA")" != "$SIZE" ]; then
   echo "bench-mount: writing ${SIZE_MIB} MiB of random data"
   head -c "$SIZE" /dev/urandom >"$DATA"
 fi
+
+vm_hold_memory
 
 # The tracker: whitelist inside its folder, world-readable (it chroots and drops to nobody).
 OT=$W/tracker
@@ -157,10 +167,10 @@ mount_gotfs() {
   t0=$(now)
   if [ -n "$tv" ]; then
     XDG_CACHE_HOME=$c /usr/bin/time -v -o "$tv" "$GOTFS" mount "$t" "$MP" --cache-dir "$c/gotfs" \
-      --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht >"$log" 2>&1 &
+      --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht ${MOUNT_EXTRA:-} >"$log" 2>&1 &
   else
     XDG_CACHE_HOME=$c "$GOTFS" mount "$t" "$MP" --cache-dir "$c/gotfs" \
-      --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht >"$log" 2>&1 &
+      --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht ${MOUNT_EXTRA:-} >"$log" 2>&1 &
   fi
   MPID=$!
   if ! $H waitfile "$MP/$NAME" 30 >/dev/null; then
@@ -187,40 +197,53 @@ for pl in $PIECES; do
   start_seeders "$t"
   cat "$DATA" >/dev/null # the seeders read from the page cache in every run
 
-  # Cold cp from a fresh mount (empty cache), the mount under /usr/bin/time for its peak RSS.
-  echo "bench-mount: $pl: cold cp from a fresh mount"
+  # Cold cp from a fresh mount (empty cache), the mount under /usr/bin/time for its peak RSS,
+  # and gotfs download of the same torrent (fresh folder and cache), REPS times each, in turns.
+  : >"$W/cp-$pl" && : >"$W/dl-$pl" && : >"$W/rss-$pl" && : >"$W/dlrss-$pl"
   C1=$W/cache-cold-$pl
-  rm -rf "$C1"
-  mount_gotfs "$t" "$C1" "$W/mount-cold-$pl.log" "$W/mount-cold-$pl.time"
-  R[mountms-$pl]=$MOUNT_MS
-  t0=$(now)
-  if timeout "$TIMEOUT" cp "$MP/$NAME" "$W/cp.out"; then
-    s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
-    R[cp-$pl]=$(mbs "$SIZE" "$s")
-    R[cps-$pl]=$(printf %.2f "$s")
-    cmp -s "$DATA" "$W/cp.out" || { echo "bench-mount: the copy differs from the source" >&2; R[cp-$pl]=bad; }
-  else
-    echo "bench-mount: cold cp failed" >&2; R[cp-$pl]=fail
-  fi
-  rm -f "$W/cp.out"
-  unmount_gotfs
-  R[rss-$pl]=$(rss_of "$W/mount-cold-$pl.time")
+  for rep in $(seq "$REPS"); do
+    echo "bench-mount: $pl: cold cp from a fresh mount ($rep/$REPS)"
+    rm -rf "$C1"
+    mount_gotfs "$t" "$C1" "$W/mount-cold-$pl.log" "$W/mount-cold-$pl.time"
+    R[mountms-$pl]=$MOUNT_MS
+    t0=$(now)
+    if timeout "$TIMEOUT" cp "$MP/$NAME" "$W/cp.out"; then
+      s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
+      echo "  cp: $(printf %.2f "$s") s, $(mbs "$SIZE" "$s") MB/s"
+      if cmp -s "$DATA" "$W/cp.out"; then mbs "$SIZE" "$s" >>"$W/cp-$pl"; else
+        echo "bench-mount: the copy differs from the source" >&2; R[cpbad-$pl]=1
+      fi
+    else
+      echo "bench-mount: cold cp failed" >&2; R[cpbad-$pl]=1
+    fi
+    rm -f "$W/cp.out"
+    unmount_gotfs
+    rss_of "$W/mount-cold-$pl.time" >>"$W/rss-$pl"
 
-  # gotfs download of the same torrent, fresh folder and cache.
-  echo "bench-mount: $pl: gotfs download"
-  out=$W/dl-$pl
-  rm -rf "$out" "$W/cache-dl"
-  if XDG_CACHE_HOME=$W/cache-dl timeout "$TIMEOUT" /usr/bin/time -v -o "$W/dl-$pl.time" "$GOTFS" download "$t" -o "$out" \
-    --cache-dir "$W/cache-dl/gotfs" --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht --json >"$W/dl-$pl.log" 2>&1; then
-    s=$(elapsed "$W/dl-$pl.time")
-    R[dl-$pl]=$(mbs "$SIZE" "$s")
-    R[dls-$pl]=$s
-    R[dlrss-$pl]=$(rss_of "$W/dl-$pl.time")
-    cmp -s "$DATA" "$out/$NAME" || { echo "bench-mount: the download differs from the source" >&2; R[dl-$pl]=bad; }
-  else
-    echo "bench-mount: gotfs download failed" >&2; tail -n 5 "$W/dl-$pl.log" >&2; R[dl-$pl]=fail
-  fi
-  rm -rf "$out" "$W/cache-dl"
+    echo "bench-mount: $pl: gotfs download ($rep/$REPS)"
+    out=$W/dl-$pl
+    rm -rf "$out" "$W/cache-dl"
+    if XDG_CACHE_HOME=$W/cache-dl timeout "$TIMEOUT" /usr/bin/time -v -o "$W/dl-$pl.time" "$GOTFS" download "$t" -o "$out" \
+      --cache-dir "$W/cache-dl/gotfs" --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht --json >"$W/dl-$pl.log" 2>&1; then
+      s=$(elapsed "$W/dl-$pl.time")
+      echo "  download: $s s, $(mbs "$SIZE" "$s") MB/s"
+      if cmp -s "$DATA" "$out/$NAME"; then mbs "$SIZE" "$s" >>"$W/dl-$pl"; else
+        echo "bench-mount: the download differs from the source" >&2; R[dlbad-$pl]=1
+      fi
+      rss_of "$W/dl-$pl.time" >>"$W/dlrss-$pl"
+    else
+      echo "bench-mount: gotfs download failed" >&2; tail -n 5 "$W/dl-$pl.log" >&2; R[dlbad-$pl]=1
+    fi
+    rm -rf "$out" "$W/cache-dl"
+  done
+  R[cp-$pl]=$(median <"$W/cp-$pl")
+  R[dl-$pl]=$(median <"$W/dl-$pl")
+  [ -n "${R[cpbad-$pl]:-}" ] && R[cp-$pl]=fail
+  [ -n "${R[dlbad-$pl]:-}" ] && R[dl-$pl]=fail
+  R[cpall-$pl]=$(sort -g "$W/cp-$pl" | paste -sd/)
+  R[dlall-$pl]=$(sort -g "$W/dl-$pl" | paste -sd/)
+  R[rss-$pl]=$(worst <"$W/rss-$pl")
+  R[dlrss-$pl]=$(worst <"$W/dlrss-$pl")
 
   # Time to first byte: one 64 KiB pread at random offsets, each on a fresh mount, empty cache.
   echo "bench-mount: $pl: first byte at $TTFB_N random offsets"
@@ -297,23 +320,35 @@ for pl in $PIECES; do
     R[btttfbmax-$pl]=$(worst <"$W/btttfb-$pl")
   fi
 
-  # Warm: every piece verified by the cold cp; no seeders; a fresh mount on the same cache.
+  # Warm: every piece verified by the last cold cp; no seeders; a fresh mount on the same cache
+  # for each read, with passthrough (the default) and without; the cache file itself for scale.
   stop_seeders
-  echo "bench-mount: $pl: warm read from the cache"
-  mount_gotfs "$t" "$C1" "$W/mount-warm-$pl.log"
-  drop_caches
-  t0=$(now)
-  cat "$MP/$NAME" >/dev/null
-  s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
-  R[warm-$pl]=$(mbs "$SIZE" "$s")
-  unmount_gotfs
   CF=$C1/gotfs/$hash/data/$NAME
   [ -f "$CF" ] || { echo "bench-mount: no cache file at $CF" >&2; ls -R "$C1" >&2; exit 1; }
-  drop_caches
-  t0=$(now)
-  cat "$CF" >/dev/null
-  s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
-  R[raw-$pl]=$(mbs "$SIZE" "$s")
+  : >"$W/warm-$pl" && : >"$W/warmfuse-$pl" && : >"$W/raw-$pl"
+  for rep in $(seq "$REPS"); do
+    echo "bench-mount: $pl: warm read from the cache ($rep/$REPS)"
+    for mode in warm warmfuse raw; do
+      if [ "$mode" != raw ]; then
+        extra=""
+        [ "$mode" = warmfuse ] && extra=--no-passthrough
+        MOUNT_EXTRA=$extra mount_gotfs "$t" "$C1" "$W/mount-$mode-$pl.log"
+        src=$MP/$NAME
+      else
+        src=$CF
+      fi
+      drop_caches
+      t0=$(now)
+      cat "$src" >/dev/null
+      s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
+      mbs "$SIZE" "$s" >>"$W/$mode-$pl"
+      echo "  $mode: $(mbs "$SIZE" "$s") MB/s"
+      [ "$mode" != raw ] && unmount_gotfs
+    done
+  done
+  R[warm-$pl]=$(median <"$W/warm-$pl")
+  R[warmfuse-$pl]=$(median <"$W/warmfuse-$pl")
+  R[raw-$pl]=$(median <"$W/raw-$pl")
   rm -rf "$C1"
 done
 kill "$OT_PID" 2>/dev/null || true
@@ -325,18 +360,20 @@ verdict() { # verdict VALUE OP LIMIT
     ok = (op == ">=") ? (v+0 >= l+0) : (v+0 <= l+0); print ok ? "met" : "MISSED" }'
 }
 echo
-echo "FUSE mount of a ${SIZE_MIB} MiB torrent, 4 gotfs seeders on loopback via opentracker ($(nproc) cores)"
+echo "FUSE mount of a ${SIZE_MIB} MiB torrent, 4 gotfs seeders on loopback via opentracker ($(nproc) cores, $REPS runs of cold and warm)"
 printf '%-8s %-40s %10s %10s  %-10s %s\n' pieces figure value ratio target verdict
 for pl in $PIECES; do
   row() { printf '%-8s %-40s %10s %10s  %-10s %s\n' "$pl" "$@"; }
   r=$(ratio "${R[cp-$pl]}" "${R[dl-$pl]}")
-  row "cold cp from mount, MB/s" "${R[cp-$pl]}" "" "" ""
-  row "gotfs download, MB/s" "${R[dl-$pl]}" "" "" ""
+  row "cold cp from mount, MB/s (median)" "${R[cp-$pl]}" "" "" "(${R[cpall-$pl]})"
+  row "gotfs download, MB/s (median)" "${R[dl-$pl]}" "" "" "(${R[dlall-$pl]})"
   row "cold cp / download" "" "$r" ">= 0.9" "$(verdict "$r" '>=' 0.9)"
-  row "warm cat from mount, MB/s" "${R[warm-$pl]}" "" "" ""
-  row "cat of the cache file, MB/s" "${R[raw-$pl]}" "" "" ""
+  row "warm cat from mount, MB/s (median)" "${R[warm-$pl]}" "" "" ""
+  row "warm cat, --no-passthrough, MB/s" "${R[warmfuse-$pl]}" "" "" ""
+  row "cat of the cache file, MB/s (median)" "${R[raw-$pl]}" "" "" ""
   r=$(ratio "${R[warm-$pl]}" "${R[raw-$pl]}")
   row "warm mount / cache file" "" "$r" ">= 0.8" "$(verdict "$r" '>=' 0.8)"
+  row "warm --no-passthrough / cache file" "" "$(ratio "${R[warmfuse-$pl]}" "${R[raw-$pl]}")" "" ""
   row "first 64 KiB, median ms (n=$TTFB_N)" "${R[ttfbmed-$pl]}" "" "<= 100" "$(verdict "${R[ttfbmed-$pl]}" '<=' 100)"
   row "first 64 KiB, worst ms" "${R[ttfbmax-$pl]}" "" "<= 500" "$(verdict "${R[ttfbmax-$pl]}" '<=' 500)"
   row "mount start to file visible, median ms" "${R[mountmed-$pl]}" "" "" ""

@@ -4,10 +4,13 @@
 # Add a section: one line `section NAME scripts/bench-NAME.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-vm.sh
 export GOTFS=${GOTFS:-$PWD/bin/gotfs}
 OWN_DIR=0
 if [ -z "${BENCH_DIR:-}" ]; then export BENCH_DIR; BENCH_DIR=$(mktemp -d /tmp/gotfs-bench.XXXXXX); OWN_DIR=1; fi
-trap '[ "$OWN_DIR" = 1 ] && rm -rf "$BENCH_DIR"' EXIT
+trap 'vm_release_memory; [ "$OWN_DIR" = 1 ] && rm -rf "$BENCH_DIR"' EXIT
+# Once for every section (see scripts/bench-vm.sh).
+vm_hold_memory
 failed=()
 section() { # section NAME SCRIPT
   echo "=== $1"

@@ -35,7 +35,8 @@ type mountFlags struct {
 	readahead   int64
 	prefetch    bool
 	verify      bool
-	passthrough bool
+	noPassthru  bool
+	passthrough bool // the former opt-in flag, now the default: accepted and ignored
 	readTimeout time.Duration
 	pollEvery   time.Duration
 	debugFUSE   bool
@@ -70,7 +71,9 @@ gotfs unmount MOUNTPOINT) unmounts and saves state.`,
 	fl.Var(sizeValue{&f.readahead}, "readahead", "largest readahead window of each open file (0 = none)")
 	fl.BoolVar(&f.prefetch, "prefetch", false, "fetch every piece in the background, not only what is read")
 	fl.BoolVar(&f.verify, "verify", false, "re-hash every cached piece before mounting; damaged ones are fetched again")
-	fl.BoolVar(&f.passthrough, "passthrough", false, "experimental: let the kernel read fully verified files straight from the cache (FUSE passthrough, Linux 6.9+, root)")
+	fl.BoolVar(&f.noPassthru, "no-passthrough", false, "serve every read through gotfs, even of fully verified files (by default the kernel reads those straight from the cache: FUSE passthrough, Linux 6.9+, root)")
+	fl.BoolVar(&f.passthrough, "passthrough", true, "passthrough is the default now")
+	_ = fl.MarkDeprecated("passthrough", "it is the default now (--no-passthrough turns it off)")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 0, "fail a read (EIO) that waits longer than this for its pieces (0 = wait)")
 	fl.DurationVar(&f.pollEvery, "poll", defaultPollEvery, "how often a mounted folder is scanned for new .torrent files")
 	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
@@ -168,13 +171,13 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 		byHash: map[torrentfile.Hash]bool{}, tried: map[string]fileStamp{},
 	}
 	fsys, err := fusefs.Mount(mp, fusefs.Options{
-		MaxReadahead: f.readahead,
-		HeadTail:     fetch.HeadTailHint,
-		ReadTimeout:  f.readTimeout,
-		AllowOther:   os.Geteuid() == 0,
-		Debug:        f.debugFUSE,
-		Passthrough:  f.passthrough,
-		Logger:       a.log,
+		MaxReadahead:  f.readahead,
+		HeadTail:      fetch.HeadTailHint,
+		ReadTimeout:   f.readTimeout,
+		AllowOther:    os.Geteuid() == 0,
+		Debug:         f.debugFUSE,
+		NoPassthrough: f.noPassthru,
+		Logger:        a.log,
 	})
 	if err != nil {
 		eng.Close()
@@ -403,6 +406,7 @@ type torrentStatus struct {
 	UploadRate     float64 `json:"upload_rate"`
 	Downloaded     int64   `json:"downloaded"`
 	Uploaded       int64   `json:"uploaded"`
+	Wasted         int64   `json:"wasted"`
 	WaitingReads   int     `json:"waiting_reads"`
 }
 
@@ -418,7 +422,7 @@ func (s *mountSession) status() mountStatus {
 			Name: mt.name, InfoHash: hex.EncodeToString(mi.InfoHash[:]), Size: mi.Info.Length,
 			VerifiedBytes: st.VerifiedBytes, VerifiedPieces: st.Verified, Pieces: st.Pieces,
 			Peers: st.Peers, DownloadRate: st.DownloadRate, UploadRate: st.UploadRate,
-			Downloaded: st.Downloaded, Uploaded: st.Uploaded, WaitingReads: st.WaitingReads,
+			Downloaded: st.Downloaded, Uploaded: st.Uploaded, Wasted: st.Wasted, WaitingReads: st.WaitingReads,
 		})
 	}
 	sort.Slice(out.Torrents, func(i, j int) bool { return out.Torrents[i].Name < out.Torrents[j].Name })
