@@ -123,6 +123,7 @@ for pl in $PIECES; do
 done
 opentracker -i 127.0.0.1 -p "$OT_PORT" -P "$OT_PORT" -d "$OT" -w whitelist >"$W/opentracker.log" 2>&1 &
 OT_PID=$!
+PIDS+=("$OT_PID") # stopped by cleanup, also when the script ends early
 for _ in $(seq 100); do
   $PY -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),0.2)' "$OT_PORT" 2>/dev/null && break
   sleep 0.05
@@ -185,8 +186,8 @@ unmount_gotfs() {
 }
 median() { sort -g | awk '{a[NR]=$1} END { if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f", (a[NR/2]+a[NR/2+1])/2 }'; }
 worst() { sort -g | tail -n 1; }
-mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s+0 > 0) printf "%.0f", b/1e6/s; else print "-" }'; }
-rss_of() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$1"; }
+mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s+0 > 0) printf "%.0f\n", b/1e6/s; else print "-" }'; }
+rss_of() { awk -F': ' '/Maximum resident set size/ {printf "%.0f\n", $2/1024}' "$1"; }
 elapsed() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
 
 declare -A R # results, keyed "figure-piecelength"
@@ -199,7 +200,7 @@ for pl in $PIECES; do
 
   # Cold cp from a fresh mount (empty cache), the mount under /usr/bin/time for its peak RSS,
   # and gotfs download of the same torrent (fresh folder and cache), REPS times each, in turns.
-  : >"$W/cp-$pl" && : >"$W/dl-$pl" && : >"$W/rss-$pl" && : >"$W/dlrss-$pl"
+  : >"$W/samples-cp-$pl" && : >"$W/samples-dl-$pl" && : >"$W/samples-rss-$pl" && : >"$W/samples-dlrss-$pl"
   C1=$W/cache-cold-$pl
   for rep in $(seq "$REPS"); do
     echo "bench-mount: $pl: cold cp from a fresh mount ($rep/$REPS)"
@@ -210,7 +211,7 @@ for pl in $PIECES; do
     if timeout "$TIMEOUT" cp "$MP/$NAME" "$W/cp.out"; then
       s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
       echo "  cp: $(printf %.2f "$s") s, $(mbs "$SIZE" "$s") MB/s"
-      if cmp -s "$DATA" "$W/cp.out"; then mbs "$SIZE" "$s" >>"$W/cp-$pl"; else
+      if cmp -s "$DATA" "$W/cp.out"; then mbs "$SIZE" "$s" >>"$W/samples-cp-$pl"; else
         echo "bench-mount: the copy differs from the source" >&2; R[cpbad-$pl]=1
       fi
     else
@@ -218,7 +219,7 @@ for pl in $PIECES; do
     fi
     rm -f "$W/cp.out"
     unmount_gotfs
-    rss_of "$W/mount-cold-$pl.time" >>"$W/rss-$pl"
+    rss_of "$W/mount-cold-$pl.time" >>"$W/samples-rss-$pl"
 
     echo "bench-mount: $pl: gotfs download ($rep/$REPS)"
     out=$W/dl-$pl
@@ -227,23 +228,23 @@ for pl in $PIECES; do
       --cache-dir "$W/cache-dl/gotfs" --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht --json >"$W/dl-$pl.log" 2>&1; then
       s=$(elapsed "$W/dl-$pl.time")
       echo "  download: $s s, $(mbs "$SIZE" "$s") MB/s"
-      if cmp -s "$DATA" "$out/$NAME"; then mbs "$SIZE" "$s" >>"$W/dl-$pl"; else
+      if cmp -s "$DATA" "$out/$NAME"; then mbs "$SIZE" "$s" >>"$W/samples-dl-$pl"; else
         echo "bench-mount: the download differs from the source" >&2; R[dlbad-$pl]=1
       fi
-      rss_of "$W/dl-$pl.time" >>"$W/dlrss-$pl"
+      rss_of "$W/dl-$pl.time" >>"$W/samples-dlrss-$pl"
     else
       echo "bench-mount: gotfs download failed" >&2; tail -n 5 "$W/dl-$pl.log" >&2; R[dlbad-$pl]=1
     fi
     rm -rf "$out" "$W/cache-dl"
   done
-  R[cp-$pl]=$(median <"$W/cp-$pl")
-  R[dl-$pl]=$(median <"$W/dl-$pl")
+  R[cp-$pl]=$(median <"$W/samples-cp-$pl")
+  R[dl-$pl]=$(median <"$W/samples-dl-$pl")
   [ -n "${R[cpbad-$pl]:-}" ] && R[cp-$pl]=fail
   [ -n "${R[dlbad-$pl]:-}" ] && R[dl-$pl]=fail
-  R[cpall-$pl]=$(sort -g "$W/cp-$pl" | paste -sd/)
-  R[dlall-$pl]=$(sort -g "$W/dl-$pl" | paste -sd/)
-  R[rss-$pl]=$(worst <"$W/rss-$pl")
-  R[dlrss-$pl]=$(worst <"$W/dlrss-$pl")
+  R[cpall-$pl]=$(sort -g "$W/samples-cp-$pl" | paste -sd/)
+  R[dlall-$pl]=$(sort -g "$W/samples-dl-$pl" | paste -sd/)
+  R[rss-$pl]=$(worst <"$W/samples-rss-$pl")
+  R[dlrss-$pl]=$(worst <"$W/samples-dlrss-$pl")
 
   # Time to first byte: one 64 KiB pread at random offsets, each on a fresh mount, empty cache.
   echo "bench-mount: $pl: first byte at $TTFB_N random offsets"

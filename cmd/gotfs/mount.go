@@ -389,9 +389,14 @@ func (s *mountSession) serveStatus(ln net.Listener) {
 
 // mountStatus is what `gotfs status` shows.
 type mountStatus struct {
-	Mountpoint string          `json:"mountpoint"`
-	PID        int             `json:"pid"`
-	Torrents   []torrentStatus `json:"torrents"`
+	Mountpoint string `json:"mountpoint"`
+	PID        int    `json:"pid"`
+	// Passthrough says whether fully verified files are read by the kernel from the cache
+	// (FUSE passthrough); PassthroughOpens counts such opens, Reads the reads that reached gotfs.
+	Passthrough      bool            `json:"passthrough"`
+	PassthroughOpens int64           `json:"passthrough_opens"`
+	Reads            int64           `json:"reads"`
+	Torrents         []torrentStatus `json:"torrents"`
 }
 
 type torrentStatus struct {
@@ -414,7 +419,11 @@ func (s *mountSession) status() mountStatus {
 	s.mu.Lock()
 	torrents := append([]*mountedTorrent(nil), s.torrents...)
 	s.mu.Unlock()
-	out := mountStatus{Mountpoint: s.fs.Dir(), PID: os.Getpid(), Torrents: []torrentStatus{}}
+	c := s.fs.Counters()
+	out := mountStatus{
+		Mountpoint: s.fs.Dir(), PID: os.Getpid(), Torrents: []torrentStatus{},
+		Passthrough: c.Passthrough, PassthroughOpens: c.PassthroughOpens, Reads: c.Reads,
+	}
 	for _, mt := range torrents {
 		mi := mt.tor.Metainfo()
 		st := mt.tor.Stats()
@@ -523,6 +532,11 @@ func queryStatus(ctx context.Context, root cache.Root, mountpoint string) (*moun
 
 func printStatus(w io.Writer, st *mountStatus) error {
 	fmt.Fprintf(w, "%s (pid %d), %d torrent(s)\n", st.Mountpoint, st.PID, len(st.Torrents))
+	if st.Passthrough {
+		fmt.Fprintf(w, "reads through gotfs: %d; opens of complete files read by the kernel from the cache: %d\n", st.Reads, st.PassthroughOpens)
+	} else {
+		fmt.Fprintf(w, "reads through gotfs: %d (passthrough off)\n", st.Reads)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERIFIED\tPIECES\tPEERS\tDOWN\tUP\tWAITING READS")
 	for _, t := range st.Torrents {
