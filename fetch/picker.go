@@ -131,7 +131,7 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 
 // requestFromDownloadsLocked requests blocks of in-progress pieces from p: unrequested ones,
 // late ones of pieces a read waits on, and with endgame (nothing new to start) late ones of
-// readahead pieces, or of any piece when the whole background download is started.
+// readahead pieces and any of the background download's pieces.
 func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) int {
 	ds := t.sortedDownloadsLocked()
 	for _, d := range ds {
@@ -144,11 +144,15 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		if p.snubbed && t.prio[d.index] == prioNow {
 			continue // a blocked read does not wait on a peer that stopped sending
 		}
-		mode := dupNone
-		switch {
-		case endgame && t.opts.Background && t.prio[d.index] == prioNormal:
+		var mode dupMode
+		switch prio := t.prio[d.index]; {
+		case prio == prioNow:
+			mode = dupLate
+		case !endgame || prio == prioNone:
+			mode = dupNone
+		case t.opts.Background && prio == prioNormal:
 			mode = dupAny
-		case endgame || t.prio[d.index] == prioNow:
+		default: // readahead and head/tail pieces, the window all requested
 			mode = dupLate
 		}
 		need = t.requestBlocksLocked(p, d, need, mode)

@@ -224,8 +224,11 @@ func (r *Reader) WaitPinned(ctx context.Context, off, n int64) (release func(), 
 		}
 	}
 	r.waitingReads--
-	t.recomputePriorityLocked()
 	if err != nil {
+		// The pieces no longer have a read waiting on them (unless another read waits too):
+		// they fall back to readahead or nothing. After a successful wait every piece is
+		// verified, so no priority changed and the O(pieces) recompute is skipped.
+		t.recomputePriorityLocked()
 		t.wakeAllLocked()
 	}
 	t.mu.Unlock()

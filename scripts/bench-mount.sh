@@ -106,6 +106,7 @@ if [ ! -f "$DATA" ] || [ "$(stat -c %s "$DATA")" != "$SIZE" ]; then
   echo "bench-mount: writing ${SIZE_MIB} MiB of random data"
   head -c "$SIZE" /dev/urandom >"$DATA"
 fi
+sync # no writeback of the data file under the first measurement
 
 vm_hold_memory
 
@@ -202,9 +203,10 @@ for pl in $PIECES; do
   # and gotfs download of the same torrent (fresh folder and cache), REPS times each, in turns.
   : >"$W/samples-cp-$pl" && : >"$W/samples-dl-$pl" && : >"$W/samples-rss-$pl" && : >"$W/samples-dlrss-$pl"
   C1=$W/cache-cold-$pl
-  for rep in $(seq "$REPS"); do
+  cold_cp() {
     echo "bench-mount: $pl: cold cp from a fresh mount ($rep/$REPS)"
     rm -rf "$C1"
+    sync # nothing left to write back from the run before
     mount_gotfs "$t" "$C1" "$W/mount-cold-$pl.log" "$W/mount-cold-$pl.time"
     R[mountms-$pl]=$MOUNT_MS
     t0=$(now)
@@ -220,10 +222,12 @@ for pl in $PIECES; do
     rm -f "$W/cp.out"
     unmount_gotfs
     rss_of "$W/mount-cold-$pl.time" >>"$W/samples-rss-$pl"
-
+  }
+  gotfs_download() {
     echo "bench-mount: $pl: gotfs download ($rep/$REPS)"
     out=$W/dl-$pl
     rm -rf "$out" "$W/cache-dl"
+    sync
     if XDG_CACHE_HOME=$W/cache-dl timeout "$TIMEOUT" /usr/bin/time -v -o "$W/dl-$pl.time" "$GOTFS" download "$t" -o "$out" \
       --cache-dir "$W/cache-dl/gotfs" --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht --json >"$W/dl-$pl.log" 2>&1; then
       s=$(elapsed "$W/dl-$pl.time")
@@ -236,6 +240,10 @@ for pl in $PIECES; do
       echo "bench-mount: gotfs download failed" >&2; tail -n 5 "$W/dl-$pl.log" >&2; R[dlbad-$pl]=1
     fi
     rm -rf "$out" "$W/cache-dl"
+  }
+  # Turn about, so that neither always runs first after the seeders started.
+  for rep in $(seq "$REPS"); do
+    if ((rep % 2)); then cold_cp; gotfs_download; else gotfs_download; cold_cp; fi
   done
   R[cp-$pl]=$(median <"$W/samples-cp-$pl")
   R[dl-$pl]=$(median <"$W/samples-dl-$pl")
