@@ -66,6 +66,10 @@ type Options struct {
 	// sizes, as on the disk filesystem itself); an O_DIRECT open made when no passthrough open
 	// exists comes through Read and may be unaligned.
 	NoPassthrough bool
+	// PassthroughMaxSize keeps files larger than this off passthrough (0 = no bound). A file
+	// open in passthrough mode is pinned whole in the cache; with a size-bounded cache, a
+	// large one would keep the cache over its bound for as long as it stays open.
+	PassthroughMaxSize int64
 	// Logger receives the filesystem's logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -80,12 +80,22 @@ type fileNode struct {
 	size  int64
 	mtime time.Time
 
-	// The kernel refuses to mix passthrough and ordinary opens of one file: mu guards the
-	// count of each kind open now, so every open takes the kind the others have.
-	mu         sync.Mutex
-	normalOpen int
-	passOpen   int
+	// The kernel refuses to mix passthrough and other opens of one file: mu guards the count
+	// of each kind open now, so every open takes the kind the others have. otherOpen counts
+	// ordinary and O_DIRECT handles, and each stays counted for releaseSettle after its
+	// release (see handle.Release).
+	mu        sync.Mutex
+	otherOpen int
+	passOpen  int
 }
+
+// releaseSettle is how long a released ordinary or O_DIRECT handle still keeps its file off
+// passthrough. go-fuse (v2.12.1) drops a reference to the file's passthrough backing on the
+// release of every handle, even one that never had the backing: an ordinary handle whose
+// release finished just after a passthrough open would unregister the backing under the open
+// handle, and the next open would fail with EIO. The release completes microseconds after our
+// Release returns; the settle time keeps passthrough from starting inside that window.
+const releaseSettle = 250 * time.Millisecond
 
 // Getattr reports a 0444 file; st_blocks counts its verified bytes so du shows progress.
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -130,7 +140,9 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	// later ones are too, O_DIRECT ones included (they then follow the cache file's alignment
 	// rules); an O_DIRECT open never starts passthrough mode, so while no passthrough open
 	// exists it may read at any offset.
-	if n.fs.passthrough && n.size > 0 && (n.passOpen > 0 || (!direct && n.normalOpen == 0 && n.verified(0, n.size))) {
+	maxSize := n.fs.opts.PassthroughMaxSize
+	eligible := n.fs.passthrough && n.size > 0 && (maxSize <= 0 || n.size <= maxSize)
+	if eligible && (n.passOpen > 0 || (!direct && n.otherOpen == 0 && n.verified(0, n.size))) {
 		if release, err := r.WaitPinned(ctx, 0, n.size); err == nil {
 			h.unpin = release
 			n.passOpen++
@@ -138,12 +150,12 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 			return passHandle{h}, fuse.FOPEN_KEEP_CACHE, 0
 		}
 	}
+	n.otherOpen++
 	if direct {
-		// Direct I/O never goes through the page cache, so it needs no io mode of its own
-		// and is not counted among the ordinary opens.
+		// Direct I/O never goes through the page cache: the kernel reads at any offset
+		// through Read.
 		return directHandle{h}, fuse.FOPEN_DIRECT_IO, 0
 	}
-	n.normalOpen++
 	return h, fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -160,9 +172,9 @@ type handle struct {
 // are handle's.
 type passHandle struct{ *handle }
 
-// directHandle is a handle opened with O_DIRECT while no passthrough open exists: like handle,
-// but never passthrough (it does not implement fs.FilePassthroughFder) and not counted among
-// the ordinary opens (direct I/O needs no kernel io mode, so it mixes with both kinds).
+// directHandle is a handle opened with O_DIRECT while no passthrough open exists: like handle
+// (FOPEN_DIRECT_IO instead of the page cache), and never passthrough: it does not implement
+// fs.FilePassthroughFder.
 type directHandle struct{ h *handle }
 
 // Read is handle.Read.
@@ -170,13 +182,8 @@ func (d directHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Re
 	return d.h.Read(ctx, dest, off)
 }
 
-// Release closes the handle's reader.
-func (d directHandle) Release(ctx context.Context) syscall.Errno {
-	if err := d.h.r.Close(); err != nil {
-		d.h.n.fs.log.Debug("close reader", "err", err)
-	}
-	return 0
-}
+// Release is handle.Release.
+func (d directHandle) Release(ctx context.Context) syscall.Errno { return d.h.Release(ctx) }
 
 // PassthroughFd offers the cache file for FUSE passthrough: reads then go from the kernel to
 // the cache file without this process, at the disk's own speed.
@@ -291,14 +298,19 @@ func (n *fileNode) verified(off, sz int64) bool {
 
 // Release closes the handle's reader, dropping its priorities.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
-	h.n.mu.Lock()
+	n := h.n
+	n.mu.Lock()
 	if h.unpin != nil {
 		h.unpin()
-		h.n.passOpen--
+		n.passOpen--
 	} else {
-		h.n.normalOpen--
+		time.AfterFunc(releaseSettle, func() {
+			n.mu.Lock()
+			n.otherOpen--
+			n.mu.Unlock()
+		})
 	}
-	h.n.mu.Unlock()
+	n.mu.Unlock()
 	if err := h.r.Close(); err != nil {
 		h.n.fs.log.Debug("close reader", "err", err)
 	}

@@ -2,10 +2,14 @@ package fusefs_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -45,6 +49,30 @@ func readDirect(t *testing.T, path string, off int64, n int) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.Clone(buf[:got]), nil
+}
+
+// openPassthrough opens path, retrying for a while until the open is passthrough: a file stays
+// off passthrough for a moment after its last ordinary or O_DIRECT handle is closed (closing is
+// asynchronous in FUSE, and fusefs lets go-fuse finish the release first), and a retry's own
+// ordinary handle counts too.
+func openPassthrough(t *testing.T, m *mounted, path string) *os.File {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		before := m.fs.Counters().PassthroughOpens
+		h, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.fs.Counters().PassthroughOpens == before+1 {
+			return h
+		}
+		h.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("open of complete file %s: not passthrough after 5 s", path)
+		}
+		time.Sleep(400 * time.Millisecond) // past the settle time of the handle just closed
+	}
 }
 
 // TestPassthrough: a file whose every byte is verified when it is opened is read by the kernel
@@ -90,20 +118,15 @@ func TestPassthrough(t *testing.T) {
 	}
 
 	// 2. A buffered open now is passthrough: the whole file reads right, and no read reaches us.
-	before := m.fs.Counters()
-	h, err := os.Open(m.path(d))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := openPassthrough(t, m, m.path(d))
 	defer h.Close()
+	before := m.fs.Counters()
+	before.PassthroughOpens--
 	got, err := io.ReadAll(h)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("passthrough read of %s: %d bytes, %v (want %d bytes, equal)", d.RelPath(), len(got), err, len(want))
 	}
 	after := m.fs.Counters()
-	if after.PassthroughOpens != before.PassthroughOpens+1 {
-		t.Errorf("open of a verified file: %d passthrough opens, want %d", after.PassthroughOpens, before.PassthroughOpens+1)
-	}
 	if after.Reads != before.Reads {
 		t.Errorf("%d reads reached gotfs through a passthrough open", after.Reads-before.Reads)
 	}
@@ -157,37 +180,108 @@ func TestPassthrough(t *testing.T) {
 		t.Errorf("an open beside an ordinary one was made passthrough")
 	}
 	h1.Close()
-	h3, err := os.Open(m.path(c))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h3 := openPassthrough(t, m, m.path(c))
 	defer h3.Close()
 	if _, err := h3.ReadAt(buf, 777); err != nil || !bytes.Equal(buf, want[777:1777]) {
 		t.Fatalf("reopen of %s: %v or wrong bytes", c.RelPath(), err)
 	}
-	if c := m.fs.Counters(); c.PassthroughOpens != before.PassthroughOpens+1 {
-		t.Errorf("reopen of a complete file after every handle closed: %d passthrough opens, want %d", c.PassthroughOpens, before.PassthroughOpens+1)
+}
+
+// TestNoPassthrough: with NoPassthrough, or for a file larger than PassthroughMaxSize, every
+// read of a verified file still comes to gotfs and is answered from the cache file.
+func TestNoPassthrough(t *testing.T) {
+	requireFUSE(t)
+	size := int64(readFiles[0].size)
+	for _, opts := range []fusefs.Options{{NoPassthrough: true}, {PassthroughMaxSize: size - 1}} {
+		s := newSwarm(t, "nopass", readFiles[:1], 64<<10, 14, "127.0.0.39")
+		m := mountTorrents(t, t.TempDir(), opts, s.peers, s.mi)
+		f := s.mi.Info.Files[0]
+		want, err := os.ReadFile(s.srcPath(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			got, err := os.ReadFile(m.path(f))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%+v: read: %v or wrong bytes", opts, err)
+			}
+		}
+		c := m.fs.Counters()
+		if c.PassthroughOpens != 0 || c.Reads == 0 || (opts.NoPassthrough && c.Passthrough) {
+			t.Errorf("%+v: counters %+v", opts, c)
+		}
+		m.close()
 	}
 }
 
-// TestNoPassthrough: with NoPassthrough every read of a verified file still comes to gotfs
-// and is answered from the cache file.
-func TestNoPassthrough(t *testing.T) {
+// TestPassthroughMixedOpens: many buffered and O_DIRECT opens of a complete file, overlapping
+// in every order, all succeed and read the right bytes. (go-fuse drops a reference to the
+// passthrough backing on every release: an ordinary handle closed just after a passthrough
+// open once unregistered the backing under it, and the next open failed with EIO.)
+func TestPassthroughMixedOpens(t *testing.T) {
 	requireFUSE(t)
-	s := newSwarm(t, "nopass", readFiles[:1], 64<<10, 14, "127.0.0.39")
-	m := mountTorrents(t, t.TempDir(), fusefs.Options{NoPassthrough: true}, s.peers, s.mi)
+	s := newSwarm(t, "mixed", readFiles[:1], 64<<10, 15, "127.0.0.40")
+	m := mountTorrents(t, t.TempDir(), fusefs.Options{}, s.peers, s.mi)
 	f := s.mi.Info.Files[0]
 	want, err := os.ReadFile(s.srcPath(f))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 2 {
-		got, err := os.ReadFile(m.path(f))
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("read: %v or wrong bytes", err)
+	if got, err := os.ReadFile(m.path(f)); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("first read: %v or wrong bytes", err)
+	}
+	errs := make(chan error, 8)
+	for round := range 4 {
+		// A passthrough handle, closed at some point while the others open and close.
+		holder := openPassthrough(t, m, m.path(f))
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			time.Sleep(time.Duration(50+100*round) * time.Millisecond)
+			holder.Close()
+		})
+		for g := range 8 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(g), uint64(round)))
+				for k := range 12 {
+					off := rng.Int64N(int64(len(want))-(64<<10)) &^ 4095
+					var got []byte
+					var err error
+					if rng.IntN(2) == 0 {
+						got, err = readDirect(t, m.path(f), off, 64<<10)
+					} else {
+						var h *os.File
+						if h, err = os.Open(m.path(f)); err == nil {
+							got = make([]byte, 64<<10)
+							var n int
+							n, err = h.ReadAt(got, off)
+							got = got[:n]
+							time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
+							h.Close()
+						}
+					}
+					if err != nil {
+						errs <- fmt.Errorf("round %d, reader %d, open %d at %d: %w", round, g, k, off, err)
+						return
+					}
+					if len(got) != 64<<10 || !bytes.Equal(got, want[off:off+int64(len(got))]) {
+						errs <- fmt.Errorf("round %d, reader %d, open %d at %d: wrong bytes", round, g, k, off)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if len(errs) > 0 {
+			break
 		}
 	}
-	if c := m.fs.Counters(); c.Passthrough || c.PassthroughOpens != 0 || c.Reads == 0 {
-		t.Errorf("NoPassthrough: counters %+v", c)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
+	c := m.fs.Counters()
+	if c.PassthroughOpens < 8 {
+		t.Errorf("only %d passthrough opens: the mix was not exercised", c.PassthroughOpens)
+	}
+	t.Logf("counters after mixed opens: %+v", m.fs.Counters())
 }

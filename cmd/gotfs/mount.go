@@ -177,7 +177,10 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 		AllowOther:    os.Geteuid() == 0,
 		Debug:         f.debugFUSE,
 		NoPassthrough: f.noPassthru,
-		Logger:        a.log,
+		// A passthrough file is pinned whole while open: with a bounded cache only files
+		// that leave room for the rest (half the bound) go passthrough.
+		PassthroughMaxSize: f.engine.cacheSize / 2,
+		Logger:             a.log,
 	})
 	if err != nil {
 		eng.Close()
