@@ -5,7 +5,8 @@
 #   cold   `cp` of the file from a fresh mount (empty cache) to a file beside the data vs
 #          `gotfs download` (fresh folder and cache; its time includes the process's start and
 #          its final fsync): BENCH_REPS runs of each, interleaved; median MB/s each and the ratio
-#          of the medians (target >= 0.9)
+#          of the medians (target >= 0.9); also a cold `cat` to /dev/null, the mount's part
+#          without cp's own 1 GiB write
 #   rss    peak RSS of the `gotfs mount` process during that cold cp, default settings (<= 150 MiB)
 #   ttfb   one 64 KiB pread at N random offsets, each on a fresh mount with an empty cache, timed
 #          from the read call to its return once the file is visible: median and worst
@@ -201,7 +202,7 @@ for pl in $PIECES; do
 
   # Cold cp from a fresh mount (empty cache), the mount under /usr/bin/time for its peak RSS,
   # and gotfs download of the same torrent (fresh folder and cache), REPS times each, in turns.
-  : >"$W/samples-cp-$pl" && : >"$W/samples-dl-$pl" && : >"$W/samples-rss-$pl" && : >"$W/samples-dlrss-$pl"
+  : >"$W/samples-cp-$pl" && : >"$W/samples-cat-$pl" && : >"$W/samples-dl-$pl" && : >"$W/samples-rss-$pl" && : >"$W/samples-dlrss-$pl"
   C1=$W/cache-cold-$pl
   cold_cp() {
     echo "bench-mount: $pl: cold cp from a fresh mount ($rep/$REPS)"
@@ -223,6 +224,21 @@ for pl in $PIECES; do
     unmount_gotfs
     rss_of "$W/mount-cold-$pl.time" >>"$W/samples-rss-$pl"
   }
+  cold_cat() { # the same as cold_cp, read to /dev/null: the mount's part without cp's own writes
+    echo "bench-mount: $pl: cold cat from a fresh mount ($rep/$REPS)"
+    rm -rf "$C1"
+    sync
+    mount_gotfs "$t" "$C1" "$W/mount-cat-$pl.log"
+    t0=$(now)
+    if timeout "$TIMEOUT" cat "$MP/$NAME" >/dev/null; then
+      s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
+      echo "  cat: $(printf %.2f "$s") s, $(mbs "$SIZE" "$s") MB/s"
+      mbs "$SIZE" "$s" >>"$W/samples-cat-$pl"
+    else
+      echo "bench-mount: cold cat failed" >&2
+    fi
+    unmount_gotfs
+  }
   gotfs_download() {
     echo "bench-mount: $pl: gotfs download ($rep/$REPS)"
     out=$W/dl-$pl
@@ -243,10 +259,12 @@ for pl in $PIECES; do
   }
   # Turn about, so that neither always runs first after the seeders started.
   for rep in $(seq "$REPS"); do
-    if ((rep % 2)); then cold_cp; gotfs_download; else gotfs_download; cold_cp; fi
+    if ((rep % 2)); then cold_cp; cold_cat; gotfs_download; else gotfs_download; cold_cat; cold_cp; fi
   done
   R[cp-$pl]=$(median <"$W/samples-cp-$pl")
   R[dl-$pl]=$(median <"$W/samples-dl-$pl")
+  R[cat-$pl]=$(median <"$W/samples-cat-$pl")
+  R[catall-$pl]=$(sort -g "$W/samples-cat-$pl" | paste -sd/)
   [ -n "${R[cpbad-$pl]:-}" ] && R[cp-$pl]=fail
   [ -n "${R[dlbad-$pl]:-}" ] && R[dl-$pl]=fail
   R[cpall-$pl]=$(sort -g "$W/samples-cp-$pl" | paste -sd/)
@@ -377,6 +395,8 @@ for pl in $PIECES; do
   row "cold cp from mount, MB/s (median)" "${R[cp-$pl]}" "" "" "(${R[cpall-$pl]})"
   row "gotfs download, MB/s (median)" "${R[dl-$pl]}" "" "" "(${R[dlall-$pl]})"
   row "cold cp / download" "" "$r" ">= 0.9" "$(verdict "$r" '>=' 0.9)"
+  row "cold cat > /dev/null from mount, MB/s" "${R[cat-$pl]}" "" "" "(${R[catall-$pl]})"
+  row "cold cat / download (no cp writes)" "" "$(ratio "${R[cat-$pl]}" "${R[dl-$pl]}")" "" ""
   row "warm cat from mount, MB/s (median)" "${R[warm-$pl]}" "" "" ""
   row "warm cat, --no-passthrough, MB/s" "${R[warmfuse-$pl]}" "" "" ""
   row "cat of the cache file, MB/s (median)" "${R[raw-$pl]}" "" "" ""
