@@ -139,7 +139,8 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) int {
 	ds := t.sortedDownloadsLocked()
 	late := t.lateAfterLocked()
-	oldest := -1 // best first: a piece under a blocked read comes first, the oldest read's first
+	// ds is best first, and among pieces under blocked reads the oldest read's comes first.
+	oldest := -1
 	if len(ds) > 0 && t.prio[ds[0].index] == prioNow {
 		oldest = ds[0].index
 	}

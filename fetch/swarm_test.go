@@ -305,19 +305,28 @@ func TestSwarmIncludeFetchesOnlyNeededPieces(t *testing.T) {
 	sameFiles(t, mi, src, dst, only)
 }
 
-func TestReaderFetchesWhatIsRead(t *testing.T) {
+// readerSwarm makes a torrent of files, seeds it from seederIPs and starts a leecher at
+// leecherIP that knows the seeders (it reads nothing by itself). It returns the leecher, the
+// torrent and the bytes of its first file.
+func readerSwarm(t *testing.T, name string, files []testFile, pieceLen int64, seed uint64, leecherIP string, seederIPs ...string) (*node, *torrentfile.Metainfo, []byte) {
+	t.Helper()
 	src := t.TempDir()
-	files := []testFile{{[]string{"movie.bin"}, 8 << 20}, {[]string{"other.bin"}, 2 << 20}}
-	mi := makeTorrent(t, src, "reader", files, 64<<10, 5)
+	mi := makeTorrent(t, src, name, files, pieceLen, seed)
 	var peers []netip.AddrPort
-	for _, ip := range []string{"127.0.0.61", "127.0.0.62"} {
+	for _, ip := range seederIPs {
 		peers = append(peers, startSeeder(t, ip, mi, src).c.Addr())
 	}
-	l := startLeecher(t, "127.0.0.63", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{})
-	want, err := os.ReadFile(filepath.Join(src, "reader", "movie.bin"))
+	l := startLeecher(t, leecherIP, mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{})
+	want, err := os.ReadFile(filepath.Join(append([]string{src, name}, files[0].path...)...))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l, mi, want
+}
+
+func TestReaderFetchesWhatIsRead(t *testing.T) {
+	files := []testFile{{[]string{"movie.bin"}, 8 << 20}, {[]string{"other.bin"}, 2 << 20}}
+	l, mi, want := readerSwarm(t, "reader", files, 64<<10, 5, "127.0.0.63", "127.0.0.61", "127.0.0.62")
 	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -357,19 +366,10 @@ func TestReaderFetchesWhatIsRead(t *testing.T) {
 // blocks are asked of a second peer only once their first request is late; asking at once
 // threw away a fifth of everything received (17-22% here), and the seeders' upload with it.
 func TestReaderStreamWastesLittle(t *testing.T) {
-	src := t.TempDir()
 	files := []testFile{{[]string{"movie.bin"}, 24 << 20}}
-	mi := makeTorrent(t, src, "stream", files, 256<<10, 9)
-	var peers []netip.AddrPort
-	for _, ip := range []string{"127.0.0.64", "127.0.0.65", "127.0.0.66"} {
-		peers = append(peers, startSeeder(t, ip, mi, src).c.Addr())
-	}
-	l := startLeecher(t, "127.0.0.67", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{})
-	waitPeers(t, l, len(peers))
-	want, err := os.ReadFile(filepath.Join(src, "stream", "movie.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	const seeders = 3
+	l, _, want := readerSwarm(t, "stream", files, 256<<10, 9, "127.0.0.74", "127.0.0.71", "127.0.0.72", "127.0.0.73")
+	waitPeers(t, l, seeders)
 	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -388,7 +388,7 @@ func TestReaderStreamWastesLittle(t *testing.T) {
 		}
 	}
 	st := l.t.Stats()
-	t.Logf("streamed %d MiB from %d seeders: %d bytes received twice", len(want)>>20, len(peers), st.Wasted)
+	t.Logf("streamed %d MiB from %d seeders: %d bytes received twice", len(want)>>20, seeders, st.Wasted)
 	if st.Wasted > int64(len(want))/10 {
 		t.Errorf("a sequential read from healthy seeders wasted %d of %d bytes (over 10%%)", st.Wasted, len(want))
 	}

@@ -24,13 +24,14 @@ type dirNode struct {
 }
 
 var (
-	_ fs.NodeGetattrer = (*dirNode)(nil)
-	_ fs.NodeStatfser  = (*rootNode)(nil)
-	_ fs.NodeGetattrer = (*fileNode)(nil)
-	_ fs.NodeOpener    = (*fileNode)(nil)
-	_ fs.NodeStatfser  = (*fileNode)(nil)
-	_ fs.FileReader    = (*handle)(nil)
-	_ fs.FileReleaser  = (*handle)(nil)
+	_ fs.NodeGetattrer       = (*dirNode)(nil)
+	_ fs.NodeStatfser        = (*rootNode)(nil)
+	_ fs.NodeGetattrer       = (*fileNode)(nil)
+	_ fs.NodeOpener          = (*fileNode)(nil)
+	_ fs.NodeStatfser        = (*fileNode)(nil)
+	_ fs.FileReader          = (*handle)(nil)
+	_ fs.FileReleaser        = (*handle)(nil)
+	_ fs.FilePassthroughFder = passHandle{}
 )
 
 // Getattr reports a read-only folder.
@@ -154,13 +155,14 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if direct {
 		// Direct I/O never goes through the page cache: the kernel reads at any offset
 		// through Read.
-		return directHandle{h}, fuse.FOPEN_DIRECT_IO, 0
+		return h, fuse.FOPEN_DIRECT_IO, 0
 	}
 	return h, fuse.FOPEN_KEEP_CACHE, 0
 }
 
-// handle is one open file: it owns one fetch.Reader for its whole life, so the engine's
-// readahead window grows while reads stay sequential.
+// handle is one open file (buffered or O_DIRECT): it owns one fetch.Reader for its whole life,
+// so the engine's readahead window grows while reads stay sequential. It has no PassthroughFd
+// on purpose: only passHandle may be passthrough.
 type handle struct {
 	n     *fileNode
 	r     *fetch.Reader
@@ -171,19 +173,6 @@ type handle struct {
 // while such a handle was open: the kernel reads the cache file itself. Its Read and Release
 // are handle's.
 type passHandle struct{ *handle }
-
-// directHandle is a handle opened with O_DIRECT while no passthrough open exists: like handle
-// (FOPEN_DIRECT_IO instead of the page cache), and never passthrough: it does not implement
-// fs.FilePassthroughFder.
-type directHandle struct{ h *handle }
-
-// Read is handle.Read.
-func (d directHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	return d.h.Read(ctx, dest, off)
-}
-
-// Release is handle.Release.
-func (d directHandle) Release(ctx context.Context) syscall.Errno { return d.h.Release(ctx) }
 
 // PassthroughFd offers the cache file for FUSE passthrough: reads then go from the kernel to
 // the cache file without this process, at the disk's own speed.

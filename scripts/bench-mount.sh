@@ -97,6 +97,7 @@ free_port() { # free_port IP
 }
 now() { date +%s.%N; }
 ms_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", (b-a)*1000 }'; }
+secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { print b-a }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # The data: random bytes, shared with the other sections through BENCH_DIR.
@@ -204,40 +205,34 @@ for pl in $PIECES; do
   # and gotfs download of the same torrent (fresh folder and cache), REPS times each, in turns.
   : >"$W/samples-cp-$pl" && : >"$W/samples-cat-$pl" && : >"$W/samples-dl-$pl" && : >"$W/samples-rss-$pl" && : >"$W/samples-dlrss-$pl"
   C1=$W/cache-cold-$pl
-  cold_cp() {
-    echo "bench-mount: $pl: cold cp from a fresh mount ($rep/$REPS)"
+  cold_read() { # cold_read cp|cat: a fresh mount (empty cache), then cp of the file beside the
+    # data (checked), or cat of it to /dev/null: the mount's part without cp's own 1 GiB write.
+    # The cp's mount runs under /usr/bin/time for its peak RSS.
+    local how=$1
+    echo "bench-mount: $pl: cold $how from a fresh mount ($rep/$REPS)"
     rm -rf "$C1"
     sync # nothing left to write back from the run before
-    mount_gotfs "$t" "$C1" "$W/mount-cold-$pl.log" "$W/mount-cold-$pl.time"
-    R[mountms-$pl]=$MOUNT_MS
-    t0=$(now)
-    if timeout "$TIMEOUT" cp "$MP/$NAME" "$W/cp.out"; then
-      s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
-      echo "  cp: $(printf %.2f "$s") s, $(mbs "$SIZE" "$s") MB/s"
-      if cmp -s "$DATA" "$W/cp.out"; then mbs "$SIZE" "$s" >>"$W/samples-cp-$pl"; else
-        echo "bench-mount: the copy differs from the source" >&2; R[cpbad-$pl]=1
-      fi
+    if [ "$how" = cp ]; then
+      mount_gotfs "$t" "$C1" "$W/mount-cold-$pl.log" "$W/mount-cold-$pl.time"
+      R[mountms-$pl]=$MOUNT_MS
     else
-      echo "bench-mount: cold cp failed" >&2; R[cpbad-$pl]=1
+      mount_gotfs "$t" "$C1" "$W/mount-cat-$pl.log"
+    fi
+    local dst=/dev/null ok=1
+    [ "$how" = cp ] && dst=$W/cp.out
+    t0=$(now)
+    if [ "$how" = cp ]; then timeout "$TIMEOUT" cp "$MP/$NAME" "$dst" || ok=0
+    else timeout "$TIMEOUT" cat "$MP/$NAME" >"$dst" || ok=0; fi
+    s=$(secs_since "$t0")
+    if [ "$ok" = 1 ] && { [ "$how" = cat ] || cmp -s "$DATA" "$dst"; }; then
+      echo "  $how: $(printf %.2f "$s") s, $(mbs "$SIZE" "$s") MB/s"
+      mbs "$SIZE" "$s" >>"$W/samples-$how-$pl"
+    else
+      echo "bench-mount: cold $how failed or its copy differs from the source" >&2; R[${how}bad-$pl]=1
     fi
     rm -f "$W/cp.out"
     unmount_gotfs
-    rss_of "$W/mount-cold-$pl.time" >>"$W/samples-rss-$pl"
-  }
-  cold_cat() { # the same as cold_cp, read to /dev/null: the mount's part without cp's own writes
-    echo "bench-mount: $pl: cold cat from a fresh mount ($rep/$REPS)"
-    rm -rf "$C1"
-    sync
-    mount_gotfs "$t" "$C1" "$W/mount-cat-$pl.log"
-    t0=$(now)
-    if timeout "$TIMEOUT" cat "$MP/$NAME" >/dev/null; then
-      s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
-      echo "  cat: $(printf %.2f "$s") s, $(mbs "$SIZE" "$s") MB/s"
-      mbs "$SIZE" "$s" >>"$W/samples-cat-$pl"
-    else
-      echo "bench-mount: cold cat failed" >&2
-    fi
-    unmount_gotfs
+    if [ "$how" = cp ]; then rss_of "$W/mount-cold-$pl.time" >>"$W/samples-rss-$pl"; fi
   }
   gotfs_download() {
     echo "bench-mount: $pl: gotfs download ($rep/$REPS)"
@@ -259,14 +254,15 @@ for pl in $PIECES; do
   }
   # Turn about, so that neither always runs first after the seeders started.
   for rep in $(seq "$REPS"); do
-    if ((rep % 2)); then cold_cp; cold_cat; gotfs_download; else gotfs_download; cold_cat; cold_cp; fi
+    if ((rep % 2)); then cold_read cp; cold_read cat; gotfs_download; else gotfs_download; cold_read cat; cold_read cp; fi
   done
   R[cp-$pl]=$(median <"$W/samples-cp-$pl")
   R[dl-$pl]=$(median <"$W/samples-dl-$pl")
   R[cat-$pl]=$(median <"$W/samples-cat-$pl")
   R[catall-$pl]=$(sort -g "$W/samples-cat-$pl" | paste -sd/)
-  [ -n "${R[cpbad-$pl]:-}" ] && R[cp-$pl]=fail
-  [ -n "${R[dlbad-$pl]:-}" ] && R[dl-$pl]=fail
+  for k in cp cat dl; do
+    if [ -n "${R[${k}bad-$pl]:-}" ]; then R[$k-$pl]=fail; fi
+  done
   R[cpall-$pl]=$(sort -g "$W/samples-cp-$pl" | paste -sd/)
   R[dlall-$pl]=$(sort -g "$W/samples-dl-$pl" | paste -sd/)
   R[rss-$pl]=$(worst <"$W/samples-rss-$pl")
@@ -317,7 +313,7 @@ for pl in $PIECES; do
     if run_btfs "$W/btfs" "$W/btfs-cold-$pl.log"; then
       t0=$(now)
       if timeout "$TIMEOUT" cp "$MP/$NAME" "$W/cp.out"; then
-        s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
+        s=$(secs_since "$t0")
         R[btcp-$pl]=$(mbs "$SIZE" "$s")
         cmp -s "$DATA" "$W/cp.out" || { echo "bench-mount: btfs's copy differs from the source" >&2; R[btcp-$pl]=bad; }
       else
@@ -352,7 +348,7 @@ for pl in $PIECES; do
   stop_seeders
   CF=$C1/gotfs/$hash/data/$NAME
   [ -f "$CF" ] || { echo "bench-mount: no cache file at $CF" >&2; ls -R "$C1" >&2; exit 1; }
-  : >"$W/warm-$pl" && : >"$W/warmfuse-$pl" && : >"$W/raw-$pl"
+  : >"$W/samples-warm-$pl" && : >"$W/samples-warmfuse-$pl" && : >"$W/samples-raw-$pl"
   for rep in $(seq "$REPS"); do
     echo "bench-mount: $pl: warm read from the cache ($rep/$REPS)"
     for mode in warm warmfuse raw; do
@@ -367,15 +363,15 @@ for pl in $PIECES; do
       drop_caches
       t0=$(now)
       cat "$src" >/dev/null
-      s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b-a }')
-      mbs "$SIZE" "$s" >>"$W/$mode-$pl"
+      s=$(secs_since "$t0")
+      mbs "$SIZE" "$s" >>"$W/samples-$mode-$pl"
       echo "  $mode: $(mbs "$SIZE" "$s") MB/s"
-      [ "$mode" != raw ] && unmount_gotfs
+      if [ "$mode" != raw ]; then unmount_gotfs; fi
     done
   done
-  R[warm-$pl]=$(median <"$W/warm-$pl")
-  R[warmfuse-$pl]=$(median <"$W/warmfuse-$pl")
-  R[raw-$pl]=$(median <"$W/raw-$pl")
+  R[warm-$pl]=$(median <"$W/samples-warm-$pl")
+  R[warmfuse-$pl]=$(median <"$W/samples-warmfuse-$pl")
+  R[raw-$pl]=$(median <"$W/samples-raw-$pl")
   rm -rf "$C1"
 done
 kill "$OT_PID" 2>/dev/null || true

@@ -36,7 +36,6 @@ type mountFlags struct {
 	prefetch    bool
 	verify      bool
 	noPassthru  bool
-	passthrough bool // the former opt-in flag, now the default: accepted and ignored
 	readTimeout time.Duration
 	pollEvery   time.Duration
 	debugFUSE   bool
@@ -72,7 +71,7 @@ gotfs unmount MOUNTPOINT) unmounts and saves state.`,
 	fl.BoolVar(&f.prefetch, "prefetch", false, "fetch every piece in the background, not only what is read")
 	fl.BoolVar(&f.verify, "verify", false, "re-hash every cached piece before mounting; damaged ones are fetched again")
 	fl.BoolVar(&f.noPassthru, "no-passthrough", false, "serve every read through gotfs, even of fully verified files (by default the kernel reads those straight from the cache: FUSE passthrough, Linux 6.9+, root)")
-	fl.BoolVar(&f.passthrough, "passthrough", true, "passthrough is the default now")
+	fl.Bool("passthrough", true, "passthrough is the default now") // the former opt-in flag: accepted, ignored
 	_ = fl.MarkDeprecated("passthrough", "it is the default now (--no-passthrough turns it off)")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 0, "fail a read (EIO) that waits longer than this for its pieces (0 = wait)")
 	fl.DurationVar(&f.pollEvery, "poll", defaultPollEvery, "how often a mounted folder is scanned for new .torrent files")
