@@ -386,9 +386,9 @@ func (t *Torrent) getBuf(size int) []byte {
 	return make([]byte, size, t.info.PieceLength)
 }
 
-// putBuf keeps a few piece buffers for reuse; the rest go to the garbage collector.
+// putBuf keeps up to maxFreeBufs piece buffers for reuse; the rest go to the garbage collector.
 func (t *Torrent) putBuf(b []byte) {
-	if b == nil || len(t.freeBufs) >= 16 {
+	if b == nil || len(t.freeBufs) >= t.maxFreeBufs {
 		return
 	}
 	t.freeBufs = append(t.freeBufs, b[:0])

@@ -73,7 +73,8 @@ type Torrent struct {
 	dirtyStore   bool
 	failed       map[int]bool // pieces that failed verification at least once
 	dlScratch    []*pieceDownload
-	freeBufs     [][]byte
+	freeBufs     [][]byte // piece buffers to reuse, at most maxFreeBufs
+	maxFreeBufs  int
 	lastStoreErr error
 	announceCh   chan struct{}
 	lastUse      []int64       // when each piece was last read (unix nanoseconds), for eviction
@@ -139,26 +140,30 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		closed: make(chan struct{}),
 		// At most ~16 MiB of pieces wait for verification and the disk: when the disk is
 		// slower than the network, readers wait for it instead of the heap growing.
-		verifyq:    make(chan verifyJob, max(4, min(64, int(16<<20/max(mi.Info.PieceLength, 1))))),
-		have:       make([]bool, n),
-		wanted:     make([]bool, n),
-		avail:      make([]int, n),
-		prio:       make([]prioCls, n),
-		prioKey:    make([]int64, n),
-		downloads:  map[int]*pieceDownload{},
-		waiters:    map[int]chan struct{}{},
-		readers:    map[*Reader]struct{}{},
-		peers:      map[*peer]struct{}{},
-		candidates: map[netip.AddrPort]*candidate{},
-		banned:     map[netip.Addr]bool{},
-		strikes:    map[netip.Addr]int{},
-		complete:   make(chan struct{}),
-		noPeerLog:  map[int]bool{},
-		failed:     map[int]bool{},
-		announceCh: make(chan struct{}, 1),
-		lastUse:    make([]int64, n),
-		pins:       map[int]int{},
-		busy:       make([]bool, n),
+		verifyq: make(chan verifyJob, max(4, min(64, int(16<<20/max(mi.Info.PieceLength, 1))))),
+		// Freed piece buffers are kept up to ~32 MiB (at least 16): a streamed read with small
+		// pieces has over a hundred in flight, and each new one costs the runtime a zeroed
+		// allocation and the kernel fresh pages.
+		maxFreeBufs: max(16, int(32<<20/max(mi.Info.PieceLength, 1))),
+		have:        make([]bool, n),
+		wanted:      make([]bool, n),
+		avail:       make([]int, n),
+		prio:        make([]prioCls, n),
+		prioKey:     make([]int64, n),
+		downloads:   map[int]*pieceDownload{},
+		waiters:     map[int]chan struct{}{},
+		readers:     map[*Reader]struct{}{},
+		peers:       map[*peer]struct{}{},
+		candidates:  map[netip.AddrPort]*candidate{},
+		banned:      map[netip.Addr]bool{},
+		strikes:     map[netip.Addr]int{},
+		complete:    make(chan struct{}),
+		noPeerLog:   map[int]bool{},
+		failed:      map[int]bool{},
+		announceCh:  make(chan struct{}, 1),
+		lastUse:     make([]int64, n),
+		pins:        map[int]int{},
+		busy:        make([]bool, n),
 	}
 	t.ctx, t.cancel = context.WithCancel(c.ctx)
 	for i := range n {
