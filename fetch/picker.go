@@ -19,7 +19,8 @@ import (
 // with nothing new to start: duplicate outstanding blocks across peers and cancel the losers);
 // blocks a read waits on, and readahead blocks when the window is all requested, get a second
 // request only once the first is late (older than lateAfterLocked: a few measured block round
-// trips; oldestReadLateAfter for the piece of the oldest blocked read), so one slow peer cannot
+// trips; oldestReadLateAfter for the piece of the oldest blocked read, unless that read is
+// part of a sequential stream), so one slow peer cannot
 // stall a read while a healthy swarm rarely receives a block twice. Re-check these when making
 // changes.
 
@@ -34,8 +35,10 @@ const maxDuplicates = 2
 const (
 	minLateAfter = 30 * time.Millisecond
 	maxLateAfter = urgentPatience
-	// oldestReadLateAfter bounds the delay for the piece the oldest blocked read waits on (the
-	// first byte of a fresh mount, a player's seek): its blocks go to a second peer sooner.
+	// oldestReadLateAfter bounds the delay for the piece the oldest blocked read waits on when
+	// that read starts a stream (the first byte of a fresh mount, a player's seek): its blocks
+	// go to a second peer sooner. Inside a sequential stream a read that waits is normal (the
+	// network is the bottleneck) and asking twice would only waste it.
 	oldestReadLateAfter = 5 * time.Millisecond
 )
 
@@ -156,7 +159,7 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		}
 		var mode dupMode
 		lateAfter := late
-		if d.index == oldest {
+		if d.index == oldest && !t.oldestWaitStreams {
 			lateAfter = min(late, oldestReadLateAfter)
 		}
 		switch prio := t.prio[d.index]; {

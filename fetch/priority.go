@@ -34,9 +34,15 @@ func (t *Torrent) recomputePriorityLocked() {
 		}
 	}
 	defer t.collectUrgentLocked()
+	var oldest int64
+	t.oldestWaitStreams = false
 	for r := range t.readers {
 		for i, since := range r.waits {
 			t.raise(i, prioNow, since.UnixNano())
+			if ns := since.UnixNano(); oldest == 0 || ns < oldest {
+				oldest = ns
+				t.oldestWaitStreams = r.window > minReadahead
+			}
 		}
 		for i := r.raFirst; i < r.raLast; i++ {
 			t.raise(i, prioReadahead, int64(i-r.raFirst))

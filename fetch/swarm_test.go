@@ -439,3 +439,57 @@ func copyTree(t testing.TB, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestOldestWaitStreams checks when the piece of the oldest blocked read gets a second peer
+// after oldestReadLateAfter: for a read that starts a stream (the first read, a seek), not for
+// one inside a sequential stream, where waiting is normal and asking twice wastes bandwidth.
+func TestOldestWaitStreams(t *testing.T) {
+	src := t.TempDir()
+	mi := makeTorrent(t, src, "stream-wait", []testFile{{[]string{"f"}, 8 << 20}}, 64<<10, 6)
+	l := startLeecher(t, "127.0.0.65", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), nil, TorrentOptions{})
+	r, err := l.t.NewReader(0, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// blockedRead starts a read at off that waits (no peers) and returns what the torrent says
+	// of the oldest blocked read once the read is waiting; the read is then cancelled.
+	blockedRead := func(off int64) bool {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = r.ReadAt(ctx, make([]byte, 4096), off)
+		}()
+		defer func() { cancel(); <-done }()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			l.t.mu.Lock()
+			waiting, streams := r.waitingReads > 0, l.t.oldestWaitStreams
+			l.t.mu.Unlock()
+			if waiting {
+				return streams
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatalf("the read at %d never waited", off)
+		return false
+	}
+	if blockedRead(0) {
+		t.Error("the first read of a file counts as inside a stream")
+	}
+	// Sequential reads grow the window (bookkeeping only: these bytes are never fetched).
+	l.t.mu.Lock()
+	for off := int64(4096); off < 1<<20; off += 128 << 10 {
+		r.moveWindowLocked(off, 128<<10)
+	}
+	next := r.next
+	l.t.mu.Unlock()
+	if !blockedRead(next) {
+		t.Error("a read inside a sequential stream counts as starting one")
+	}
+	if blockedRead(6 << 20) {
+		t.Error("a read after a seek counts as inside a stream")
+	}
+}
