@@ -41,6 +41,13 @@ type Options struct {
 	// Progress, when not nil, is called as Open hashes pieces found on disk that the record
 	// does not list (done of total), from several goroutines but never at once.
 	Progress func(done, total int)
+	// WritebackEvery, when positive, starts the kernel writing a file's dirty pages to disk
+	// (without waiting) each time this many bytes were written to it. A download, which ends
+	// by waiting for every byte to reach the disk, then overlaps that work with the transfer,
+	// and no Sync has much to flush: a long fsync makes the filesystem's journal hold up
+	// the writes of new pieces. Zero leaves writeback to the kernel's own timing (a mount:
+	// its reads never wait for the disk).
+	WritebackEvery int64
 }
 
 // Storage is one torrent's bytes in the torrent's own file layout under a data folder
@@ -79,7 +86,9 @@ type storageFile struct {
 	// and fsyncs the file.
 	dirty    atomic.Bool
 	verified atomic.Int64 // verified bytes of this file
-	stamp    fileStamp    // size and mtime at the last record write (guarded by Storage.syncMu)
+	// unflushed counts bytes written since writeback was last started (Options.WritebackEvery).
+	unflushed atomic.Int64
+	stamp     fileStamp // size and mtime at the last record write (guarded by Storage.syncMu)
 }
 
 // Open opens the storage of a torrent. It trusts the completion record for the pieces it
@@ -470,7 +479,14 @@ func (s *Storage) WritePiece(i int, data []byte) error {
 		if _, err := w.WriteAt(data[lo-off:hi-off], lo-f.Offset); err != nil {
 			return fmt.Errorf("write piece %d to %s: %w", i, s.files[fi].path, unwrapPath(err))
 		}
-		s.files[fi].dirty.Store(true)
+		sf := &s.files[fi]
+		sf.dirty.Store(true)
+		if every := s.opts.WritebackEvery; every > 0 && sf.unflushed.Add(hi-lo) >= every {
+			sf.unflushed.Store(0)
+			if err := startWriteback(w); err != nil {
+				return fmt.Errorf("write piece %d to %s: start writeback: %w", i, sf.path, unwrapPath(err))
+			}
+		}
 	}
 	s.setBit(i)
 	return nil

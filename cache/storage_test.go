@@ -587,3 +587,34 @@ func TestSyncRecordsOnlyDurable(t *testing.T) {
 		}
 	}
 }
+
+// TestWritebackEvery writes every piece with writeback started after each write (as a download
+// does every few MiB): the bytes, the record and a reopen are as without it.
+func TestWritebackEvery(t *testing.T) {
+	info, data := oddLayout(t)
+	opts := testOptions(t)
+	opts.WritebackEvery = 1
+	s := mustOpen(t, info, opts)
+	order := rand.New(rand.NewPCG(3, 4)).Perm(info.NumPieces())
+	writeAll(t, s, info, data, order, 4)
+	got := make([]byte, len(data))
+	if _, err := s.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("bytes read back differ from the pieces written")
+	}
+	for i := range s.files {
+		if n := s.files[i].unflushed.Load(); n != 0 {
+			t.Errorf("file %d: %d bytes written since the last writeback start, want 0", i, n)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, info, opts)
+	defer s.Close()
+	if n := s.VerifiedCount(); n != info.NumPieces() {
+		t.Errorf("after reopen %d of %d pieces verified", n, info.NumPieces())
+	}
+}

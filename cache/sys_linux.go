@@ -57,3 +57,14 @@ func allocatedBytes(fi os.FileInfo) int64 {
 
 // modTimeNs returns a file's modification time in nanoseconds.
 func modTimeNs(fi os.FileInfo) int64 { return fi.ModTime().UnixNano() }
+
+// startWriteback asks the kernel to start writing f's dirty pages to disk without waiting for
+// them (sync_file_range SYNC_FILE_RANGE_WRITE).
+func startWriteback(f *os.File) error {
+	for {
+		err := unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}

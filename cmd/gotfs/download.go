@@ -19,6 +19,10 @@ import (
 // statusEvery is how often a running command looks at the engine.
 const statusEvery = 250 * time.Millisecond
 
+// downloadWritebackEvery is how much of a file a download writes between two starts of the
+// kernel's writeback (cache.Options.WritebackEvery).
+const downloadWritebackEvery = 32 << 20
+
 func newDownloadCmd(a *app) *cobra.Command {
 	var (
 		ef       engineFlags
@@ -73,6 +77,9 @@ never overwritten with unverified bytes.`,
 			st, err := cache.Open(&mi.Info, cache.Options{
 				DataDir: dir, RecordPath: downloadRecordPath(root, mi.InfoHash, dir), InfoHash: mi.InfoHash,
 				Logger: a.log, Progress: func(done, total int) { bar.update(int64(done), int64(total), "pieces") },
+				// The download waits for every byte to reach the disk before it exits: start
+				// writing back as it goes.
+				WritebackEvery: downloadWritebackEvery,
 			})
 			bar.finish()
 			if err != nil {
