@@ -19,10 +19,9 @@ import (
 // with nothing new to start: duplicate outstanding blocks across peers and cancel the losers);
 // blocks a read waits on, and readahead blocks when the window is all requested, get a second
 // request only once the first is late (older than lateAfterLocked: a few measured block round
-// trips; oldestReadLateAfter for the piece of the oldest blocked read, unless that read is
-// part of a sequential stream), so one slow peer cannot
-// stall a read while a healthy swarm rarely receives a block twice. Re-check these when making
-// changes.
+// trips; oldestReadLateAfter for the pieces of the oldest blocked read when that read starts a
+// stream), so one slow peer cannot stall a read while a healthy swarm rarely receives a block
+// twice. Re-check these when making changes.
 
 // randomFirstPieces is how many pieces are picked at random before rarest-first starts.
 const randomFirstPieces = 4
@@ -35,7 +34,7 @@ const maxDuplicates = 2
 const (
 	minLateAfter = 30 * time.Millisecond
 	maxLateAfter = urgentPatience
-	// oldestReadLateAfter bounds the delay for the piece the oldest blocked read waits on when
+	// oldestReadLateAfter bounds the delay for the pieces the oldest blocked read waits on when
 	// that read starts a stream (the first byte of a fresh mount, a player's seek): its blocks
 	// go to a second peer sooner. Inside a sequential stream a read that waits is normal (the
 	// network is the bottleneck) and asking twice would only waste it.
@@ -142,11 +141,6 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) int {
 	ds := t.sortedDownloadsLocked()
 	late := t.lateAfterLocked()
-	// ds is best first, and among pieces under blocked reads the oldest read's comes first.
-	oldest := -1
-	if len(ds) > 0 && t.prio[ds[0].index] == prioNow {
-		oldest = ds[0].index
-	}
 	for _, d := range ds {
 		if need <= 0 {
 			break
@@ -159,7 +153,7 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		}
 		var mode dupMode
 		lateAfter := late
-		if d.index == oldest && !t.oldestWaitStreams {
+		if t.streamStartLocked(d.index) {
 			lateAfter = min(late, oldestReadLateAfter)
 		}
 		switch prio := t.prio[d.index]; {

@@ -35,13 +35,17 @@ func (t *Torrent) recomputePriorityLocked() {
 	}
 	defer t.collectUrgentLocked()
 	var oldest int64
-	t.oldestWaitStreams = false
+	t.streamStartKey = 0
 	for r := range t.readers {
 		for i, since := range r.waits {
-			t.raise(i, prioNow, since.UnixNano())
-			if ns := since.UnixNano(); oldest == 0 || ns < oldest {
+			ns := since.UnixNano()
+			t.raise(i, prioNow, ns)
+			if oldest == 0 || ns < oldest {
 				oldest = ns
-				t.oldestWaitStreams = r.window > minReadahead
+				t.streamStartKey = 0
+				if r.window <= minReadahead { // the read starts a stream (first read, seek)
+					t.streamStartKey = ns
+				}
 			}
 		}
 		for i := r.raFirst; i < r.raLast; i++ {
@@ -66,6 +70,13 @@ func (t *Torrent) raise(i int, c prioCls, k int64) {
 	case c == t.prio[i] && k < t.prioKey[i]:
 		t.prioKey[i] = k
 	}
+}
+
+// streamStartLocked reports whether piece i is under the oldest blocked read and that read
+// starts a stream (the first read of a handle or a seek, not one inside a sequential stream):
+// its blocks go to a second peer after oldestReadLateAfter.
+func (t *Torrent) streamStartLocked(i int) bool {
+	return t.streamStartKey != 0 && t.prio[i] == prioNow && t.prioKey[i] == t.streamStartKey
 }
 
 // better reports whether piece a should be fetched before piece b.

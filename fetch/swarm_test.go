@@ -440,10 +440,11 @@ func copyTree(t testing.TB, from, to string) {
 	}
 }
 
-// TestOldestWaitStreams checks when the piece of the oldest blocked read gets a second peer
-// after oldestReadLateAfter: for a read that starts a stream (the first read, a seek), not for
-// one inside a sequential stream, where waiting is normal and asking twice wastes bandwidth.
-func TestOldestWaitStreams(t *testing.T) {
+// TestStreamStartGetsSecondPeerSooner checks when the pieces of the oldest blocked read get a
+// second peer after oldestReadLateAfter: for a read that starts a stream (the first read, a
+// seek), not for one inside a sequential stream, where waiting is normal and asking twice
+// wastes bandwidth.
+func TestStreamStartGetsSecondPeerSooner(t *testing.T) {
 	src := t.TempDir()
 	mi := makeTorrent(t, src, "stream-wait", []testFile{{[]string{"f"}, 8 << 20}}, 64<<10, 6)
 	l := startLeecher(t, "127.0.0.65", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), nil, TorrentOptions{})
@@ -452,9 +453,9 @@ func TestOldestWaitStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	// blockedRead starts a read at off that waits (no peers) and returns what the torrent says
-	// of the oldest blocked read once the read is waiting; the read is then cancelled.
-	blockedRead := func(off int64) bool {
+	// soonerAt starts a read at off that waits (no peers) and returns whether the picker gives
+	// its piece the sooner second peer once the read is waiting; the read is then cancelled.
+	soonerAt := func(off int64) bool {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -466,18 +467,18 @@ func TestOldestWaitStreams(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
 			l.t.mu.Lock()
-			waiting, streams := r.waitingReads > 0, l.t.oldestWaitStreams
+			waiting, sooner := r.waitingReads > 0, l.t.streamStartLocked(int(off/mi.Info.PieceLength))
 			l.t.mu.Unlock()
 			if waiting {
-				return streams
+				return sooner
 			}
 			time.Sleep(time.Millisecond)
 		}
 		t.Fatalf("the read at %d never waited", off)
 		return false
 	}
-	if blockedRead(0) {
-		t.Error("the first read of a file counts as inside a stream")
+	if !soonerAt(0) {
+		t.Error("the first read of a file does not get the sooner second peer")
 	}
 	// Sequential reads grow the window (bookkeeping only: these bytes are never fetched).
 	l.t.mu.Lock()
@@ -486,10 +487,10 @@ func TestOldestWaitStreams(t *testing.T) {
 	}
 	next := r.next
 	l.t.mu.Unlock()
-	if !blockedRead(next) {
-		t.Error("a read inside a sequential stream counts as starting one")
+	if soonerAt(next) {
+		t.Error("a read inside a sequential stream gets the sooner second peer")
 	}
-	if blockedRead(6 << 20) {
-		t.Error("a read after a seek counts as inside a stream")
+	if !soonerAt(6 << 20) {
+		t.Error("a read after a seek does not get the sooner second peer")
 	}
 }

@@ -81,13 +81,13 @@ type Torrent struct {
 	pins         map[int]int // pieces a read is copying now: never evicted
 	busy         []bool      // piece being downloaded, verified or evicted: not to be picked
 	urgent       []int       // pieces readers need (priority above normal), for the picker
-	// oldestWaitStreams says the oldest blocked read belongs to a reader in a sequential
-	// stream (its window grew): its piece then waits for the usual lateness before a second
-	// peer is asked, not oldestReadLateAfter (recomputePriorityLocked).
-	oldestWaitStreams bool
-	blockRTT          time.Duration // smoothed time from a block request to its block, over all peers
-	lateWake          *time.Timer   // wakes the peers when a request becomes late (wakeAtLocked)
-	lateWakeAt        int64         // when lateWake fires (unix ns), 0 when it is not armed
+	// streamStartKey is the priority key (wait start, unix ns) of the pieces under the oldest
+	// blocked read when that read starts a stream, else 0 (recomputePriorityLocked,
+	// streamStartLocked).
+	streamStartKey int64
+	blockRTT       time.Duration // smoothed time from a block request to its block, over all peers
+	lateWake       *time.Timer   // wakes the peers when a request becomes late (wakeAtLocked)
+	lateWakeAt     int64         // when lateWake fires (unix ns), 0 when it is not armed
 }
 
 // Stats is a snapshot of a torrent's counters.
