@@ -483,8 +483,9 @@ func (s *Storage) WritePiece(i int, data []byte) error {
 		sf.dirty.Store(true)
 		if every := s.opts.WritebackEvery; every > 0 && sf.unflushed.Add(hi-lo) >= every {
 			sf.unflushed.Store(0)
+			// Only advice: the bytes are written, and Sync still makes them durable.
 			if err := startWriteback(w); err != nil {
-				return fmt.Errorf("write piece %d to %s: start writeback: %w", i, sf.path, unwrapPath(err))
+				s.log.Debug("start writeback", "file", sf.path, "err", unwrapPath(err))
 			}
 		}
 	}
