@@ -217,7 +217,7 @@ func infoOfSize(size int) []byte {
 }
 
 func TestMetadataAssembly(t *testing.T) {
-	mi, err := torrentfile.Load("../../shared/testdata/libtorrent/test_torrents/base.torrent")
+	mi, err := torrentfile.Load("../torrentfile/testdata/libtorrent/test_torrents/base.torrent")
 	if err != nil {
 		t.Fatal(err)
 	}

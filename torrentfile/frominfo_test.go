@@ -6,7 +6,7 @@ import (
 )
 
 func TestFromInfoEncodeRoundTrip(t *testing.T) {
-	orig, err := Load("../../shared/testdata/libtorrent/test_torrents/base.torrent")
+	orig, err := Load("testdata/libtorrent/test_torrents/base.torrent")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 // Broken and hostile torrent files: every one gives an error or a safe layout, never a panic.
 
-const hostileCorpus = "../../shared/testdata/libtorrent/test_torrents/"
+const hostileCorpus = "testdata/libtorrent/test_torrents/"
 
 // parseNoPanic parses b and turns a panic into a test failure.
 func parseNoPanic(t *testing.T, what string, b []byte) (mi *Metainfo, err error) {

@@ -11,14 +11,14 @@ import (
 	"testing"
 )
 
-// corpusDir is libtorrent's test corpus, shared beside the repository (never copied into it).
-const corpusDir = "../../shared/testdata/libtorrent"
+// corpusDir is libtorrent's test corpus (BSD licence, see its LICENSE), with the expected outcome of each file.
+const corpusDir = "testdata/libtorrent"
 
 func readExpected(t *testing.T) map[string]string {
 	t.Helper()
 	f, err := os.Open(filepath.Join(corpusDir, "EXPECTED.txt"))
 	if err != nil {
-		t.Fatalf("libtorrent corpus missing (it lives in shared/ beside the repo): %v", err)
+		t.Fatalf("libtorrent corpus missing (torrentfile/testdata/libtorrent): %v", err)
 	}
 	defer f.Close()
 	want := map[string]string{}
