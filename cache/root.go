@@ -35,17 +35,28 @@ const (
 // per info hash (lower-case hex) holding the metainfo, the completion record and the data.
 type Root struct{ Dir string }
 
+// ErrNoDefaultRoot is returned by DefaultRoot when the environment names no cache folder.
+var ErrNoDefaultRoot = errors.New("no cache folder: neither $XDG_CACHE_HOME nor $HOME is set")
+
+// SystemRoot is the cache folder of a system service run by root with no home ($HOME and
+// $XDG_CACHE_HOME unset), as the FHS places an application's cache.
+const SystemRoot = "/var/cache/gotfs"
+
 // DefaultRoot returns $XDG_CACHE_HOME/gotfs, or ~/.cache/gotfs when XDG_CACHE_HOME is unset
-// or not absolute.
-func DefaultRoot() (Root, error) {
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" && filepath.IsAbs(d) {
+// or not absolute; with neither set, SystemRoot for root and ErrNoDefaultRoot for anyone else.
+func DefaultRoot() (Root, error) { return defaultRoot(os.Getenv, os.Geteuid()) }
+
+func defaultRoot(getenv func(string) string, euid int) (Root, error) {
+	if d := getenv("XDG_CACHE_HOME"); d != "" && filepath.IsAbs(d) {
 		return Root{Dir: filepath.Join(d, "gotfs")}, nil
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return Root{}, fmt.Errorf("cache folder: %w", err)
+	if home := getenv("HOME"); home != "" {
+		return Root{Dir: filepath.Join(home, ".cache", "gotfs")}, nil
 	}
-	return Root{Dir: filepath.Join(home, ".cache", "gotfs")}, nil
+	if euid == 0 {
+		return Root{Dir: SystemRoot}, nil
+	}
+	return Root{}, ErrNoDefaultRoot
 }
 
 // TorrentDir returns the folder of the torrent with info hash h.

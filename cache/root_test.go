@@ -13,14 +13,24 @@ import (
 )
 
 func TestDefaultRoot(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", "/x/cache")
-	if r, err := DefaultRoot(); err != nil || r.Dir != "/x/cache/gotfs" {
-		t.Fatalf("DefaultRoot = %q, %v", r.Dir, err)
+	tests := []struct {
+		name string
+		env  map[string]string
+		euid int
+		want string
+		err  error
+	}{
+		{"xdg", map[string]string{"XDG_CACHE_HOME": "/x/cache", "HOME": "/home/u"}, 1000, "/x/cache/gotfs", nil},
+		{"relative xdg is ignored", map[string]string{"XDG_CACHE_HOME": "cache", "HOME": "/home/u"}, 1000, "/home/u/.cache/gotfs", nil},
+		{"home", map[string]string{"HOME": "/home/u"}, 1000, "/home/u/.cache/gotfs", nil},
+		{"root service", nil, 0, SystemRoot, nil},
+		{"user service", nil, 1000, "", ErrNoDefaultRoot},
 	}
-	t.Setenv("XDG_CACHE_HOME", "relative")
-	t.Setenv("HOME", "/home/u")
-	if r, err := DefaultRoot(); err != nil || r.Dir != "/home/u/.cache/gotfs" {
-		t.Fatalf("DefaultRoot = %q, %v", r.Dir, err)
+	for _, tt := range tests {
+		r, err := defaultRoot(func(k string) string { return tt.env[k] }, tt.euid)
+		if !errors.Is(err, tt.err) || r.Dir != tt.want {
+			t.Errorf("%s: got %q, %v; want %q, %v", tt.name, r.Dir, err, tt.want, tt.err)
+		}
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -166,45 +165,16 @@ func Mount(dir string, opts Options) (*FS, error) {
 // The device number comes from /proc/self/mountinfo, not from a stat of the mount, which would
 // put the root's attributes in the kernel's cache. It needs root; elsewhere the default stays.
 func raiseReadahead(dir string, bytes int) error {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	m, err := findMount(dir)
 	if err != nil {
-		return fmt.Errorf("find mount: %w", err)
+		return err
 	}
-	dev := ""
-	for _, line := range strings.Split(string(b), "\n") {
-		// ID parent major:minor root mountpoint ...; spaces in paths are escaped as \040.
-		f := strings.Fields(line)
-		if len(f) > 4 && unescapeMountinfo(f[4]) == dir {
-			dev = f[2] // the last mount on dir wins: it is the one on top
-		}
-	}
-	if dev == "" {
-		return fmt.Errorf("%s not in /proc/self/mountinfo", dir)
-	}
+	dev := m.device
 	p := "/sys/class/bdi/" + dev + "/read_ahead_kb"
 	if err := os.WriteFile(p, []byte(strconv.Itoa(bytes/1024)), 0o644); err != nil {
 		return fmt.Errorf("set %s: %w", p, err)
 	}
 	return nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of a mountinfo path.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, "\\") {
-		return s
-	}
-	var out strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				out.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		out.WriteByte(s[i])
-	}
-	return out.String()
 }
 
 // Counters are running totals of how the filesystem answered reads.

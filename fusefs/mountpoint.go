@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -8,6 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -19,10 +23,109 @@ var ErrNotMounted = errors.New("not mounted")
 // ErrBusy is returned by Unmount when files are open on the mount (use lazy).
 var ErrBusy = errors.New("busy: files are open on it")
 
+// ErrNotGotfs is returned by Unmount when the filesystem at the folder is not a gotfs mount.
+var ErrNotGotfs = errors.New("not a gotfs mount")
+
+// FSType is the filesystem type the kernel shows for a gotfs mount (/proc/self/mountinfo).
+const FSType = "fuse.gotfs"
+
+// MountFSType returns the filesystem type of the mount at dir ("fuse.gotfs", "tmpfs", ...),
+// read from /proc/self/mountinfo; ErrNotMounted when dir is not a mount point. Where mounts
+// are stacked, the topmost counts.
+func MountFSType(dir string) (string, error) {
+	m, err := findMount(canonicalMountPoint(dir))
+	return m.fstype, err
+}
+
+// canonicalMountPoint resolves symlinks in dir's path as the kernel records mount points; a
+// dead FUSE mount cannot be resolved itself (ENOTCONN), so only its parent is.
+func canonicalMountPoint(dir string) string {
+	dir = filepath.Clean(dir)
+	if p, err := filepath.EvalSymlinks(dir); err == nil {
+		return p
+	}
+	if p, err := filepath.EvalSymlinks(filepath.Dir(dir)); err == nil {
+		return filepath.Join(p, filepath.Base(dir))
+	}
+	return dir
+}
+
+// mountEntry is one line of /proc/self/mountinfo.
+type mountEntry struct {
+	device string // major:minor
+	fstype string
+}
+
+// findMount looks dir up in /proc/self/mountinfo (it reads the table afresh; it costs one
+// small read, and is not on any read path).
+func findMount(dir string) (mountEntry, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return mountEntry{}, fmt.Errorf("list mounts: %w", err)
+	}
+	defer f.Close()
+	return parseMountinfo(f, dir)
+}
+
+// parseMountinfo finds dir in a mountinfo table (proc(5)): "ID parent major:minor root
+// mountpoint options [optional fields] - fstype source superoptions", where the mount point
+// has octal escapes for space, tab, newline and backslash. The last line for dir wins: it is
+// the mount on top.
+func parseMountinfo(r io.Reader, dir string) (mountEntry, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var found mountEntry
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		sep := slices.Index(fields, "-")
+		if sep < 6 || sep+1 >= len(fields) {
+			continue
+		}
+		if unescapeMountinfo(fields[4]) == dir {
+			found = mountEntry{device: fields[2], fstype: fields[sep+1]}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return mountEntry{}, fmt.Errorf("list mounts: %w", err)
+	}
+	if found.fstype == "" {
+		return mountEntry{}, ErrNotMounted
+	}
+	return found, nil
+}
+
+// unescapeMountinfo undoes the kernel's \ooo escapes in a mountinfo path.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
 // Unmount unmounts the FUSE filesystem at dir. lazy detaches it at once even when files are
 // open (MNT_DETACH); the kernel ends it when they are closed. As root it calls umount2; other
 // users go through fusermount3 (or fusermount).
+//
+// It refuses anything that is not a gotfs mount (ErrNotGotfs), so that a mistyped path
+// never unmounts another filesystem.
 func Unmount(dir string, lazy bool) error {
+	switch fstype, err := MountFSType(dir); {
+	case err != nil:
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	case fstype != FSType:
+		return fmt.Errorf("unmount %s: %w (it is %s)", dir, ErrNotGotfs, fstype)
+	}
 	if os.Geteuid() == 0 {
 		flags := 0
 		if lazy {

@@ -100,7 +100,7 @@ func Create(ctx context.Context, path string, opts CreateOptions) (*Metainfo, []
 		pl = AutoPieceLength(total)
 	}
 	if pl < minAutoPieceLength || pl > MaxPieceLength || pl&(pl-1) != 0 {
-		return nil, nil, fmt.Errorf("create torrent: piece length %d is not a power of two between 16 KiB and %d", pl, MaxPieceLength)
+		return nil, nil, fmt.Errorf("create torrent: piece length %d is not a power of two from 16 KiB to 512 MiB", pl)
 	}
 	if (total+pl-1)/pl > MaxPieces {
 		return nil, nil, fmt.Errorf("create torrent: %d bytes need more than %d pieces of %d bytes; use larger pieces", total, MaxPieces, pl)

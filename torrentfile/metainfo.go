@@ -39,12 +39,12 @@ var ErrV2Only = errors.New("v2-only torrents are not supported yet")
 func Load(path string) (*Metainfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("load torrent: %w", err)
+		return nil, pathError(path, err)
 	}
 	defer f.Close()
 	mi, err := Parse(f)
 	if err != nil {
-		return nil, fmt.Errorf("load torrent %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return mi, nil
 }
@@ -74,7 +74,7 @@ func ParseBytes(b []byte) (*Metainfo, error) {
 // infoBytes.
 func ParseInfo(infoBytes []byte) (*Info, Hash, error) {
 	if err := bencode.Check(infoBytes); err != nil {
-		return nil, Hash{}, fmt.Errorf("torrent info: invalid bencoding: %w", err)
+		return nil, Hash{}, fmt.Errorf("torrent info: %w", err)
 	}
 	v, err := bencode.DecodeValue(infoBytes)
 	if err != nil {
@@ -97,28 +97,28 @@ func parse(b []byte, copyInfo bool) (*Metainfo, error) {
 	// (files saved with a trailing newline exist).
 	end, err := bencode.Span(b, 0)
 	if err != nil {
-		return nil, fmt.Errorf("torrent: invalid bencoding: %w", err)
+		return nil, err
 	}
 	if len(bytes.TrimSpace(b[end:])) != 0 {
-		return nil, fmt.Errorf("torrent: invalid bencoding: %d bytes of trailing data", len(b)-end)
+		return nil, fmt.Errorf("invalid bencoding: %d bytes of trailing data", len(b)-end)
 	}
 	b = b[:end]
 	if b[0] != 'd' {
-		return nil, errors.New("torrent: file is not a bencoded dictionary")
+		return nil, errors.New("file is not a bencoded dictionary")
 	}
 	span, ok, err := bencode.DictValue(b, "info")
 	if err != nil {
-		return nil, fmt.Errorf("torrent: %w", err)
+		return nil, err
 	}
 	if !ok {
-		return nil, errors.New("torrent: missing info dictionary")
+		return nil, errors.New("missing info dictionary")
 	}
 	if span[0] != 'd' {
-		return nil, errors.New("torrent: info is not a dictionary")
+		return nil, errors.New("info is not a dictionary")
 	}
 	v, err := bencode.DecodeValue(b)
 	if err != nil {
-		return nil, fmt.Errorf("torrent: %w", err)
+		return nil, err
 	}
 	top := v.(map[string]any)
 	mi := &Metainfo{InfoHash: Hash(sha1.Sum(span))}
@@ -162,24 +162,24 @@ func parseInfo(d map[string]any, infoHash Hash) (*Info, error) {
 	_, hasTree := d["file tree"]
 	switch {
 	case version > 2:
-		return nil, fmt.Errorf("torrent: unknown meta version %d", version)
+		return nil, fmt.Errorf("unknown meta version %d", version)
 	case (version == 2 || hasTree) && !hasPieces:
 		return nil, ErrV2Only
 	}
 
 	pl, ok := d["piece length"].(int64)
 	if !ok {
-		return nil, errors.New("torrent: missing piece length")
+		return nil, errors.New("missing piece length")
 	}
 	if pl <= 0 || pl > MaxPieceLength {
-		return nil, fmt.Errorf("torrent: invalid piece length %d", pl)
+		return nil, fmt.Errorf("invalid piece length %d", pl)
 	}
 	info := &Info{PieceLength: pl}
 
 	rawName, ok := d["name.utf-8"].(string)
 	if !ok {
 		if rawName, ok = d["name"].(string); !ok {
-			return nil, errors.New("torrent: missing name")
+			return nil, errors.New("missing name")
 		}
 	}
 	info.Name = sanitizeElement(rawName)
@@ -194,29 +194,29 @@ func parseInfo(d map[string]any, infoHash Hash) (*Info, error) {
 		for i, fe := range files {
 			fd, ok := fe.(map[string]any)
 			if !ok {
-				return nil, fmt.Errorf("torrent: file %d is not a dictionary", i)
+				return nil, fmt.Errorf("file %d is not a dictionary", i)
 			}
 			f, keep, err := parseFile(fd, info.Name)
 			if err != nil {
-				return nil, fmt.Errorf("torrent: file %d: %w", i, err)
+				return nil, fmt.Errorf("file %d: %w", i, err)
 			}
 			if keep {
 				info.Files = append(info.Files, f)
 			}
 		}
 		if len(files) == 0 {
-			return nil, errors.New("torrent: no files")
+			return nil, errors.New("no files")
 		}
 	} else {
 		if info.Name == "" {
-			return nil, errors.New("torrent: missing name")
+			return nil, errors.New("missing name")
 		}
 		length, ok := d["length"].(int64)
 		if !ok {
-			return nil, errors.New("torrent: missing length")
+			return nil, errors.New("missing length")
 		}
 		if err := checkLength(length); err != nil {
-			return nil, fmt.Errorf("torrent: %w", err)
+			return nil, err
 		}
 		info.Files = []File{{Path: []string{info.Name}, Length: length}}
 	}
@@ -225,31 +225,31 @@ func parseInfo(d map[string]any, infoHash Hash) (*Info, error) {
 	for i := range info.Files {
 		f := &info.Files[i]
 		if total > math.MaxInt64-f.Length {
-			return nil, errors.New("torrent: total length overflows")
+			return nil, errors.New("total length overflows")
 		}
 		f.Offset = total
 		total += f.Length
 	}
 	info.Length = total
 	if total == 0 {
-		return nil, errors.New("torrent: total length is zero")
+		return nil, errors.New("total length is zero")
 	}
 	if total/pl >= math.MaxInt32 {
-		return nil, fmt.Errorf("torrent: too many pieces (length %d, piece length %d)", total, pl)
+		return nil, fmt.Errorf("too many pieces (length %d, piece length %d)", total, pl)
 	}
 	numPieces := (total + pl - 1) / pl
 	if numPieces > MaxPieces {
-		return nil, fmt.Errorf("torrent: too many pieces: %d, the limit is %d", numPieces, MaxPieces)
+		return nil, fmt.Errorf("too many pieces: %d, the limit is %d", numPieces, MaxPieces)
 	}
 	pieces, ok := d["pieces"].(string)
 	if !ok {
-		return nil, errors.New("torrent: missing pieces")
+		return nil, errors.New("missing pieces")
 	}
 	if int64(len(pieces)) != numPieces*HashSize {
 		if len(pieces)%HashSize != 0 {
-			return nil, fmt.Errorf("torrent: pieces is %d bytes long, not a multiple of %d", len(pieces), HashSize)
+			return nil, fmt.Errorf("pieces is %d bytes long, not a multiple of %d", len(pieces), HashSize)
 		}
-		return nil, fmt.Errorf("torrent: %d piece hashes for %d pieces (length %d, piece length %d)",
+		return nil, fmt.Errorf("%d piece hashes for %d pieces (length %d, piece length %d)",
 			len(pieces)/HashSize, numPieces, total, pl)
 	}
 	info.Pieces = make([]Hash, numPieces)
@@ -258,11 +258,11 @@ func parseInfo(d map[string]any, infoHash Hash) (*Info, error) {
 	}
 
 	if err := resolveDuplicates(info.Files); err != nil {
-		return nil, fmt.Errorf("torrent: %w", err)
+		return nil, err
 	}
 	if version == 2 || hasTree {
 		if err := checkHybrid(d, info); err != nil {
-			return nil, fmt.Errorf("torrent: hybrid v1/v2: %w", err)
+			return nil, fmt.Errorf("hybrid v1/v2: %w", err)
 		}
 	}
 	return info, nil
@@ -341,4 +341,14 @@ func parseFile(d map[string]any, name string) (f File, keep bool, err error) {
 		}
 	}
 	return f, !symlink, nil
+}
+
+// pathError reports a file that could not be opened as "PATH: why", without the operation and
+// path that an *os.PathError repeats.
+func pathError(path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }

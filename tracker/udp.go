@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/gotfs/gotfs/torrentfile"
@@ -247,23 +248,46 @@ func (c *Client) udpDial(ctx context.Context, u *url.URL) (*udpSession, error) {
 // transaction id or action are ignored; an error packet for our transaction becomes a
 // *TrackerError. When validUntil is set, a retransmission after it fails with
 // errConnIDExpired.
+//
+// A tracker whose port is closed makes its host answer with ICMP port unreachable, which
+// the connected socket reports as ECONNREFUSED. That is an answer, not a lost packet, so the
+// backoff does not apply: the packet is sent once more after a short pause (a tracker being
+// restarted may be back), and a second refusal, or no reply within
+// udpRefusedRetryWait, fails the exchange with an error wrapping syscall.ECONNREFUSED.
 func (s *udpSession) exchange(ctx context.Context, build func(txID uint32) []byte, want uint32, validUntil time.Time) (udpReply, error) {
 	txID := rand.Uint32()
 	pkt := build(txID)
 	stop := context.AfterFunc(ctx, func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	refused := false // the tracker refused once; the packet in flight is the quick retry
 	for {
-		if _, err := s.conn.Write(pkt); err != nil {
-			if ctx.Err() != nil {
-				return udpReply{}, context.Cause(ctx)
-			}
-			return udpReply{}, fmt.Errorf("send: %w", err)
-		}
 		wait := s.c.opts.UDPRetransmitBase << s.n
-		deadline := time.Now().Add(wait)
-		r, err := s.await(ctx, txID, want, deadline)
-		if err == nil || !errors.Is(err, errTimeout) {
-			return r, err
+		if refused {
+			wait = min(wait, udpRefusedRetryWait)
+		}
+		r, err := s.attempt(ctx, pkt, txID, want, wait)
+		switch {
+		case err == nil:
+			return r, nil
+		case errors.Is(err, errRefused):
+			if refused {
+				return udpReply{}, s.refusedError()
+			}
+			refused = true
+			s.c.log.Debug("UDP tracker refused, retrying once", "tracker", s.key)
+			if err := sleepCtx(ctx, min(s.c.opts.UDPRetransmitBase, udpRefusedRetryDelay)); err != nil {
+				return udpReply{}, err
+			}
+			if !validUntil.IsZero() && time.Now().After(validUntil) {
+				return udpReply{}, errConnIDExpired
+			}
+			continue
+		case errors.Is(err, errTimeout):
+			if refused { // refused, then silent: the refusal is the last word
+				return udpReply{}, s.refusedError()
+			}
+		default:
+			return udpReply{}, err
 		}
 		if s.n >= s.c.opts.UDPMaxRetransmits {
 			return udpReply{}, fmt.Errorf("no reply after %d retransmissions", s.n)
@@ -276,10 +300,39 @@ func (s *udpSession) exchange(ctx context.Context, build func(txID uint32) []byt
 	}
 }
 
+// attempt sends pkt once and waits up to wait for the matching reply.
+func (s *udpSession) attempt(ctx context.Context, pkt []byte, txID, want uint32, wait time.Duration) (udpReply, error) {
+	if _, err := s.conn.Write(pkt); err != nil {
+		if ctx.Err() != nil {
+			return udpReply{}, context.Cause(ctx)
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) { // a refusal of an earlier packet
+			return udpReply{}, errRefused
+		}
+		return udpReply{}, fmt.Errorf("send: %w", err)
+	}
+	return s.await(ctx, txID, want, time.Now().Add(wait))
+}
+
+// refusedError is the error of an exchange the tracker's host refused.
+func (s *udpSession) refusedError() error {
+	return fmt.Errorf("udp tracker %s: %w", s.key, syscall.ECONNREFUSED)
+}
+
+// Refused ports: the pause before the one quick retry (at most UDPRetransmitBase) and how
+// long that retry waits for a reply (at most the current backoff step).
+const (
+	udpRefusedRetryDelay = 200 * time.Millisecond
+	udpRefusedRetryWait  = time.Second
+)
+
+// errRefused is await's and attempt's report of ECONNREFUSED on the socket.
+var errRefused = errors.New("refused")
+
 var errTimeout = errors.New("timeout")
 
-// await reads datagrams until one matches txID and want, the deadline passes (errTimeout)
-// or ctx ends.
+// await reads datagrams until one matches txID and want, the deadline passes (errTimeout),
+// the tracker's host refuses (errRefused) or ctx ends.
 func (s *udpSession) await(ctx context.Context, txID, want uint32, deadline time.Time) (udpReply, error) {
 	if err := s.conn.SetReadDeadline(deadline); err != nil {
 		return udpReply{}, fmt.Errorf("set deadline: %w", err)
@@ -300,8 +353,12 @@ func (s *udpSession) await(ctx context.Context, txID, want uint32, deadline time
 			if errors.Is(err, net.ErrClosed) {
 				return udpReply{}, fmt.Errorf("receive: %w", err)
 			}
-			// ICMP port unreachable and the like surface as read errors on a connected
-			// socket; treat them like a lost packet so the backoff still applies.
+			if errors.Is(err, syscall.ECONNREFUSED) { // ICMP port unreachable
+				return udpReply{}, errRefused
+			}
+			// Other ICMP errors (host or network unreachable) surface as read errors on
+			// a connected socket too; they may be transient, so treat them like a lost
+			// packet and let the backoff apply.
 			s.c.log.Debug("UDP tracker read error", "tracker", s.key, "err", err)
 			if time.Now().After(deadline) {
 				return udpReply{}, errTimeout

@@ -5,15 +5,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/gotfs/gotfs/internal/testenv"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -455,14 +457,7 @@ func TestUDPScrape(t *testing.T) {
 }
 
 func TestUDPIPv6(t *testing.T) {
-	pc, err := net.ListenPacket("udp6", "[::1]:0")
-	if err != nil {
-		if testenv.InCI() {
-			t.Fatalf("no IPv6 loopback in CI: %v", err)
-		}
-		t.Skipf("skipping: reason: no IPv6 loopback here: %v", err)
-	}
-	pc.Close()
+	skipWithoutIPv6(t)
 	f := newFakeUDPTracker(t, "udp6", "[::1]:0")
 	peers6 := append(net.ParseIP("2001:db8::1").To16(), 0x1a, 0xe1)
 	f.setHandler(f.standard(1, peers6))
@@ -473,5 +468,170 @@ func TestUDPIPv6(t *testing.T) {
 	}
 	if !slices.Equal(resp.Peers, []netip.AddrPort{ap("[2001:db8::1]:6881")}) {
 		t.Errorf("peers %v", resp.Peers)
+	}
+}
+
+// closedUDPPort returns an address on which no UDP socket listens: a port the kernel handed
+// out and that was released again.
+func closedUDPPort(t *testing.T, network, addr string) string {
+	t.Helper()
+	pc, err := net.ListenPacket(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := pc.LocalAddr().String()
+	pc.Close()
+	return a
+}
+
+// skipWithoutIPv6 skips the test when there is no IPv6 loopback (fails it in CI).
+func skipWithoutIPv6(t *testing.T) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		if testenv.InCI() {
+			t.Fatalf("no IPv6 loopback in CI: %v", err)
+		}
+		t.Skipf("skipping: reason: no IPv6 loopback here: %v", err)
+	}
+	pc.Close()
+}
+
+// logHook is a slog.Handler that calls fn with each record's message.
+type logHook struct{ fn func(msg string) }
+
+func (h logHook) Enabled(context.Context, slog.Level) bool { return true }
+func (h logHook) Handle(_ context.Context, r slog.Record) error {
+	h.fn(r.Message)
+	return nil
+}
+func (h logHook) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logHook) WithGroup(string) slog.Handler      { return h }
+
+// A closed UDP port answers with ICMP port unreachable: the announce fails at once with
+// "connection refused" after one quick retry, instead of waiting BEP 15's 15·2ⁿ s schedule.
+func TestUDPClosedPortRefused(t *testing.T) {
+	for _, tc := range []struct{ name, network, addr string }{
+		{"IPv4", "udp4", "127.0.0.1:0"},
+		{"IPv6", "udp6", "[::1]:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.network == "udp6" {
+				skipWithoutIPv6(t)
+			}
+			hostport := closedUDPPort(t, tc.network, tc.addr)
+			var mu sync.Mutex
+			retries := 0
+			c := testClient(t, ClientOptions{Logger: slog.New(logHook{func(msg string) {
+				if strings.Contains(msg, "refused") {
+					mu.Lock()
+					retries++
+					mu.Unlock()
+				}
+			}})}) // BEP 15's defaults: 15 s, 30 s, ... between retransmissions
+			for _, op := range []string{"announce", "scrape"} {
+				mu.Lock()
+				retries = 0
+				mu.Unlock()
+				// The deadline is the failure condition: a refusal treated as a lost packet
+				// would still be waiting for the first retransmission when it passes.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				var err error
+				if op == "announce" {
+					_, err = c.Announce(ctx, "udp://"+hostport+"/announce", AnnounceRequest{Port: 1})
+				} else {
+					_, err = c.Scrape(ctx, "udp://"+hostport, []torrentfile.Hash{{1}})
+				}
+				cancel()
+				if errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("%s: the refusal was not noticed: %v", op, err)
+				}
+				if !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "udp tracker "+hostport+": connection refused") {
+					t.Errorf("%s: error %v, want udp tracker %s: connection refused", op, err, hostport)
+				}
+				mu.Lock()
+				if retries != 1 {
+					t.Errorf("%s: %d quick retries, want 1", op, retries)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+}
+
+// A tracker that refuses once and answers the quick retry (it was being restarted) is used.
+func TestUDPRefusedOnceThenAnswers(t *testing.T) {
+	hostport := closedUDPPort(t, "udp4", "127.0.0.1:0")
+	var f *fakeUDPTracker
+	c := testClient(t, ClientOptions{Logger: slog.New(logHook{func(msg string) {
+		if strings.Contains(msg, "refused") && f == nil {
+			f = newFakeUDPTracker(t, "udp4", hostport) // the tracker comes back
+			f.setHandler(f.standard(3, testPeers))
+		}
+	}})})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := c.Announce(ctx, "udp://"+hostport, AnnounceRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f == nil || len(resp.Peers) != 2 {
+		t.Errorf("refused: %v, peers %v", f != nil, resp.Peers)
+	}
+
+	// Refused, then silent: the refusal is the answer, the backoff schedule is not entered.
+	hostport = closedUDPPort(t, "udp4", "127.0.0.1:0")
+	var g *fakeUDPTracker
+	c = testClient(t, ClientOptions{UDPRetransmitBase: 50 * time.Millisecond, UDPMaxRetransmits: 3, Logger: slog.New(logHook{func(msg string) {
+		if strings.Contains(msg, "refused") && g == nil {
+			g = newFakeUDPTracker(t, "udp4", hostport)
+			g.setHandler(func([]byte) [][]byte { return nil })
+		}
+	}})})
+	_, err = c.Announce(ctx, "udp://"+hostport, AnnounceRequest{})
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("error %v, want connection refused", err)
+	}
+	if g == nil {
+		t.Fatal("no quick retry")
+	}
+	for end := time.Now().Add(time.Second); len(g.packets()) == 0 && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond) // the fake tracker's goroutine may still be reading
+	}
+	if n := len(g.packets()); n != 1 {
+		t.Errorf("%d packets after the refusal, want 1 (one quick retry)", n)
+	}
+}
+
+// In a tier, a UDP tracker on a closed port is failed over quickly to the next tracker,
+// within the tier and across tiers, with BEP 15's default retransmission schedule.
+func TestTiersUDPRefusedFailsOver(t *testing.T) {
+	f := newFakeUDPTracker(t, "udp4", "127.0.0.1:0")
+	f.setHandler(f.standard(9, testPeers))
+	closed1 := "udp://" + closedUDPPort(t, "udp4", "127.0.0.1:0") + "/announce"
+	closed2 := "udp://" + closedUDPPort(t, "udp4", "127.0.0.1:0") + "/announce"
+	tiers := &Tiers{tiers: [][]string{{closed1}, {closed2, f.url()}}}
+	c := testClient(t, ClientOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, from, err := tiers.Announce(ctx, c, AnnounceRequest{})
+	if err != nil || from != f.url() || len(resp.Peers) != 2 {
+		t.Fatalf("%v from %s: %v", resp, from, err)
+	}
+	if got := tiers.All(); !slices.Equal(got, []string{closed1, f.url(), closed2}) {
+		t.Errorf("order after fail-over %v", got)
+	}
+
+	// Every tracker refusing: each error says so.
+	tiers = &Tiers{tiers: [][]string{{closed1}, {closed2}}}
+	_, _, err = tiers.Announce(ctx, c, AnnounceRequest{})
+	var all *AllFailedError
+	if !errors.As(err, &all) || len(all.Errors) != 2 {
+		t.Fatalf("error %v", err)
+	}
+	for _, e := range all.Errors {
+		if !errors.Is(e, syscall.ECONNREFUSED) {
+			t.Errorf("error %v, want connection refused", e)
+		}
 	}
 }

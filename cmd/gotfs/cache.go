@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -31,7 +34,7 @@ the verified pieces of mounts and downloaded pieces, and a completion record.`,
 		Use:     "ls",
 		Short:   "List the cached torrents with their size on disk and how much is verified",
 		Example: "  gotfs cache ls\n  gotfs cache ls --json",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := root()
 			if err != nil {
@@ -81,7 +84,7 @@ the verified pieces of mounts and downloaded pieces, and a completion record.`,
 		Use:     "rm INFOHASH...|all",
 		Short:   "Remove cached torrents",
 		Example: "  gotfs cache rm 5327e6df23e396a089284116bf6d9a74b5da29cd\n  gotfs cache rm all",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    minArgs("INFOHASH (or all)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := root()
 			if err != nil {
@@ -104,7 +107,7 @@ the verified pieces of mounts and downloaded pieces, and a completion record.`,
 	verify := &cobra.Command{
 		Use:   "verify INFOHASH...|all",
 		Short: "Re-hash cached pieces; drop the ones that no longer match so they are fetched again",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  minArgs("INFOHASH (or all)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := root()
 			if err != nil {
@@ -151,6 +154,9 @@ func cachedHashes(r cache.Root, args []string) ([]torrentfile.Hash, error) {
 		h, err := parseInfoHash(s)
 		if err != nil {
 			return nil, err
+		}
+		if _, err := os.Lstat(r.TorrentDir(h)); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%x: not in the cache (%s); gotfs cache ls lists what is", h, r.Dir)
 		}
 		hashes = append(hashes, h)
 	}

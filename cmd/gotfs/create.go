@@ -3,8 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math/bits"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -27,31 +31,41 @@ same inputs and options give the same info hash. Each -t adds a tracker; separat
 with commas in one -t to put them in the same tier (BEP 12).`,
 		Example: `  gotfs create ./album -t udp://tracker.example:6969/announce -o album.torrent
   gotfs create movie.mkv -t http://a/announce,http://b/announce -t udp://c:80 --piece-length 1MiB`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := args[0]
 			if out == "" {
 				out = filepath.Base(filepath.Clean(src)) + ".torrent"
 			}
-			if _, err := os.Stat(out); err == nil && !force {
+			toStdout := out == "-"
+			if _, err := os.Stat(out); err == nil && !force && !toStdout {
 				return fmt.Errorf("%s already exists (use --force to overwrite it)", out)
 			}
-			if pieceLength != 0 && (pieceLength < 16<<10 || pieceLength&(pieceLength-1) != 0) {
-				return fmt.Errorf("--piece-length must be a power of two of at least 16 KiB, not %d", pieceLength)
+			if err := checkPieceLength(pieceLength); err != nil {
+				return err
 			}
 			opts := torrentfile.CreateOptions{
 				WebSeeds: webSeeds, PieceLength: pieceLength, Private: private, Comment: comment,
-				Source: source, CreatedBy: "gotfs " + version, NoDate: noDate,
+				Source: source, CreatedBy: "gotfs " + buildVersion().Module, NoDate: noDate,
 			}
 			for _, t := range trackers {
 				var tier []string
 				for _, u := range strings.Split(t, ",") {
-					if u = strings.TrimSpace(u); u != "" {
-						tier = append(tier, u)
+					if u = strings.TrimSpace(u); u == "" {
+						continue
 					}
+					if err := checkURL(u, "http", "https", "udp"); err != nil {
+						return fmt.Errorf("--tracker %q: %w", u, err)
+					}
+					tier = append(tier, u)
 				}
 				if len(tier) > 0 {
 					opts.Trackers = append(opts.Trackers, tier)
+				}
+			}
+			for _, u := range webSeeds {
+				if err := checkURL(u, "http", "https"); err != nil {
+					return fmt.Errorf("--web-seed %q: %w", u, err)
 				}
 			}
 			var bar *progress
@@ -66,17 +80,26 @@ with commas in one -t to put them in the same tier (BEP 12).`,
 			if err != nil {
 				return err
 			}
+			summary := fmt.Sprintf("%s: %s, %d pieces of %s, info hash %x\n", out, formatSize(mi.Info.Length),
+				mi.Info.NumPieces(), formatSize(mi.Info.PieceLength), mi.InfoHash)
+			if toStdout {
+				// The torrent goes to standard output; the summary to standard error.
+				if _, err := a.stdout.Write(data); err != nil {
+					return fmt.Errorf("write torrent: %w", err)
+				}
+				fmt.Fprint(a.stderr, strings.Replace(summary, "-: ", "torrent: ", 1))
+				return nil
+			}
 			if err := writeFileAtomic(out, data, force); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "%s: %s, %d pieces of %s, info hash %x\n", out, formatSize(mi.Info.Length),
-				mi.Info.NumPieces(), formatSize(mi.Info.PieceLength), mi.InfoHash)
+			fmt.Fprint(a.stdout, summary)
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&trackers, "tracker", "t", nil, "announce URL; repeat for more tiers, commas for one tier")
-	f.StringVarP(&out, "output", "o", "", "where to write the .torrent (default NAME.torrent)")
+	f.StringVarP(&out, "output", "o", "", "where to write the .torrent (default NAME.torrent; - for standard output)")
 	f.Var(sizeValue{&pieceLength}, "piece-length", "piece size, a power of two such as 256KiB or 1MiB (default: automatic)")
 	f.BoolVar(&private, "private", false, "mark the torrent private (no DHT or PEX)")
 	f.StringVarP(&comment, "comment", "c", "", "comment")
@@ -86,6 +109,45 @@ with commas in one -t to put them in the same tier (BEP 12).`,
 	f.BoolVar(&force, "force", false, "overwrite the output file if it exists")
 	f.BoolVar(&prg, "progress", isTerminal(a.stderr), "show hashing progress")
 	return cmd
+}
+
+// checkURL refuses a URL that is not absolute with a host and one of the schemes.
+func checkURL(s string, schemes ...string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if !slices.Contains(schemes, strings.ToLower(u.Scheme)) {
+		return fmt.Errorf("want a URL that starts with %s://", strings.Join(schemes, ":// or "))
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return errors.New("the URL has no host")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %s is not from 1 to 65535", p)
+		}
+	} else if strings.EqualFold(u.Scheme, "udp") {
+		return errors.New("a udp tracker URL needs a port")
+	}
+	return nil
+}
+
+// checkPieceLength refuses a --piece-length that no client would accept (0 picks one).
+func checkPieceLength(n int64) error {
+	const largest = torrentfile.MaxPieceLength + 1 // a power of two above the largest (INT_MAX/2)
+	switch {
+	case n == 0:
+		return nil
+	case n < 16<<10:
+		return fmt.Errorf("--piece-length %s: too small, the least is 16 KiB", formatSize(n))
+	case n >= largest:
+		return fmt.Errorf("--piece-length %s: too large, the most is %s", formatSize(n), formatSize(largest/2))
+	case n&(n-1) != 0:
+		lower := int64(1) << (63 - bits.LeadingZeros64(uint64(n)))
+		return fmt.Errorf("--piece-length %s: not a power of two (%s or %s would do)", formatSize(n), formatSize(lower), formatSize(lower*2))
+	}
+	return nil
 }
 
 // writeFileAtomic writes data to path through a temporary file and a rename; without overwrite

@@ -42,21 +42,18 @@ never overwritten with unverified bytes.`,
   gotfs download album.torrent --include '*.flac' --include 'cover.jpg'
   gotfs download big.torrent --json --seed
   gotfs download 'magnet:?xt=urn:btih:...&tr=...' -o ~/Downloads`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("TORRENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			eng, err := ef.start(ctx, a)
+			// Everything the command line says is checked before a socket is opened.
+			src, err := readTorrentSource(a, args[0])
 			if err != nil {
 				return err
 			}
-			defer eng.Close()
-			mi, _, err := ef.resolve(ctx, a, eng, args[0])
-			if err != nil {
-				return err
-			}
-			include, err := includeFilter(mi, includes)
-			if err != nil {
-				return err
+			if src.mi != nil {
+				if _, err := includeFilter(src.mi, includes); err != nil {
+					return err
+				}
 			}
 			root, err := ef.root()
 			if err != nil {
@@ -71,6 +68,19 @@ never overwritten with unverified bytes.`,
 				return fmt.Errorf("output folder %s: %w", out, err)
 			}
 			if err := checkWritable(dir); err != nil {
+				return err
+			}
+			eng, err := ef.start(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			mi, _, err := ef.resolve(ctx, a, eng, src)
+			if err != nil {
+				return err
+			}
+			include, err := includeFilter(mi, includes)
+			if err != nil {
 				return err
 			}
 			bar := newCountProgress(a.stderr, "checking")

@@ -18,15 +18,8 @@ import (
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
-// buildBinary builds gotfs into a temporary folder.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gotfs")
-	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v: %s", err, b)
-	}
-	return bin
-}
+// buildBinary returns the gotfs binary that the package's tests share (built once).
+func buildBinary(t *testing.T) string { return interopGotfs(t) }
 
 // startTestSeeder seeds src/<name> of mi from an in-process client at addr.
 func startTestSeeder(t *testing.T, mi *torrentfile.Metainfo, src, addr string) *fetch.Client {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -64,7 +65,11 @@ func (f *engineFlags) root() (cache.Root, error) {
 		}
 		return cache.Root{Dir: abs}, nil
 	}
-	return cache.DefaultRoot()
+	r, err := cache.DefaultRoot()
+	if errors.Is(err, cache.ErrNoDefaultRoot) {
+		return r, fmt.Errorf("%w: give the cache folder with --cache-dir", err)
+	}
+	return r, err
 }
 
 // peerAddrs parses the --peer flags.
@@ -179,11 +184,37 @@ func bootstrapDHT(ctx context.Context, a *app, node *dht.Server) {
 	}
 }
 
-// resolve loads TORRENT, or for a magnet link its metadata: from the cache when an earlier run
-// kept it, else from peers (BEP 9), saying what it waits for. It keeps the metainfo in the
-// cache (prepareCache) and returns it with its .torrent bytes.
-func (f *engineFlags) resolve(ctx context.Context, a *app, e *engine, arg string) (*torrentfile.Metainfo, []byte, error) {
-	mi, raw, err := f.load(ctx, a, e, arg)
+// torrentSource is a TORRENT|MAGNET argument, read and checked before any socket is opened: a
+// .torrent file (or - for standard input) is parsed at once; a magnet link's metadata comes
+// later, from the cache or from peers (resolve).
+type torrentSource struct {
+	arg    string
+	magnet *torrentfile.Magnet   // set for a magnet link
+	mi     *torrentfile.Metainfo // set for a .torrent file
+	raw    []byte                // the .torrent file's bytes
+}
+
+// readTorrentSource reads and checks a TORRENT|MAGNET argument.
+func readTorrentSource(a *app, arg string) (*torrentSource, error) {
+	if isMagnet(arg) {
+		m, err := torrentfile.ParseMagnet(arg)
+		if err != nil {
+			return nil, err
+		}
+		return &torrentSource{arg: arg, magnet: m}, nil
+	}
+	mi, raw, err := readTorrentFile(a, arg)
+	if err != nil {
+		return nil, err
+	}
+	return &torrentSource{arg: arg, mi: mi, raw: raw}, nil
+}
+
+// resolve returns the source's metainfo and .torrent bytes (for a magnet link: from the cache
+// when an earlier run kept it, else from peers (BEP 9), saying what it waits for), and keeps
+// the metainfo in the cache (prepareCache).
+func (f *engineFlags) resolve(ctx context.Context, a *app, e *engine, src *torrentSource) (*torrentfile.Metainfo, []byte, error) {
+	mi, raw, err := f.load(ctx, a, e, src)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -198,14 +229,11 @@ func (f *engineFlags) resolve(ctx context.Context, a *app, e *engine, arg string
 }
 
 // load is resolve without the cache bookkeeping.
-func (f *engineFlags) load(ctx context.Context, a *app, e *engine, arg string) (*torrentfile.Metainfo, []byte, error) {
-	if !isMagnet(arg) {
-		return loadTorrent(arg)
+func (f *engineFlags) load(ctx context.Context, a *app, e *engine, src *torrentSource) (*torrentfile.Metainfo, []byte, error) {
+	if src.magnet == nil {
+		return src.mi, src.raw, nil
 	}
-	m, err := torrentfile.ParseMagnet(arg)
-	if err != nil {
-		return nil, nil, err
-	}
+	m := src.magnet
 	root, err := f.root()
 	if err != nil {
 		return nil, nil, err
@@ -241,7 +269,7 @@ func (f *engineFlags) load(ctx context.Context, a *app, e *engine, arg string) (
 	}})
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, exitError{130, fmt.Errorf("interrupted while waiting for metadata: %w", err)}
+			return nil, nil, errInterrupted
 		}
 		return nil, nil, err
 	}
@@ -279,17 +307,40 @@ func checkWritable(dir string) error {
 // interrupted is returned when a signal ended a command early.
 var errInterrupted = errors.New("interrupted")
 
-// loadTorrent reads a .torrent file, keeping its raw bytes for the cache.
-func loadTorrent(path string) (*torrentfile.Metainfo, []byte, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read torrent: %w", err)
+// readTorrentFile reads a .torrent file, or standard input for "-", keeping its raw bytes for
+// the cache. Its errors name the file once: "x.torrent: no such file or directory",
+// "x.torrent: missing info dictionary".
+func readTorrentFile(a *app, path string) (*torrentfile.Metainfo, []byte, error) {
+	var mi *torrentfile.Metainfo
+	var raw []byte
+	var err error
+	if path == "-" {
+		path = "standard input"
+		raw, err = io.ReadAll(io.LimitReader(a.stdin, torrentfile.MaxTorrentSize+1))
+	} else {
+		raw, err = readFileLimited(path, torrentfile.MaxTorrentSize+1)
 	}
-	mi, err := torrentfile.ParseBytes(raw)
 	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, unwrapPathErr(err))
+	}
+	if mi, err = torrentfile.ParseBytes(raw); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return mi, raw, nil
+}
+
+// readFileLimited reads at most limit bytes of the file at path (a torrent named by mistake
+// as a 10 GiB video must not be read whole).
+func readFileLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return nil, errors.New("is a folder, not a .torrent file")
+	}
+	return io.ReadAll(io.LimitReader(f, limit))
 }
 
 // prepareCache makes the torrent's cache folder and saves its metainfo there, so `cache ls`

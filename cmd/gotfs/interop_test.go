@@ -57,7 +57,7 @@ func interopGotfs(t *testing.T) string {
 			return
 		}
 		interopBinPath = filepath.Join(dir, "gotfs")
-		out, err := exec.Command("go", "build", "-o", interopBinPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", interopBinPath, ".").CombinedOutput()
 		if err != nil {
 			interopBinErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -20,10 +20,7 @@ import (
 // is the only bootstrap node, then peers --dht, download, parse --save and mount of a magnet
 // link that carries nothing but the info hash.
 func TestMagnetCLI(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "gotfs")
-	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v: %s", err, b)
-	}
+	bin := buildBinary(t)
 	src := t.TempDir()
 	files := map[string]int{"clip.bin": 2_000_000, "sub/readme.txt": 4321}
 	writeRandomFiles(t, filepath.Join(src, "Share"), files, 7)

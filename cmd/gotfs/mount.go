@@ -55,7 +55,7 @@ gotfs unmount MOUNTPOINT) unmounts and saves state.`,
 		Example: `  gotfs mount movie.torrent /mnt/t
   gotfs mount ~/torrents/ /mnt/t
   gotfs mount --prefetch --peer 10.0.0.5:6881 linux.torrent /mnt/t`,
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs("TORRENT", "MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if ctx == nil {
@@ -116,24 +116,13 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 	if err != nil {
 		return fmt.Errorf("mount point %s: %w", mountpoint, err)
 	}
-	magnet := isMagnet(src)
+	// Fail on a bad torrent or magnet link before mounting anything.
+	var source *torrentSource
 	isDir := false
-	var first []byte
-	if !magnet {
-		srcInfo, err := os.Stat(src)
-		if err != nil {
-			return fmt.Errorf("torrent %s: %w", src, unwrapPathErr(err))
-		}
-		isDir = srcInfo.IsDir()
-	}
-	if !magnet && !isDir {
-		// Fail on a bad torrent before mounting anything.
-		if first, err = os.ReadFile(src); err != nil {
-			return fmt.Errorf("torrent %s: %w", src, unwrapPathErr(err))
-		}
-		if _, err := torrentfile.ParseBytes(first); err != nil {
-			return fmt.Errorf("torrent %s: %w", src, err)
-		}
+	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
+		isDir = true
+	} else if source, err = readTorrentSource(a, src); err != nil {
+		return err
 	}
 	if err := fusefs.PrepareMountPoint(mp, a.log); err != nil {
 		return err
@@ -156,9 +145,10 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 	if err != nil {
 		return err
 	}
-	if magnet {
-		// The mount appears once the metadata is known; resolve says what it waits for.
-		_, raw, err := f.engine.load(ctx, a, eng, src) // addTorrent keeps it in the cache
+	var first []byte
+	if source != nil {
+		// A magnet's mount appears once the metadata is known; load says what it waits for.
+		_, raw, err := f.engine.load(ctx, a, eng, source) // addTorrent keeps it in the cache
 		if err != nil {
 			eng.Close()
 			return err
@@ -355,23 +345,48 @@ func (s *mountSession) shutdown() error {
 	return errors.Join(errs...)
 }
 
-// statusSocketPath is where the mount at mountpoint serves its status.
-func statusSocketPath(root cache.Root, mountpoint string) string {
-	sum := sha1.Sum([]byte(mountpoint))
-	return filepath.Join(root.Dir, "mounts", hex.EncodeToString(sum[:])+".sock")
+// statusSocketDirs are the folders where a mount's status socket may be, in the order tried:
+// the runtime folder (/run/gotfs for root, $XDG_RUNTIME_DIR/gotfs for others), where `gotfs
+// status` finds it whatever cache folder the mount uses, then the cache folder (a user with
+// no runtime folder).
+func statusSocketDirs(root cache.Root) []string {
+	var dirs []string
+	if os.Geteuid() == 0 {
+		dirs = append(dirs, "/run/gotfs/mounts")
+	} else if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" && filepath.IsAbs(rt) {
+		dirs = append(dirs, filepath.Join(rt, "gotfs", "mounts"))
+	}
+	if root.Dir != "" {
+		dirs = append(dirs, filepath.Join(root.Dir, "mounts"))
+	}
+	return dirs
 }
 
+// statusSocketName is the socket's name for the mount at mountpoint (a hash: mount points can
+// be longer than a socket path may be).
+func statusSocketName(mountpoint string) string {
+	sum := sha1.Sum([]byte(mountpoint))
+	return hex.EncodeToString(sum[:]) + ".sock"
+}
+
+// listenStatus opens the status socket in the first folder of statusSocketDirs that works.
 func (s *mountSession) listenStatus() (net.Listener, error) {
-	path := statusSocketPath(s.root, s.fs.Dir())
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("status socket: %w", err)
+	var errs []error
+	for _, dir := range statusSocketDirs(s.root) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		path := filepath.Join(dir, statusSocketName(s.fs.Dir()))
+		os.Remove(path) // left by a crashed mount of the same folder
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return ln, nil
 	}
-	os.Remove(path) // left by a crashed mount of the same folder
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("status socket: %w", err)
-	}
-	return ln, nil
+	return nil, fmt.Errorf("status socket: %w", errors.Join(errs...))
 }
 
 // serveStatus answers each connection with the mount's status as JSON.
@@ -447,7 +462,7 @@ func newUnmountCmd(a *app) *cobra.Command {
 		Short: "Unmount a gotfs mount (the mounting process then saves state and exits)",
 		Example: `  gotfs unmount /mnt/t
   gotfs unmount --lazy /mnt/t   # even while files are open`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mp, err := filepath.Abs(args[0])
 			if err != nil {
@@ -456,7 +471,10 @@ func newUnmountCmd(a *app) *cobra.Command {
 			err = fusefs.Unmount(mp, lazy)
 			switch {
 			case errors.Is(err, fusefs.ErrNotMounted):
-				return fmt.Errorf("%s is not mounted", mp)
+				return fmt.Errorf("%s: not a mount point", mp)
+			case errors.Is(err, fusefs.ErrNotGotfs):
+				fstype, _ := fusefs.MountFSType(mp)
+				return fmt.Errorf("%s: not a gotfs mount (it is %s); use umount for other filesystems", mp, fstype)
 			case errors.Is(err, fusefs.ErrBusy):
 				return fmt.Errorf("%s is busy (files are open on it): close them, or use gotfs unmount --lazy %s", mp, mp)
 			}
@@ -475,12 +493,12 @@ func newStatusCmd(a *app) *cobra.Command {
 		Short: "Show the torrents of a mount: verified bytes, peers, rates, waiting reads",
 		Example: `  gotfs status /mnt/t
   gotfs status --json /mnt/t | jq '.torrents[].verified_bytes'`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ef := engineFlags{cacheDir: cacheDir}
 			root, err := ef.root()
-			if err != nil {
-				return err
+			if err != nil && cacheDir != "" {
+				return err // without --cache-dir the runtime folder may still have the socket
 			}
 			st, err := queryStatus(cmd.Context(), root, args[0])
 			if err != nil {
@@ -493,7 +511,7 @@ func newStatusCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "cache folder the mount uses (default $XDG_CACHE_HOME/gotfs)")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "cache folder the mount uses, if it has no runtime folder (/run/gotfs, $XDG_RUNTIME_DIR/gotfs)")
 	return cmd
 }
 
@@ -509,13 +527,23 @@ func queryStatus(ctx context.Context, root cache.Root, mountpoint string) (*moun
 	if p, err := filepath.EvalSymlinks(mp); err == nil {
 		mp = p
 	}
-	path := statusSocketPath(root, mp)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("no gotfs mount at %s (no status socket in %s; was it mounted with another --cache-dir?)", mp, filepath.Dir(path))
+	var c net.Conn
+	var tried []string
+	for _, dir := range statusSocketDirs(root) {
+		path := filepath.Join(dir, statusSocketName(mp))
+		if c, err = d.DialContext(ctx, "unix", path); err == nil {
+			break
+		}
+		tried = append(tried, dir)
+	}
+	if c == nil {
+		if fstype, err := fusefs.MountFSType(mp); err != nil || fstype != fusefs.FSType {
+			return nil, fmt.Errorf("%s: not a gotfs mount", mp)
+		}
+		return nil, fmt.Errorf("%s: no status socket in %s (is the mount another user's, or was it mounted with another --cache-dir?)", mp, strings.Join(tried, " or "))
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {

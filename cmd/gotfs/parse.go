@@ -27,7 +27,7 @@ func newParseCmd(a *app) *cobra.Command {
   gotfs parse --json ubuntu.torrent | jq .files
   gotfs parse 'magnet:?xt=urn:btih:...'
   gotfs parse 'magnet:?xt=urn:btih:...&tr=...' --save x.torrent   # fetches the metadata from peers`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("TORRENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var mi *torrentfile.Metainfo
 			if isMagnet(args[0]) {
@@ -47,7 +47,7 @@ func newParseCmd(a *app) *cobra.Command {
 					return err
 				}
 				defer eng.Close()
-				got, raw, err := ef.resolve(ctx, a, eng, args[0])
+				got, raw, err := ef.resolve(ctx, a, eng, &torrentSource{arg: args[0], magnet: m})
 				if err != nil {
 					return err
 				}
@@ -57,7 +57,7 @@ func newParseCmd(a *app) *cobra.Command {
 				mi = got
 			} else {
 				var err error
-				if mi, err = torrentfile.Load(args[0]); err != nil {
+				if mi, _, err = readTorrentFile(a, args[0]); err != nil {
 					return err
 				}
 				if save != "" {
@@ -89,8 +89,8 @@ type torrentJSON struct {
 	Private      bool       `json:"private"`
 	Files        []fileJSON `json:"files"`
 	Trackers     [][]string `json:"trackers"`
-	WebSeeds     []string   `json:"web_seeds,omitempty"`
-	Nodes        []string   `json:"nodes,omitempty"`
+	WebSeeds     []string   `json:"web_seeds"`
+	Nodes        []string   `json:"nodes"`
 	Comment      string     `json:"comment,omitempty"`
 	CreatedBy    string     `json:"created_by,omitempty"`
 	CreationDate *time.Time `json:"creation_date,omitempty"`
@@ -108,12 +108,10 @@ func describe(mi *torrentfile.Metainfo) torrentJSON {
 	j := torrentJSON{
 		Name: mi.Info.Name, InfoHash: hex.EncodeToString(mi.InfoHash[:]), TotalSize: mi.Info.Length,
 		PieceLength: mi.Info.PieceLength, Pieces: mi.Info.NumPieces(), Private: mi.Info.Private,
-		Trackers: mi.Trackers, WebSeeds: mi.WebSeeds, Nodes: mi.Nodes, Comment: mi.Comment,
+		Trackers: orEmpty(mi.Trackers), WebSeeds: orEmpty(mi.WebSeeds), Nodes: orEmpty(mi.Nodes), Comment: mi.Comment,
 		CreatedBy: mi.CreatedBy, Source: mi.Info.Source, Magnet: mi.Magnet().String(),
 	}
-	if j.Trackers == nil {
-		j.Trackers = [][]string{}
-	}
+	j.Files = []fileJSON{}
 	if !mi.CreationDate.IsZero() {
 		d := mi.CreationDate.UTC()
 		j.CreationDate = &d
@@ -188,8 +186,8 @@ func printTree(w io.Writer, mi *torrentfile.Metainfo) {
 func printMagnet(w io.Writer, m *torrentfile.Magnet, asJSON bool) error {
 	if asJSON {
 		return writeJSON(w, map[string]any{
-			"info_hash": hex.EncodeToString(m.InfoHash[:]), "name": m.Name, "trackers": m.Trackers,
-			"web_seeds": m.WebSeeds, "peers": m.Peers, "magnet": m.String(),
+			"info_hash": hex.EncodeToString(m.InfoHash[:]), "name": m.Name, "trackers": orEmpty(m.Trackers),
+			"web_seeds": orEmpty(m.WebSeeds), "peers": orEmpty(m.Peers), "magnet": m.String(),
 		})
 	}
 	fmt.Fprintf(w, "Info hash:    %x\n", m.InfoHash)
@@ -209,8 +207,18 @@ func printMagnet(w io.Writer, m *torrentfile.Magnet, asJSON bool) error {
 	return nil
 }
 
+// writeJSON prints v as indented JSON, with URLs as they are (no \u0026 for &).
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// orEmpty makes a nil list an empty one, so that JSON shows [] rather than null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

@@ -26,6 +26,7 @@ func newPeersCmd(a *app) *cobra.Command {
 		dhtBoot  []string
 		dhtAddr  string
 		cacheDir string
+		noDHT    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "peers TORRENT|MAGNET",
@@ -36,8 +37,11 @@ DHT is searched too.`,
 		Example: `  gotfs peers ubuntu.torrent
   gotfs peers --json ubuntu.torrent
   gotfs peers --dht 'magnet:?xt=urn:btih:...'`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs("TORRENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if noDHT {
+				useDHT = false
+			}
 			var (
 				hash  torrentfile.Hash
 				tiers [][]string
@@ -53,7 +57,7 @@ DHT is searched too.`,
 					tiers = append(tiers, []string{u})
 				}
 			} else {
-				mi, err := torrentfile.Load(args[0])
+				mi, _, err := readTorrentFile(a, args[0])
 				if err != nil {
 					return err
 				}
@@ -113,7 +117,7 @@ DHT is searched too.`,
 				Seeders  *int   `json:"seeders,omitempty"`
 				Leechers *int   `json:"leechers,omitempty"`
 			}
-			var tj []trackerJSON
+			tj := []trackerJSON{}
 			ok := 0
 			for _, r := range results {
 				t := trackerJSON{URL: r.url}
@@ -186,6 +190,9 @@ DHT is searched too.`,
 				}
 			}
 			if ok == 0 {
+				if cmd.Context().Err() != nil {
+					return errInterrupted
+				}
 				return fmt.Errorf("no tracker answered (%d tried)", len(tj))
 			}
 			return nil
@@ -195,6 +202,9 @@ DHT is searched too.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 20*time.Second, "how long to wait for each tracker")
 	cmd.Flags().Uint16Var(&port, "port", 6881, "port to announce")
 	cmd.Flags().BoolVar(&useDHT, "dht", false, "search the DHT too")
+	// The DHT is opt-in here (a lookup takes seconds); --no-dht is accepted like on every
+	// other command that finds peers, and wins over --dht.
+	cmd.Flags().BoolVar(&noDHT, "no-dht", false, "do not search the DHT (the default; overrides --dht)")
 	cmd.Flags().StringSliceVar(&dhtBoot, "dht-bootstrap", nil, "DHT nodes to start from, host:port,... (default: the public routers)")
 	cmd.Flags().StringVar(&dhtAddr, "dht-listen", ":0", "UDP address of the DHT node")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "cache folder, where the DHT routing table is kept (default $XDG_CACHE_HOME/gotfs)")

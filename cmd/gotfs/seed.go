@@ -22,10 +22,10 @@ func newSeedCmd(a *app) *cobra.Command {
 torrent's file or folder itself (named as in the torrent), or the folder that holds it.`,
 		Example: `  gotfs seed album.torrent ~/Music/album
   gotfs seed movie.torrent ~/Videos`,
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs("TORRENT", "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			mi, raw, err := loadTorrent(args[0])
+			mi, raw, err := readTorrentFile(a, args[0])
 			if err != nil {
 				return err
 			}
@@ -116,27 +116,27 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 		Use:     "download-piece TORRENT|MAGNET INDEX",
 		Short:   "Fetch and verify one piece",
 		Example: `  gotfs download-piece ubuntu.torrent 0 -o piece0.bin`,
-		Args:    cobra.ExactArgs(2),
+		Args:    exactArgs("TORRENT", "INDEX"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			eng, err := ef.start(ctx, a)
-			if err != nil {
-				return err
-			}
-			defer eng.Close()
-			mi, _, err := ef.resolve(ctx, a, eng, args[0])
-			if err != nil {
-				return err
-			}
+			// Everything the command line says is checked before a socket is opened.
 			idx, err := strconv.Atoi(args[1])
-			if err != nil || idx < 0 || idx >= mi.Info.NumPieces() {
-				return fmt.Errorf("piece index %q: %s has pieces 0 to %d", args[1], mi.Info.Name, mi.Info.NumPieces()-1)
+			if err != nil || idx < 0 {
+				return newUsageError(cmd, "piece index %q is not a number from 0", args[1])
 			}
-			if out == "" {
-				out = fmt.Sprintf("%s.piece-%d", mi.Info.Name, idx)
+			src, err := readTorrentSource(a, args[0])
+			if err != nil {
+				return err
 			}
-			if _, err := os.Stat(out); err == nil {
-				return fmt.Errorf("%s already exists", out)
+			if src.mi != nil {
+				if err := checkPieceIndex(src.mi, idx); err != nil {
+					return err
+				}
+			}
+			if out != "" {
+				if _, err := os.Stat(out); err == nil {
+					return fmt.Errorf("%s already exists", out)
+				}
 			}
 			root, err := ef.root()
 			if err != nil {
@@ -145,6 +145,24 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 			peers, err := ef.peerAddrs()
 			if err != nil {
 				return err
+			}
+			eng, err := ef.start(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			mi, _, err := ef.resolve(ctx, a, eng, src)
+			if err != nil {
+				return err
+			}
+			if err := checkPieceIndex(mi, idx); err != nil {
+				return err
+			}
+			if out == "" {
+				out = fmt.Sprintf("%s.piece-%d", mi.Info.Name, idx)
+			}
+			if _, err := os.Stat(out); err == nil {
+				return fmt.Errorf("%s already exists", out)
 			}
 			// The piece lands in the cache, where a later mount or download finds it.
 			opts := root.Options(mi.InfoHash)
@@ -178,4 +196,12 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 	ef.bind(cmd)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write the piece to (default NAME.piece-INDEX)")
 	return cmd
+}
+
+// checkPieceIndex refuses a piece index the torrent does not have.
+func checkPieceIndex(mi *torrentfile.Metainfo, idx int) error {
+	if idx >= mi.Info.NumPieces() {
+		return fmt.Errorf("piece %d: %s has pieces 0 to %d", idx, mi.Info.Name, mi.Info.NumPieces()-1)
+	}
+	return nil
 }

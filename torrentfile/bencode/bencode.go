@@ -45,7 +45,7 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 
 // Error implements error.
 func (e *SyntaxError) Error() string {
-	return fmt.Sprintf("bencode: %s at offset %d", e.Msg, e.Offset)
+	return fmt.Sprintf("invalid bencoding: %s at offset %d", e.Msg, e.Offset)
 }
 
 // ErrTruncated is wrapped by the SyntaxError returned for input that ends inside a value.
