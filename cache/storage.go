@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
@@ -463,8 +464,69 @@ func (s *Storage) WritePiece(i int, data []byte) error {
 	if s.Verified(i) {
 		return nil
 	}
-	off := s.info.PieceOffset(i)
-	end := off + size
+	if err := s.writeRange(data, s.info.PieceOffset(i)); err != nil {
+		return fmt.Errorf("write piece %d: %w", i, err)
+	}
+	s.setBit(i)
+	return nil
+}
+
+// WriteBlock writes bytes of piece i, not verified yet, at begin within the piece: a block as
+// it arrives from a peer, so that no piece has to wait whole in memory. The bytes count for
+// nothing (no read, upload or record sees them) until VerifyPiece accepts the piece. A
+// verified piece is never written: its bytes stay as they are. The caller must not verify
+// piece i while a WriteBlock of it is in flight.
+func (s *Storage) WriteBlock(i, begin int, data []byte) error {
+	if uint(i) >= uint(len(s.info.Pieces)) {
+		return fmt.Errorf("write block of piece %d: out of range (%d pieces)", i, len(s.info.Pieces))
+	}
+	if begin < 0 || int64(begin)+int64(len(data)) > s.info.PieceSize(i) {
+		return fmt.Errorf("write block of piece %d: range %d+%d outside the piece (%d bytes)", i, begin, len(data), s.info.PieceSize(i))
+	}
+	if s.Verified(i) {
+		return fmt.Errorf("write block of piece %d: the piece is verified already", i)
+	}
+	if err := s.writeRange(data, s.info.PieceOffset(i)+int64(begin)); err != nil {
+		return fmt.Errorf("write block of piece %d: %w", i, err)
+	}
+	return nil
+}
+
+// VerifyPiece hashes piece i as it stands on disk, reading it through buf (any length; it is
+// only scratch space, so a piece of any size costs len(buf) of memory), and marks it verified
+// when its SHA-1 matches the torrent's. It returns whether it matched; a read error is
+// returned as such (the piece stays unverified).
+func (s *Storage) VerifyPiece(i int, buf []byte) (bool, error) {
+	if uint(i) >= uint(len(s.info.Pieces)) {
+		return false, fmt.Errorf("verify piece %d: out of range (%d pieces)", i, len(s.info.Pieces))
+	}
+	if len(buf) == 0 {
+		buf = make([]byte, 64<<10)
+	}
+	off, left := s.info.PieceOffset(i), s.info.PieceSize(i)
+	h := sha1.New()
+	for left > 0 {
+		chunk := buf[:min(int64(len(buf)), left)]
+		if _, err := s.readRange(chunk, off); err != nil {
+			return false, fmt.Errorf("verify piece %d: %w", i, err)
+		}
+		h.Write(chunk)
+		off += int64(len(chunk))
+		left -= int64(len(chunk))
+	}
+	var sum torrentfile.Hash
+	h.Sum(sum[:0])
+	if sum != s.info.Pieces[i] {
+		return false, nil
+	}
+	s.setBit(i)
+	return true, nil
+}
+
+// writeRange writes data at torrent offset off into the files it spans, skipping pad files
+// (never created on disk), and starts the kernel's writeback every WritebackEvery bytes.
+func (s *Storage) writeRange(data []byte, off int64) error {
+	end := off + int64(len(data))
 	files := s.info.Files
 	for fi := s.info.FileAt(off); fi >= 0 && fi < len(files) && files[fi].Offset < end; fi++ {
 		f := &files[fi]
@@ -472,12 +534,15 @@ func (s *Storage) WritePiece(i int, data []byte) error {
 			continue
 		}
 		lo, hi := max(off, f.Offset), min(end, f.Offset+f.Length)
+		if hi <= lo {
+			continue
+		}
 		w, err := s.writer(fi)
 		if err != nil {
-			return fmt.Errorf("write piece %d to %s: %w", i, s.files[fi].path, unwrapPath(err))
+			return fmt.Errorf("%s: %w", s.files[fi].path, unwrapPath(err))
 		}
 		if _, err := w.WriteAt(data[lo-off:hi-off], lo-f.Offset); err != nil {
-			return fmt.Errorf("write piece %d to %s: %w", i, s.files[fi].path, unwrapPath(err))
+			return fmt.Errorf("%s: %w", s.files[fi].path, unwrapPath(err))
 		}
 		sf := &s.files[fi]
 		sf.dirty.Store(true)
@@ -489,7 +554,6 @@ func (s *Storage) WritePiece(i int, data []byte) error {
 			}
 		}
 	}
-	s.setBit(i)
 	return nil
 }
 

@@ -215,13 +215,20 @@ func (p *peer) readLoop() {
 			continue
 		}
 		t.mu.Lock()
-		job, herr := t.handleMessageLocked(p, m)
+		w, herr := t.handleMessageLocked(p, m)
 		t.mu.Unlock()
-		if job != nil {
-			select {
-			case t.verifyq <- *job:
-			case <-t.ctx.Done():
-				t.putBufLocking(job.buf)
+		if w != nil {
+			// The block goes to the cache file now, outside the lock; the piece is hashed
+			// from there once its last block is written.
+			werr := t.store.WriteBlock(w.piece, w.begin, w.data)
+			t.mu.Lock()
+			job := t.blockWrittenLocked(w, werr)
+			t.mu.Unlock()
+			if job != nil {
+				select {
+				case t.verifyq <- *job:
+				case <-t.ctx.Done():
+				}
 			}
 		}
 		if herr != nil {
@@ -232,9 +239,9 @@ func (p *peer) readLoop() {
 	t.removePeer(p, err)
 }
 
-// handleMessageLocked applies one message from p. It returns a piece to verify when the message
-// completed one.
-func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*verifyJob, error) {
+// handleMessageLocked applies one message from p. It returns a block to write when the message
+// brought one that a piece in progress still needs.
+func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*blockWrite, error) {
 	if m.ID == p2p.MsgExtended {
 		// Extension messages may come before the bitfield (BEP 10 handshakes often do).
 		return nil, t.handleExtendedLocked(p, m)
@@ -347,8 +354,9 @@ func (t *Torrent) handleRequestLocked(p *peer, m p2p.Message) error {
 	return nil
 }
 
-// handleBlockLocked stores a received block in its piece buffer.
-func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*verifyJob, error) {
+// handleBlockLocked accounts for a received block and returns it for writing when its piece
+// still needs it.
+func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*blockWrite, error) {
 	idx, begin, n := int(m.Index), int(m.Begin), len(m.Payload)
 	found := -1
 	for k, r := range p.requests {
@@ -403,22 +411,51 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*verifyJob, error) 
 	if found >= 0 {
 		d.reqs[b]--
 	}
-	copy(d.buf[begin:], m.Payload)
+	// The block counts as received now, so that no copy of it from another peer is written
+	// too; a failed write gives it back (blockWrittenLocked).
 	d.got[b] = true
 	d.nGot++
+	d.writing++
 	addContributor(d, p)
 	if d.reqs[b] > 0 {
 		t.cancelDuplicatesLocked(p, r)
 		d.reqs[b] = 0
 	}
-	if d.nGot < d.nBlocks {
-		return nil, nil
+	return &blockWrite{d: d, piece: idx, begin: begin, data: m.Payload}, nil
+}
+
+// blockWrite is a received block on its way to the cache file (Storage.WriteBlock).
+type blockWrite struct {
+	d     *pieceDownload
+	piece int
+	begin int
+	data  []byte // aliases the connection's read buffer: valid until its next message
+}
+
+// blockWrittenLocked records the end of a block's write. It returns the piece to verify when
+// the write was its last one. A failed write (a full disk) makes the block missing again and
+// fails the reads waiting for the piece, as a piece that cannot be stored does.
+func (t *Torrent) blockWrittenLocked(w *blockWrite, werr error) *verifyJob {
+	d := w.d
+	d.writing--
+	if werr != nil {
+		b := w.begin / p2p.BlockSize
+		d.got[b] = false
+		d.nGot--
+		d.firstFree = min(d.firstFree, b)
+		t.stats.Wasted += int64(len(w.data))
+		t.storeFailedLocked(w.piece, werr)
+		if d.nGot == 0 && d.writing == 0 && allZero(d.reqs) {
+			t.dropDownloadLocked(d)
+		}
+		return nil
 	}
-	delete(t.downloads, idx)
-	// t.busy[idx] stays set: the piece is now being verified.
-	job := &verifyJob{index: idx, buf: d.buf, contrib: d.contrib}
-	d.buf = nil
-	return job, nil
+	if d.nGot < d.nBlocks || d.writing > 0 {
+		return nil
+	}
+	delete(t.downloads, d.index)
+	// t.busy stays set: the piece is now being verified.
+	return &verifyJob{index: d.index, contrib: d.contrib}
 }
 
 func addContributor(d *pieceDownload, p *peer) {

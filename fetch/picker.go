@@ -53,13 +53,13 @@ const (
 // pieceDownload is a piece whose blocks are being fetched into a buffer.
 type pieceDownload struct {
 	index     int
-	buf       []byte
 	nBlocks   int
 	got       []bool
 	reqs      []uint8 // outstanding requests per block
 	since     []int64 // when the oldest outstanding request of each block was sent (unix ns)
-	nGot      int
-	firstFree int // no block before it is unrequested and missing
+	nGot      int     // blocks received (written, or being written)
+	writing   int     // blocks being written to the cache file
+	firstFree int     // no block before it is unrequested and missing
 	contrib   []*peer
 	exclusive *peer // after a hash failure with several senders, one peer fetches it alone
 }
@@ -84,7 +84,7 @@ func (t *Torrent) startDownloadLocked(i int, p *peer) *pieceDownload {
 	size := int(t.info.PieceSize(i))
 	nb := (size + p2p.BlockSize - 1) / p2p.BlockSize
 	d := &pieceDownload{
-		index: i, buf: t.getBuf(size), nBlocks: nb,
+		index: i, nBlocks: nb,
 		got: make([]bool, nb), reqs: make([]uint8, nb), since: make([]int64, nb),
 	}
 	if t.failedOnce(i) {
@@ -99,8 +99,6 @@ func (t *Torrent) startDownloadLocked(i int, p *peer) *pieceDownload {
 func (t *Torrent) dropDownloadLocked(d *pieceDownload) {
 	delete(t.downloads, d.index)
 	t.busy[d.index] = false
-	t.putBuf(d.buf)
-	d.buf = nil
 }
 
 // fillRequestsLocked queues requests to p until its pipeline is full.
@@ -369,24 +367,4 @@ func allZero(v []uint8) bool {
 		}
 	}
 	return true
-}
-
-// getBuf returns a piece buffer of length size, reusing freed ones.
-func (t *Torrent) getBuf(size int) []byte {
-	if n := len(t.freeBufs); n > 0 {
-		b := t.freeBufs[n-1]
-		t.freeBufs = t.freeBufs[:n-1]
-		if cap(b) >= size {
-			return b[:size]
-		}
-	}
-	return make([]byte, size, t.info.PieceLength)
-}
-
-// putBuf keeps up to maxFreeBufs piece buffers for reuse; the rest go to the garbage collector.
-func (t *Torrent) putBuf(b []byte) {
-	if b == nil || len(t.freeBufs) >= t.maxFreeBufs {
-		return
-	}
-	t.freeBufs = append(t.freeBufs, b[:0])
 }

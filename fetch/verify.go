@@ -1,7 +1,6 @@
 package fetch
 
 import (
-	"crypto/sha1"
 	"runtime"
 	"time"
 )
@@ -9,12 +8,15 @@ import (
 // strikesToBan is how many bad pieces a peer may send alone before it is banned.
 const strikesToBan = 2
 
-// verifyJob is a fully received piece waiting for its SHA-1 check.
+// verifyJob is a piece whose every block is in the cache file, waiting for its SHA-1 check.
 type verifyJob struct {
 	index   int
-	buf     []byte
 	contrib []*peer
 }
+
+// verifyChunk is each verifier's scratch buffer: pieces are hashed from the cache file (mostly
+// the page cache) through it, so a verifier costs this much memory whatever the piece size.
+const verifyChunk = 256 << 10
 
 // startWorkers starts the torrent's verifier pool, its ticker and its announcer.
 func (t *Torrent) startWorkers() {
@@ -37,49 +39,39 @@ func (t *Torrent) startWorkers() {
 // verifyLoop checks pieces off the network goroutines and stores the good ones.
 func (t *Torrent) verifyLoop() {
 	defer t.wg.Done()
+	scratch := make([]byte, verifyChunk)
 	for {
 		select {
 		case <-t.ctx.Done():
 			return
 		case job := <-t.verifyq:
-			t.verify(job)
+			t.verify(job, scratch)
 		}
 	}
 }
 
-func (t *Torrent) verify(job verifyJob) {
-	sum := sha1.Sum(job.buf)
-	ok := sum == t.info.Pieces[job.index]
-	var werr error
-	if ok {
-		werr = t.store.WritePiece(job.index, job.buf)
-	}
+// verify hashes a piece from the cache file; the storage marks it verified when it matches.
+func (t *Torrent) verify(job verifyJob, scratch []byte) {
+	ok, rerr := t.store.VerifyPiece(job.index, scratch)
+	size := t.info.PieceSize(job.index)
 	t.mu.Lock()
 	defer func() {
 		t.mu.Unlock()
-		if ok && werr == nil {
-			t.c.verifiedBytes.Add(int64(len(job.buf)))
+		if ok {
+			t.c.verifiedBytes.Add(size)
 			t.c.enforceCacheLimit()
 		}
 	}()
 	t.busy[job.index] = false
-	t.putBuf(job.buf)
 	switch {
+	case rerr != nil:
+		// The blocks were written but cannot be read back: fetch again later, say why now.
+		t.stats.Wasted += size
+		t.storeFailedLocked(job.index, rerr)
 	case !ok:
 		t.pieceFailedLocked(job)
-	case werr != nil:
-		// The bytes were right but could not be stored: fetch again later, say why now.
-		t.log.Error("store piece", "piece", job.index, "err", werr)
-		t.lastStoreErr = werr
-		t.stats.Wasted += int64(len(job.buf))
-		// Reads waiting for this piece fail now instead of waiting for a disk that is full.
-		if ch := t.waiters[job.index]; ch != nil {
-			close(ch)
-			delete(t.waiters, job.index)
-		}
-		t.wakeAllLocked()
 	default:
-		t.stats.Downloaded += int64(len(job.buf))
+		t.stats.Downloaded += size
 		t.stats.PiecesFetched++
 		if t.stats.PiecesFetched == 1 {
 			t.log.Info("first piece verified", "piece", job.index, "peers", len(t.peers))
@@ -122,10 +114,22 @@ func (t *Torrent) pieceVerifiedLocked(i int) {
 	}
 }
 
+// storeFailedLocked reports a piece that could not be stored (a full or failing disk): reads
+// waiting for it fail now instead of waiting for a disk that is full.
+func (t *Torrent) storeFailedLocked(i int, err error) {
+	t.log.Error("store piece", "piece", i, "err", err)
+	t.lastStoreErr = err
+	if ch := t.waiters[i]; ch != nil {
+		close(ch)
+		delete(t.waiters, i)
+	}
+	t.wakeAllLocked()
+}
+
 // pieceFailedLocked drops a piece that failed verification and punishes its sender.
 func (t *Torrent) pieceFailedLocked(job verifyJob) {
 	t.stats.HashFailures++
-	t.stats.Wasted += int64(len(job.buf))
+	t.stats.Wasted += t.info.PieceSize(job.index)
 	if t.failed == nil {
 		t.failed = map[int]bool{}
 	}
@@ -150,12 +154,6 @@ func (t *Torrent) pieceFailedLocked(job verifyJob) {
 }
 
 func (t *Torrent) failedOnce(i int) bool { return t.failed[i] }
-
-func (t *Torrent) putBufLocking(b []byte) {
-	t.mu.Lock()
-	t.putBuf(b)
-	t.mu.Unlock()
-}
 
 // updateRatesLocked smooths each peer's rates and sizes its pipeline from rate x round trip.
 func (t *Torrent) updateRatesLocked(elapsed time.Duration) {
