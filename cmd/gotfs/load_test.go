@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +23,19 @@ import (
 // TestMountRandomReadersSoak: 32 concurrent readers do random reads on one mount (60 s in CI):
 // no deadlock, every byte right, and the mount's peak RSS stays bounded.
 func TestMountRandomReadersSoak(t *testing.T) {
+	soakMount(t, 32)
+}
+
+// TestMountSmallCacheStress: 8 random readers on a mount whose --cache-size is a tenth of the
+// torrent (60 s in CI): pieces are evicted and fetched again all the time while reads pin
+// them, and every byte read must still be right (eviction never punches a piece a read uses).
+func TestMountSmallCacheStress(t *testing.T) {
+	soakMount(t, 8, "--cache-size", "6MiB")
+}
+
+// soakMount has readers goroutines read random ranges of a ~61 MiB torrent's files through
+// a mount (with the extra mount flags) for 60 s in CI, 10 s elsewhere, comparing every byte.
+func soakMount(t *testing.T, readers int, mountFlags ...string) {
 	requireFUSE(t)
 	duration := 60 * time.Second
 	if !testenv.InCI() {
@@ -43,8 +58,9 @@ func TestMountRandomReadersSoak(t *testing.T) {
 	s2 := startTestSeeder(t, mi, src, "127.0.0.162:0")
 	mp := t.TempDir()
 	t.Cleanup(func() { unix.Unmount(mp, unix.MNT_DETACH) })
-	p := startMount(t, bin, "--cache-dir", t.TempDir(), "--listen", "127.0.0.163:0",
-		"--peer", s1.Addr().String(), "--peer", s2.Addr().String(), tfile, mp)
+	args := append([]string{"--cache-dir", t.TempDir(), "--listen", "127.0.0.163:0",
+		"--peer", s1.Addr().String(), "--peer", s2.Addr().String()}, mountFlags...)
+	p := startMount(t, bin, append(args, tfile, mp)...)
 	p.ready(t, filepath.Join(mp, "Soak", "a.bin"))
 
 	want := map[string][]byte{}
@@ -60,8 +76,8 @@ func TestMountRandomReadersSoak(t *testing.T) {
 	var reads, bytesRead atomic.Int64
 	var wg sync.WaitGroup
 	stop := time.Now().Add(duration)
-	errs := make(chan string, 32)
-	for g := range 32 {
+	errs := make(chan string, readers)
+	for g := range readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -124,6 +140,15 @@ func TestMountRandomReadersSoak(t *testing.T) {
 	t.Logf("%d reads, %d MiB, mount peak RSS %d MiB", reads.Load(), bytesRead.Load()>>20, hwmKiB>>10)
 	if hwmKiB > 200<<10 {
 		t.Errorf("mount peak RSS %d MiB, want under 200 MiB", hwmKiB>>10)
+	}
+	out, err := exec.Command(bin, "status", "--json", mp).Output()
+	var st mountStatus
+	if err != nil || json.Unmarshal(out, &st) != nil || len(st.Torrents) != 1 {
+		t.Fatalf("status: %v: %s", err, out)
+	}
+	t.Logf("status: %d pieces evicted, %d of %d verified now", st.Torrents[0].Evicted, st.Torrents[0].VerifiedPieces, st.Torrents[0].Pieces)
+	if len(mountFlags) > 0 && st.Torrents[0].Evicted == 0 {
+		t.Errorf("a tenth of the torrent as --cache-size, yet nothing was evicted")
 	}
 	p.cmd.Process.Signal(unix.SIGTERM)
 	p.wait(t, 15*time.Second)

@@ -429,6 +429,7 @@ type torrentStatus struct {
 	Downloaded     int64   `json:"downloaded"`
 	Uploaded       int64   `json:"uploaded"`
 	Wasted         int64   `json:"wasted"`
+	Evicted        int     `json:"evicted_pieces"`
 	WaitingReads   int     `json:"waiting_reads"`
 }
 
@@ -448,7 +449,7 @@ func (s *mountSession) status() mountStatus {
 			Name: mt.name, InfoHash: hex.EncodeToString(mi.InfoHash[:]), Size: mi.Info.Length,
 			VerifiedBytes: st.VerifiedBytes, VerifiedPieces: st.Verified, Pieces: st.Pieces,
 			Peers: st.Peers, DownloadRate: st.DownloadRate, UploadRate: st.UploadRate,
-			Downloaded: st.Downloaded, Uploaded: st.Uploaded, Wasted: st.Wasted, WaitingReads: st.WaitingReads,
+			Downloaded: st.Downloaded, Uploaded: st.Uploaded, Wasted: st.Wasted, Evicted: st.Evicted, WaitingReads: st.WaitingReads,
 		})
 	}
 	sort.Slice(out.Torrents, func(i, j int) bool { return out.Torrents[i].Name < out.Torrents[j].Name })
