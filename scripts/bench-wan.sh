@@ -66,7 +66,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 now() { date +%s.%N; }
-secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b-a }'; }
+secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f\n", b-a }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
 
 # The media: 90 s of 720p test pattern at ~4 Mbit/s, moov at the end (no faststart).
