@@ -72,9 +72,19 @@ type Client struct {
 
 	announceKey uint32 // sent to trackers so they recognise us across address changes
 
+	// handshaking holds the incoming connections still in their handshake (guarded by mu);
+	// handshakes counts them until their peer is handed over. Close closes them and waits,
+	// after closing the listener and before closing the torrents.
+	handshaking map[net.Conn]struct{}
+	handshakes  sync.WaitGroup
+
 	dht           *dht.Server
 	verifiedBytes atomic.Int64 // verified bytes of every torrent, for CacheLimit
 	evicting      sync.Mutex   // one eviction at a time
+
+	// Test hooks, nil outside tests; set before the client is used.
+	testHookEvictPicked func()                         // evictOnce: after the pick, before evict
+	testHookEvicting    func(t *Torrent, pieces []int) // evict: after the decision, before the punch
 }
 
 // NewClient starts listening for peers.
@@ -92,7 +102,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, dht: cfg.DHT}
+	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, handshaking: map[net.Conn]struct{}{}, dht: cfg.DHT}
 	if c.peerID == ([20]byte{}) {
 		copy(c.peerID[:], PeerIDPrefix)
 		if _, err := rand.Read(c.peerID[len(PeerIDPrefix):]); err != nil {
@@ -159,6 +169,17 @@ func (c *Client) acceptLoop() {
 			nc.Close()
 			continue
 		}
+		c.mu.Lock()
+		if c.closed {
+			// Close has begun (and waits, or will wait, for handshakes): no new one.
+			c.mu.Unlock()
+			<-pending
+			nc.Close()
+			return
+		}
+		c.handshaking[nc] = struct{}{}
+		c.handshakes.Add(1)
+		c.mu.Unlock()
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
@@ -167,40 +188,58 @@ func (c *Client) acceptLoop() {
 	}
 }
 
+// handleIncoming does the handshake of a connection acceptLoop registered in c.handshaking,
+// then hands the peer to the torrent or the metadata fetch the handshake chose.
 func (c *Client) handleIncoming(nc net.Conn, pending chan struct{}) {
 	handshaking := true
-	defer func() {
-		if handshaking {
-			<-pending
+	handedOver := func() {
+		if !handshaking {
+			return
 		}
-	}()
+		handshaking = false
+		<-pending
+		c.mu.Lock()
+		delete(c.handshaking, nc)
+		c.mu.Unlock()
+		c.handshakes.Done()
+	}
+	defer handedOver()
+	// Only the callback decides where the peer goes: what it chose is kept even when the
+	// torrent closes before the handshake ends (addPeer then refuses the peer).
 	var t *Torrent
 	var f *metadataFetch
 	conn, hs, err := p2p.Accept(nc, c.peerID, func(ih [20]byte) (p2p.Options, bool) {
 		c.mu.Lock()
-		t = c.torrents[torrentfile.Hash(ih)]
-		f = c.fetches[torrentfile.Hash(ih)]
+		tt := c.torrents[torrentfile.Hash(ih)]
+		ff := c.fetches[torrentfile.Hash(ih)]
 		c.mu.Unlock()
-		if t != nil && t.acceptsIncoming() {
-			return t.connOptions(), true
+		if tt != nil && tt.acceptsIncoming() {
+			t = tt
+			return tt.connOptions(), true
 		}
-		if f != nil {
+		if ff != nil {
+			f = ff
 			return metadataConnOptions(), true
 		}
 		return p2p.Options{}, false
 	})
-	handshaking = false
-	<-pending
 	if err != nil {
+		handedOver()
 		c.log.Debug("incoming handshake", "remote", nc.RemoteAddr(), "err", err)
 		nc.Close()
 		return
 	}
-	if t == nil || !t.acceptsIncoming() {
+	switch {
+	case t != nil:
+		t.addPeer(conn, hs, true) // refuses it when t closed meanwhile
+		handedOver()
+	case f != nil:
+		handedOver()
 		f.serveIncoming(conn, hs)
-		return
+	default: // not reached: Accept fails when the callback refuses
+		handedOver()
+		conn.Close()
 	}
-	t.addPeer(conn, hs, true)
 }
 
 // isSelf reports whether ap is (most likely) our own listening address, as trackers and the
@@ -213,8 +252,8 @@ func (c *Client) isSelf(ap netip.AddrPort) bool {
 	return !c.localIP.IsValid() && ap.Port() == self.Port() && ap.Addr().IsLoopback()
 }
 
-// Close stops every torrent (announcing "stopped"), closes the listener and waits for every
-// goroutine the client started.
+// Close closes the listener and the incoming connections still in their handshake, stops
+// every torrent (announcing "stopped") and waits for every goroutine the client started.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -227,12 +266,20 @@ func (c *Client) Close() error {
 		ts = append(ts, t)
 	}
 	c.mu.Unlock()
+	// No peer may come in while the torrents close: stop accepting first, cut the handshakes
+	// under way short and wait until each ended or handed its peer over.
+	c.ln.Close()
+	c.mu.Lock()
+	for nc := range c.handshaking {
+		nc.Close()
+	}
+	c.mu.Unlock()
+	c.handshakes.Wait()
 	var errs []error
 	for _, t := range ts {
 		errs = append(errs, t.Close())
 	}
 	c.cancel()
-	c.ln.Close()
 	c.wg.Wait()
 	if c.ownsTrack {
 		c.tracker.Close()

@@ -7,10 +7,13 @@ import "sort"
 // Inputs the choice weighs: the client's limit (Config.CacheLimit) against the verified bytes of
 // all its torrents; each verified piece's last use (a read or a readahead that covered it);
 // pieces a reader waits on, reads ahead into, or keeps as an open file's head or tail are never
-// evicted; neither is a piece used in the last evictGrace (a read may still be copying it, or
-// the kernel splicing it from the cache file). Least recently used goes first, down to
-// evictTarget of the limit so eviction runs in batches; a piece pinned by a read that is still
-// copying or splicing it (Reader.WaitPinned) is never evicted. Re-check these when making changes.
+// evicted; neither is a piece pinned by a read that is still copying or splicing it
+// (Reader.WaitPinned). Least recently used goes first, down to evictTarget of the limit so
+// eviction runs in batches. Candidates are picked under each torrent's lock, which is then
+// released; evict takes it again and re-checks every rule (verified, not busy, not protected)
+// before it marks a piece busy and not verified, so a pin or a reader that came in between
+// keeps its piece, and a read that comes later waits for the piece to be fetched again (or,
+// when the eviction fails, for it to be verified again). Re-check these when making changes.
 
 const evictTarget = 0.95
 
@@ -79,6 +82,9 @@ func (c *Client) evictOnce(limit int64) bool {
 		chosen[cd.t] = append(chosen[cd.t], cd.piece)
 		over -= cd.size
 	}
+	if c.testHookEvictPicked != nil {
+		c.testHookEvictPicked()
+	}
 	for t, pieces := range chosen {
 		t.evict(pieces)
 	}
@@ -107,21 +113,26 @@ func (t *Torrent) protectedLocked() []bool {
 	return p
 }
 
-// evict punches the given verified pieces out of the storage.
+// evict punches the given verified pieces out of the storage. They were picked earlier under
+// an earlier hold of t.mu: a piece that was pinned or came under a reader's protection since
+// is kept (the decision and the pins are taken under the same hold of t.mu).
 func (t *Torrent) evict(pieces []int) {
 	t.mu.Lock()
+	protected := t.protectedLocked()
 	var keep []int
 	for _, i := range pieces {
-		if !t.have[i] || t.busy[i] {
+		if !t.have[i] || t.busy[i] || protected[i] {
 			continue
 		}
-		// Forget the piece first, so nobody starts to read it while its bytes go.
+		// Forget the piece first, so nobody starts to read it while its bytes go: a
+		// WaitPinned from now on sees it missing and waits for it to be verified again.
 		t.have[i] = false
 		t.haveCount--
 		t.busy[i] = true
 		if t.wanted[i] {
 			t.wantedLeft++
 		}
+		t.prio[i], t.prioKey[i] = t.basePrioLocked(i), 0
 		keep = append(keep, i)
 	}
 	t.recomputePriorityLocked()
@@ -129,26 +140,44 @@ func (t *Torrent) evict(pieces []int) {
 	if len(keep) == 0 {
 		return
 	}
+	if t.c.testHookEvicting != nil {
+		t.c.testHookEvicting(t, keep)
+	}
 	err := t.store.EvictPieces(keep)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	waited := false
 	for _, i := range keep {
 		t.busy[i] = false
 		if err != nil && t.store.Verified(i) {
-			// Not evicted after all: the bytes are still there and still verified.
+			// Not evicted after all: the bytes are still there and still verified. Reads
+			// that began to wait for the piece meanwhile can go on.
 			t.have[i] = true
 			t.haveCount++
 			if t.wanted[i] {
 				t.wantedLeft--
 			}
+			t.prio[i] = prioNone
+			if ch := t.waiters[i]; ch != nil {
+				close(ch)
+				delete(t.waiters, i)
+			}
 			continue
 		}
 		t.c.verifiedBytes.Add(-t.info.PieceSize(i))
 		t.stats.Evicted++
+		if t.waiters[i] != nil {
+			waited = true
+		}
 	}
 	if err != nil {
 		t.log.Error("evict pieces", "err", err)
 	}
 	t.recomputePriorityLocked()
+	if waited {
+		// A read began to wait for an evicted piece while it was busy, so no peer was given
+		// it: now that it may be fetched, the peers must look for work.
+		t.wakeAllLocked()
+	}
 	t.log.Debug("evicted pieces", "count", len(keep))
 }

@@ -283,6 +283,9 @@ func (t *Torrent) pickNewPieceLocked(p *peer) int {
 	if best >= 0 {
 		return best
 	}
+	if !t.opts.Background || t.wantedLeft == 0 {
+		return -1 // no piece is wanted in the background (a mount without --prefetch): no scan
+	}
 	random := t.haveCount < randomFirstPieces
 	ties, seen := 0, 0
 	n := len(t.prio)

@@ -17,22 +17,42 @@ const (
 // hintKeyBase orders head/tail hints after every real readahead window.
 const hintKeyBase = int64(1) << 40
 
-// recomputePriorityLocked derives every piece's priority from the background wish and the
-// readers. Inputs weighed: piece verified; piece wanted in the background and background on;
-// each reader's blocked reads (with their start time), readahead window and open-file hints.
+// Priorities are derived state: a piece's base class comes from the background wish
+// (basePrioLocked), and readers raise the pieces they claim above it. Every piece above its
+// base is in t.urgent, so a change of the readers costs O(pieces they claim), not O(pieces).
+// Inputs weighed: piece verified; piece wanted in the background and background on; each
+// reader's blocked reads (with their start time), readahead window and open-file hints.
 // Re-check these when making changes.
-func (t *Torrent) recomputePriorityLocked() {
-	for i := range t.prio {
-		t.prioKey[i] = 0
-		switch {
-		case t.have[i]:
-			t.prio[i] = prioNone
-		case t.opts.Background && t.wanted[i]:
-			t.prio[i] = prioNormal
-		default:
-			t.prio[i] = prioNone
-		}
+
+// basePrioLocked is piece i's priority class when no reader claims it.
+func (t *Torrent) basePrioLocked(i int) prioCls {
+	if !t.have[i] && t.opts.Background && t.wanted[i] {
+		return prioNormal
 	}
+	return prioNone
+}
+
+// recomputeAllPrioritiesLocked derives every piece's priority afresh: for changes of the
+// background wish (start, SetBackground, the wanted set). O(pieces).
+func (t *Torrent) recomputeAllPrioritiesLocked() {
+	for i := range t.prio {
+		t.prio[i], t.prioKey[i] = t.basePrioLocked(i), 0
+	}
+	t.raiseReadersLocked()
+}
+
+// recomputePriorityLocked re-derives the priorities after a change of the readers (a read
+// blocks or ends, a window moves, a reader opens or closes): the pieces raised last time go
+// back to their base, then the readers raise theirs. O(pieces the readers claim).
+func (t *Torrent) recomputePriorityLocked() {
+	for _, i := range t.urgent {
+		t.prio[i], t.prioKey[i] = t.basePrioLocked(i), 0
+	}
+	t.raiseReadersLocked()
+}
+
+// raiseReadersLocked raises the pieces each reader claims and lists them in t.urgent.
+func (t *Torrent) raiseReadersLocked() {
 	defer t.collectUrgentLocked()
 	var oldest int64
 	t.streamStartKey = 0
@@ -93,8 +113,8 @@ func (t *Torrent) better(a, b int) bool {
 	return t.prioKey[a] < t.prioKey[b]
 }
 
-// collectUrgentLocked lists the pieces above normal priority, so the picker can look at them
-// without scanning every piece.
+// collectUrgentLocked lists the pieces the readers claim (above their base priority), so the
+// picker and the next recompute can look at them without scanning every piece.
 func (t *Torrent) collectUrgentLocked() {
 	t.urgent = t.urgent[:0]
 	for r := range t.readers {

@@ -47,6 +47,9 @@ type Torrent struct {
 	wg     sync.WaitGroup
 	closed chan struct{}
 
+	closeOnce sync.Once // Close runs once; later and concurrent calls return its result
+	closeErr  error
+
 	verifyq chan verifyJob
 
 	// mu guards everything below.
@@ -73,8 +76,6 @@ type Torrent struct {
 	dirtyStore   bool
 	failed       map[int]bool // pieces that failed verification at least once
 	dlScratch    []*pieceDownload
-	freeBufs     [][]byte // piece buffers to reuse, at most maxFreeBufs
-	maxFreeBufs  int
 	lastStoreErr error
 	announceCh   chan struct{}
 	lastUse      []int64     // when each piece was last read (unix nanoseconds), for eviction
@@ -142,32 +143,29 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		c: c, hash: mi.InfoHash, mi: mi, info: &mi.Info, store: opts.Storage, opts: opts,
 		log:    c.log.With("torrent", mi.Info.Name),
 		closed: make(chan struct{}),
-		// At most ~16 MiB of pieces wait for verification and the disk: when the disk is
-		// slower than the network, readers wait for it instead of the heap growing.
-		verifyq: make(chan verifyJob, max(4, min(64, int(16<<20/max(mi.Info.PieceLength, 1))))),
-		// Freed piece buffers are kept up to ~32 MiB (at least 16): a streamed read with small
-		// pieces has over a hundred in flight, and each new one costs the runtime a zeroed
-		// allocation and the kernel fresh pages.
-		maxFreeBufs: max(16, int(32<<20/max(mi.Info.PieceLength, 1))),
-		have:        make([]bool, n),
-		wanted:      make([]bool, n),
-		avail:       make([]int, n),
-		prio:        make([]prioCls, n),
-		prioKey:     make([]int64, n),
-		downloads:   map[int]*pieceDownload{},
-		waiters:     map[int]chan struct{}{},
-		readers:     map[*Reader]struct{}{},
-		peers:       map[*peer]struct{}{},
-		candidates:  map[netip.AddrPort]*candidate{},
-		banned:      map[netip.Addr]bool{},
-		strikes:     map[netip.Addr]int{},
-		complete:    make(chan struct{}),
-		noPeerLog:   map[int]bool{},
-		failed:      map[int]bool{},
-		announceCh:  make(chan struct{}, 1),
-		lastUse:     make([]int64, n),
-		pins:        map[int]int{},
-		busy:        make([]bool, n),
+		// At most ~16 MiB of written pieces wait for verification: when hashing is slower
+		// than the network, the peers' read loops wait for it instead of the page cache
+		// filling with unverified pieces.
+		verifyq:    make(chan verifyJob, max(4, min(64, int(16<<20/max(mi.Info.PieceLength, 1))))),
+		have:       make([]bool, n),
+		wanted:     make([]bool, n),
+		avail:      make([]int, n),
+		prio:       make([]prioCls, n),
+		prioKey:    make([]int64, n),
+		downloads:  map[int]*pieceDownload{},
+		waiters:    map[int]chan struct{}{},
+		readers:    map[*Reader]struct{}{},
+		peers:      map[*peer]struct{}{},
+		candidates: map[netip.AddrPort]*candidate{},
+		banned:     map[netip.Addr]bool{},
+		strikes:    map[netip.Addr]int{},
+		complete:   make(chan struct{}),
+		noPeerLog:  map[int]bool{},
+		failed:     map[int]bool{},
+		announceCh: make(chan struct{}, 1),
+		lastUse:    make([]int64, n),
+		pins:       map[int]int{},
+		busy:       make([]bool, n),
 	}
 	t.ctx, t.cancel = context.WithCancel(c.ctx)
 	for i := range n {
@@ -177,7 +175,7 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		}
 	}
 	t.setWantedLocked(opts.Include)
-	t.recomputePriorityLocked()
+	t.recomputeAllPrioritiesLocked()
 	c.verifiedBytes.Add(t.store.VerifiedBytes())
 	c.torrents[t.hash] = t
 	t.startWorkers()
@@ -201,7 +199,7 @@ func (t *Torrent) SetInclude(include func(fileIndex int) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.setWantedLocked(include)
-	t.recomputePriorityLocked()
+	t.recomputeAllPrioritiesLocked()
 	t.wakeAllLocked()
 }
 
@@ -210,7 +208,7 @@ func (t *Torrent) SetBackground(on bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.opts.Background = on
-	t.recomputePriorityLocked()
+	t.recomputeAllPrioritiesLocked()
 	t.wakeAllLocked()
 }
 
@@ -291,13 +289,15 @@ func (t *Torrent) connOptions() p2p.Options {
 }
 
 // Close stops the torrent: peers are disconnected, "stopped" is announced, and the storage's
-// completion record is saved. The storage itself stays open (its owner closes it).
+// completion record is saved. The storage itself stays open (its owner closes it). It may be
+// called more than once and from several goroutines at once (a user's Close and Client.Close):
+// every call returns when the torrent is closed, with the first call's result.
 func (t *Torrent) Close() error {
-	select {
-	case <-t.closed:
-		return nil
-	default:
-	}
+	t.closeOnce.Do(func() { t.closeErr = t.close() })
+	return t.closeErr
+}
+
+func (t *Torrent) close() error {
 	close(t.closed)
 	t.cancel()
 	t.mu.Lock()

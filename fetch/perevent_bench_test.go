@@ -1,0 +1,100 @@
+package fetch
+
+import (
+	"crypto/sha1"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/p2p"
+	"github.com/gotfs/gotfs/torrentfile"
+)
+
+// benchTorrent adds a torrent of n 16 KiB pieces (nothing on disk: the files stay sparse and
+// unwritten) to a client and returns it with a peer that has every piece and unchokes us.
+func benchTorrent(b *testing.B, n int, background bool) (*Torrent, *peer) {
+	b.Helper()
+	const pl = 16 << 10
+	info := torrentfile.Info{Name: "big", PieceLength: pl, Length: int64(n) * pl, Pieces: make([]torrentfile.Hash, n),
+		Files: []torrentfile.File{{Path: []string{"big"}, Length: int64(n) * pl}}}
+	for i := range info.Pieces {
+		info.Pieces[i] = sha1.Sum([]byte{byte(i), byte(i >> 8), byte(i >> 16)})
+	}
+	mi := &torrentfile.Metainfo{Info: info, InfoHash: sha1.Sum([]byte(fmt.Sprint("bench", n)))}
+	dir := b.TempDir()
+	st, err := cache.Open(&mi.Info, cache.Options{DataDir: filepath.Join(dir, "data"), RecordPath: filepath.Join(dir, "rec"), InfoHash: mi.InfoHash})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	c, err := NewClient(Config{ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	tor, err := c.AddTorrent(mi, TorrentOptions{Storage: st, NoTrackers: true, Background: background})
+	if err != nil {
+		b.Fatal(err)
+	}
+	has := p2p.NewBitfield(n)
+	for i := range n {
+		has.Set(i)
+	}
+	p := &peer{t: tor, has: has, hasCount: n, amInterested: true, depth: 4, maxDepth: 4, wakeCh: make(chan struct{}, 1)}
+	return tor, p
+}
+
+// BenchmarkPerEvent measures the engine's per-event costs on torrents of 4 k and 400 k pieces:
+// they must not grow with the torrent (O(window) or O(log pieces), not O(pieces)).
+//   - pick: a peer looks for a new piece on a mount without --prefetch whose reader's window
+//     is all in progress already (nothing to start: the worst case of a full scan);
+//   - window: a sequential read moves a reader's 2 MiB readahead window by one piece and the
+//     priorities follow.
+func BenchmarkPerEvent(b *testing.B) {
+	for _, n := range []int{4_000, 400_000} {
+		b.Run(fmt.Sprintf("pick/pieces=%d", n), func(b *testing.B) {
+			tor, p := benchTorrent(b, n, false)
+			r, err := tor.NewReader(0, ReaderOptions{MaxReadahead: 2 << 20})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			tor.mu.Lock()
+			defer tor.mu.Unlock()
+			r.moveWindowLocked(0, 16<<10)
+			tor.recomputePriorityLocked()
+			for _, i := range tor.urgent {
+				tor.busy[i] = true // every piece the reader wants is in progress
+			}
+			b.ResetTimer()
+			for range b.N {
+				if i := tor.pickNewPieceLocked(p); i >= 0 {
+					b.Fatalf("picked piece %d", i)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("window/pieces=%d", n), func(b *testing.B) {
+			tor, _ := benchTorrent(b, n, false)
+			r, err := tor.NewReader(0, ReaderOptions{MaxReadahead: 2 << 20})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			tor.mu.Lock()
+			defer tor.mu.Unlock()
+			size := tor.info.Length
+			off := int64(0)
+			b.ResetTimer()
+			for range b.N {
+				if r.moveWindowLocked(off, 16<<10) {
+					tor.recomputePriorityLocked()
+				}
+				off += 16 << 10
+				if off+16<<10 >= size/2 {
+					off = 0
+				}
+			}
+		})
+	}
+}
