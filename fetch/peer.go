@@ -546,10 +546,32 @@ func (p *peer) prepareLocked(msgs []p2p.Message, ups []blockReq) ([]p2p.Message,
 	}
 	if !p.amChoking || p.fast.enabled {
 		k := min(len(p.uploads), uploadBatch)
-		ups = append(ups, p.uploads[:k]...)
+		for _, u := range p.uploads[:k] {
+			// A queued request whose piece was evicted since is rejected; the others are
+			// pinned until sent (unpinUploadsLocked), so no eviction punches them meanwhile.
+			if !t.have[u.piece] {
+				p.rejectLocked(p2p.Message{ID: p2p.MsgRequest, Index: u.piece, Begin: u.begin, Length: u.length})
+				continue
+			}
+			t.pins[int(u.piece)]++
+			ups = append(ups, u)
+		}
 		p.uploads = append(p.uploads[:0], p.uploads[k:]...)
+		msgs = append(msgs, p.out...) // the rejections
+		clear(p.out)
+		p.out = p.out[:0]
 	}
 	return msgs, ups
+}
+
+// unpinUploadsLocked releases the pins prepareLocked took for uploads.
+func (t *Torrent) unpinUploadsLocked(ups []blockReq) {
+	for _, u := range ups {
+		i := int(u.piece)
+		if t.pins[i]--; t.pins[i] <= 0 {
+			delete(t.pins, i)
+		}
+	}
 }
 
 func (p *peer) writeLoop() {
@@ -580,11 +602,15 @@ func (p *peer) writeLoop() {
 			if len(msgs) == 0 && len(ups) == 0 {
 				break
 			}
-			if err := p.send(msgs, ups, block); err != nil {
+			err := p.send(msgs, ups, block)
+			t.mu.Lock()
+			t.unpinUploadsLocked(ups)
+			t.mu.Unlock()
+			if err != nil {
 				p.conn.Close() // the reader sees the error and removes the peer
 				return
 			}
-			more := len(ups) == uploadBatch
+			more := len(ups) > 0 // an upload batch may have left more queued
 			clear(msgs)
 			msgs, ups = msgs[:0], ups[:0]
 			if !more {

@@ -407,3 +407,38 @@ func TestTorrentCloseConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadPinsItsPieces: a block queued for upload is pinned from the moment the writer
+// takes it until it is sent, so an eviction meanwhile keeps its piece (it would upload the
+// zeros of a punched hole); a queued request whose piece was evicted before the writer took
+// it is rejected, not an error that drops the peer.
+func TestUploadPinsItsPieces(t *testing.T) {
+	f := newEvictFixture(t, "127.0.0.223", false)
+	p := &peer{t: f.tor, wakeCh: make(chan struct{}, 1), fast: fastState{enabled: true}}
+	const kept, gone = 2, 5
+	tor := f.tor
+	tor.mu.Lock()
+	p.uploads = []blockReq{{piece: kept, begin: 0, length: 1 << 10}, {piece: gone, begin: 0, length: 1 << 10}}
+	tor.have[gone] = false // as if evicted after the request was queued
+	_, ups := p.prepareLocked(nil, nil)
+	tor.have[gone] = true
+	tor.mu.Unlock()
+	if len(ups) != 1 || ups[0].piece != kept {
+		t.Fatalf("uploads taken %+v, want only piece %d's block", ups, kept)
+	}
+	// While the block is in the writer's hands, eviction spares its piece.
+	if !f.c.evictOnce(1) {
+		t.Fatal("evictOnce evicted nothing")
+	}
+	f.checkPiece(t, kept)
+	tor.mu.Lock()
+	tor.unpinUploadsLocked(ups)
+	pinned := tor.pins[kept]
+	tor.mu.Unlock()
+	if pinned != 0 {
+		t.Errorf("piece %d still pinned %d times after the upload", kept, pinned)
+	}
+	if s := tor.Stats(); s.Evicted != f.pieces-1 {
+		t.Errorf("%d pieces evicted, want all but the one being uploaded (%d)", s.Evicted, f.pieces-1)
+	}
+}
