@@ -77,3 +77,31 @@ func TestWriteBlockReadOnly(t *testing.T) {
 		t.Errorf("WriteBlock on a read-only storage: %v", err)
 	}
 }
+
+// TestEvictFailureKeepsWholePieces: a piece unverified for eviction whose eviction fails
+// before its bytes are touched is verified again (the engine relies on it to let waiting reads
+// go on).
+func TestEvictFailureKeepsWholePieces(t *testing.T) {
+	info, data := oddLayout(t)
+	opts := testOptions(t)
+	s := mustOpen(t, info, opts)
+	writeAll(t, s, info, data, []int{0, 1, 2}, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts.ReadOnly = true
+	s = mustOpen(t, info, opts)
+	defer s.Close()
+	s.Unverify(1)
+	if s.Verified(1) {
+		t.Fatal("Unverify left the piece verified")
+	}
+	if err := s.EvictPieces([]int{1, 2}); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("EvictPieces on a read-only storage: %v", err)
+	}
+	for _, i := range []int{1, 2} {
+		if !s.Verified(i) {
+			t.Errorf("piece %d not verified again after a failed eviction", i)
+		}
+	}
+}

@@ -743,22 +743,41 @@ func (s *Storage) syncLocked() error {
 	return nil
 }
 
-// Evict drops piece i: it clears the piece's bit, rewrites the record if it listed the
-// piece, then punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE) over the piece's bytes in each
-// file, so the disk space is freed. Pieces never overlap, so no other piece loses bytes.
+// Unverify clears piece i's verified bit at once, so that no read, upload or record takes the
+// piece from now on; its bytes stay on disk until EvictPieces punches them. A caller that
+// decides evictions under its own lock calls this under that lock, then EvictPieces outside.
+func (s *Storage) Unverify(i int) {
+	if uint(i) < uint(len(s.info.Pieces)) {
+		s.clearBit(i)
+	}
+}
+
+// Evict drops piece i: see EvictPieces.
 func (s *Storage) Evict(i int) error {
 	return s.EvictPieces([]int{i})
 }
 
-// EvictPieces is Evict for several pieces at once, with at most one record rewrite.
-func (s *Storage) EvictPieces(pieces []int) error {
-	if s.opts.ReadOnly {
-		return fmt.Errorf("evict: %w", ErrReadOnly)
-	}
+// EvictPieces drops pieces: it clears their bits (if Unverify has not), rewrites the record if
+// it listed any of them, then punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE) over each piece's
+// bytes in each file, so the disk space is freed. Pieces never overlap, so no other piece loses
+// bytes. On an error, the pieces whose bytes are still whole are verified again (Verified tells
+// which); a piece whose hole was begun stays unverified.
+func (s *Storage) EvictPieces(pieces []int) (err error) {
 	for _, i := range pieces {
 		if uint(i) >= uint(len(s.info.Pieces)) {
 			return fmt.Errorf("evict piece %d: out of range (%d pieces)", i, len(s.info.Pieces))
 		}
+	}
+	punched := 0 // pieces[:punched] lost (or began to lose) their bytes
+	defer func() {
+		if err != nil {
+			for _, i := range pieces[punched:] {
+				s.setBit(i)
+			}
+		}
+	}()
+	if s.opts.ReadOnly {
+		return fmt.Errorf("evict: %w", ErrReadOnly)
 	}
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
@@ -780,7 +799,9 @@ func (s *Storage) EvictPieces(pieces []int) error {
 		}
 	}
 	files := s.info.Files
-	for _, i := range pieces {
+	for k, i := range pieces {
+		punched = k + 1
+		began := false // a hole was punched in some file of this piece
 		off := s.info.PieceOffset(i)
 		end := off + s.info.PieceSize(i)
 		for fi := s.info.FileAt(off); fi >= 0 && fi < len(files) && files[fi].Offset < end; fi++ {
@@ -796,10 +817,14 @@ func (s *Storage) EvictPieces(pieces []int) error {
 				}
 				var err error
 				if w, err = s.writer(fi); err != nil {
+					if !began {
+						punched = k // the piece is still whole
+					}
 					return fmt.Errorf("evict piece %d: %s: %w", i, sf.path, unwrapPath(err))
 				}
 			}
 			lo, hi := max(off, f.Offset), min(end, f.Offset+f.Length)
+			began = true
 			if err := punchHole(w, lo-f.Offset, hi-lo); err != nil {
 				return fmt.Errorf("evict piece %d: punch hole in %s: %w", i, sf.path, err)
 			}

@@ -56,7 +56,7 @@ func (t *Torrent) announceLoop() {
 			}
 			t.mu.Lock()
 			t.addCandidatesLocked(resp.Peers)
-			needy := t.haveCount < len(t.have)
+			needy := t.store.VerifiedCount() < t.info.NumPieces()
 			few := needy && len(t.peers) < 5
 			starving := needy && len(t.peers) == 0 && len(resp.Peers) <= 1 // the one may be us
 			t.mu.Unlock()
@@ -93,12 +93,7 @@ func (t *Torrent) announceLoop() {
 func (t *Torrent) announceRequest(event tracker.Event) tracker.AnnounceRequest {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var left int64
-	for i, h := range t.have {
-		if !h {
-			left += t.info.PieceSize(i)
-		}
-	}
+	left := t.info.Length - t.store.VerifiedBytes()
 	return tracker.AnnounceRequest{
 		InfoHash:   t.hash,
 		PeerID:     t.c.peerID,

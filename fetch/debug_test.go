@@ -10,7 +10,7 @@ func (t *Torrent) debugString() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "have %d/%d, downloads %d, verifying or evicting %d, waiters %d\n", t.haveCount, len(t.have), len(t.downloads), countTrue(t.busy)-len(t.downloads), len(t.waiters))
+	fmt.Fprintf(&b, "have %d/%d, downloads %d, verifying or evicting %d, waiters %d\n", t.store.VerifiedCount(), t.info.NumPieces(), len(t.downloads), countTrue(t.busy)-len(t.downloads), len(t.waiters))
 	for i := range t.waiters {
 		fmt.Fprintf(&b, "  waiter piece %d prio %d avail %d", i, t.prio[i], t.avail[i])
 		if d := t.downloads[i]; d != nil {

@@ -66,8 +66,8 @@ func (c *Client) evictOnce(limit int64) bool {
 	for _, t := range ts {
 		t.mu.Lock()
 		protected := t.protectedLocked()
-		for i, h := range t.have {
-			if h && !protected[i] {
+		for i := range t.info.NumPieces() {
+			if t.store.Verified(i) && !t.busy[i] && !protected[i] {
 				cands = append(cands, evictCandidate{t, i, t.lastUse[i], t.info.PieceSize(i)})
 			}
 		}
@@ -93,7 +93,7 @@ func (c *Client) evictOnce(limit int64) bool {
 
 // protectedLocked marks pieces that readers need now or soon.
 func (t *Torrent) protectedLocked() []bool {
-	p := make([]bool, len(t.have))
+	p := make([]bool, t.info.NumPieces())
 	for i := range t.pins {
 		p[i] = true
 	}
@@ -121,13 +121,12 @@ func (t *Torrent) evict(pieces []int) {
 	protected := t.protectedLocked()
 	var keep []int
 	for _, i := range pieces {
-		if !t.have[i] || t.busy[i] || protected[i] {
+		if !t.store.Verified(i) || t.busy[i] || protected[i] {
 			continue
 		}
 		// Forget the piece first, so nobody starts to read it while its bytes go: a
 		// WaitPinned from now on sees it missing and waits for it to be verified again.
-		t.have[i] = false
-		t.haveCount--
+		t.store.Unverify(i)
 		t.busy[i] = true
 		if t.wanted[i] {
 			t.wantedLeft++
@@ -150,10 +149,8 @@ func (t *Torrent) evict(pieces []int) {
 	for _, i := range keep {
 		t.busy[i] = false
 		if err != nil && t.store.Verified(i) {
-			// Not evicted after all: the bytes are still there and still verified. Reads
-			// that began to wait for the piece meanwhile can go on.
-			t.have[i] = true
-			t.haveCount++
+			// Not evicted after all: the bytes are still whole, and EvictPieces verified
+			// them again. Reads that began to wait for the piece meanwhile can go on.
 			if t.wanted[i] {
 				t.wantedLeft--
 			}

@@ -79,7 +79,7 @@ func (t *Torrent) handleExtendedLocked(p *peer, m p2p.Message) error {
 		if err != nil {
 			return err
 		}
-		seeding := t.haveCount == len(t.have)
+		seeding := t.store.VerifiedCount() == t.info.NumPieces()
 		addrs := make([]netip.AddrPort, 0, len(msg.Added))
 		for _, a := range msg.Added {
 			if seeding && a.Flags&p2p.PexSeed != 0 {
@@ -138,7 +138,7 @@ func (t *Torrent) sendPexLocked(now time.Time) {
 	for q := range t.peers {
 		if a, ok := q.dialableAddr(); ok {
 			var flags byte
-			if q.hasCount == len(t.have) {
+			if q.hasCount == t.info.NumPieces() {
 				flags |= p2p.PexSeed
 			}
 			if !q.incoming {

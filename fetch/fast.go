@@ -33,9 +33,9 @@ type fastState struct {
 // allowed-fast set.
 func (t *Torrent) sendFastHelloLocked(p *peer) {
 	switch {
-	case t.haveCount == 0:
+	case t.store.VerifiedCount() == 0:
 		p.out = append(p.out, p2p.HaveNone())
-	case t.haveCount == len(t.have):
+	case t.store.VerifiedCount() == t.info.NumPieces():
 		p.out = append(p.out, p2p.HaveAll())
 	default:
 		p.out = append(p.out, p2p.Message{ID: p2p.MsgBitfield, Payload: t.bitfieldLocked()})
@@ -44,7 +44,7 @@ func (t *Torrent) sendFastHelloLocked(p *peer) {
 		return
 	}
 	p.fast.out = map[uint32]bool{}
-	for _, i := range p2p.AllowedFastSet(t.hash, p.addr.Addr(), len(t.have), allowedFastCount) {
+	for _, i := range p2p.AllowedFastSet(t.hash, p.addr.Addr(), t.info.NumPieces(), allowedFastCount) {
 		p.fast.out[i] = true
 		p.out = append(p.out, p2p.AllowedFast(i))
 	}

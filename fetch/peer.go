@@ -139,7 +139,7 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 	switch {
 	case p.fast.enabled:
 		t.sendFastHelloLocked(p)
-	case t.haveCount > 0:
+	case t.store.VerifiedCount() > 0:
 		p.out = append(p.out, p2p.Message{ID: p2p.MsgBitfield, Payload: t.bitfieldLocked()})
 	}
 	if hs.SupportsExtensions() {
@@ -168,13 +168,7 @@ func (t *Torrent) keepNewDuplicate(newIncoming bool, remote [20]byte) bool {
 }
 
 func (t *Torrent) bitfieldLocked() []byte {
-	bf := p2p.NewBitfield(len(t.have))
-	for i, h := range t.have {
-		if h {
-			bf.Set(i)
-		}
-	}
-	return bf
+	return t.store.VerifiedBitfield()
 }
 
 // removePeer forgets a peer whose connection ended.
@@ -321,7 +315,7 @@ var errBothSeeders = errors.New("both sides are seeders")
 // checkBothSeedersLocked ends the connection when p and we both have every piece: there is
 // nothing to trade.
 func (t *Torrent) checkBothSeedersLocked(p *peer) error {
-	if n := len(t.have); n > 0 && t.haveCount == n && p.hasCount == n {
+	if n := t.info.NumPieces(); n > 0 && t.store.VerifiedCount() == n && p.hasCount == n {
 		return errBothSeeders
 	}
 	return nil
@@ -345,7 +339,7 @@ func (t *Torrent) handleRequestLocked(p *peer, m p2p.Message) error {
 		p.rejectLocked(m)
 		return nil
 	}
-	if int(m.Index) >= len(t.have) || !t.have[m.Index] {
+	if int(m.Index) >= t.info.NumPieces() || !t.store.Verified(int(m.Index)) {
 		p.rejectLocked(m)
 		return nil
 	}
@@ -502,14 +496,14 @@ func (p *peer) wasCancelled(piece, begin uint32) bool {
 
 // wantsLocked reports whether piece i is one we would fetch now.
 func (t *Torrent) wantsLocked(i int) bool {
-	return !t.have[i] && t.prio[i] != prioNone
+	return !t.store.Verified(i) && t.prio[i] != prioNone
 }
 
 // interestedInLocked reports whether p has a piece we want, starting the scan at a hint. While
 // requests are outstanding at p we stay interested (a peer may drop requests of an
 // uninterested peer).
 func (t *Torrent) interestedInLocked(p *peer) bool {
-	n := len(t.have)
+	n := t.info.NumPieces()
 	if len(p.requests) > 0 {
 		return true
 	}
@@ -549,7 +543,7 @@ func (p *peer) prepareLocked(msgs []p2p.Message, ups []blockReq) ([]p2p.Message,
 		for _, u := range p.uploads[:k] {
 			// A queued request whose piece was evicted since is rejected; the others are
 			// pinned until sent (unpinUploadsLocked), so no eviction punches them meanwhile.
-			if !t.have[u.piece] {
+			if !t.store.Verified(int(u.piece)) {
 				p.rejectLocked(p2p.Message{ID: p2p.MsgRequest, Index: u.piece, Begin: u.begin, Length: u.length})
 				continue
 			}

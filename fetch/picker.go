@@ -266,7 +266,7 @@ const pickWindow = 64
 
 // pickableLocked reports whether piece i can be started with p now.
 func (t *Torrent) pickableLocked(p *peer, i int) bool {
-	return t.prio[i] != prioNone && !t.have[i] && !t.busy[i] && p.canRequest(i) &&
+	return t.prio[i] != prioNone && !t.busy[i] && !t.store.Verified(i) && p.canRequest(i) &&
 		!(p.snubbed && t.prio[i] == prioNow)
 }
 
@@ -286,7 +286,7 @@ func (t *Torrent) pickNewPieceLocked(p *peer) int {
 	if !t.opts.Background || t.wantedLeft == 0 {
 		return -1 // no piece is wanted in the background (a mount without --prefetch): no scan
 	}
-	random := t.haveCount < randomFirstPieces
+	random := t.store.VerifiedCount() < randomFirstPieces
 	ties, seen := 0, 0
 	n := len(t.prio)
 	for k := 0; k < n && seen < pickWindow; k++ {

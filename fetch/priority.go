@@ -26,7 +26,7 @@ const hintKeyBase = int64(1) << 40
 
 // basePrioLocked is piece i's priority class when no reader claims it.
 func (t *Torrent) basePrioLocked(i int) prioCls {
-	if !t.have[i] && t.opts.Background && t.wanted[i] {
+	if t.opts.Background && t.wanted[i] && !t.store.Verified(i) {
 		return prioNormal
 	}
 	return prioNone
@@ -81,7 +81,7 @@ func (t *Torrent) raiseReadersLocked() {
 
 // raise lifts piece i to class c with ordering key k, keeping the better of two claims.
 func (t *Torrent) raise(i int, c prioCls, k int64) {
-	if i < 0 || i >= len(t.prio) || t.have[i] {
+	if i < 0 || i >= len(t.prio) || t.store.Verified(i) {
 		return
 	}
 	switch {

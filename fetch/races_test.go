@@ -69,11 +69,8 @@ func newEvictFixture(t *testing.T, ip string, readOnly bool) *evictFixture {
 // checkPiece checks that piece i is verified and that the storage holds its bytes.
 func (f *evictFixture) checkPiece(t *testing.T, i int) {
 	t.Helper()
-	f.tor.mu.Lock()
-	have := f.tor.have[i]
-	f.tor.mu.Unlock()
-	if !have || !f.st.Verified(i) {
-		t.Errorf("piece %d was evicted (have %v, storage verified %v)", i, have, f.st.Verified(i))
+	if !f.st.Verified(i) {
+		t.Errorf("piece %d was evicted", i)
 	}
 	off := int64(i) * f.pieceLen
 	buf := make([]byte, f.pieceLen)
@@ -419,9 +416,11 @@ func TestUploadPinsItsPieces(t *testing.T) {
 	tor := f.tor
 	tor.mu.Lock()
 	p.uploads = []blockReq{{piece: kept, begin: 0, length: 1 << 10}, {piece: gone, begin: 0, length: 1 << 10}}
-	tor.have[gone] = false // as if evicted after the request was queued
+	f.st.Unverify(gone) // as if evicted after the request was queued
 	_, ups := p.prepareLocked(nil, nil)
-	tor.have[gone] = true
+	if _, err := f.st.VerifyPiece(gone, nil); err != nil {
+		t.Fatal(err)
+	}
 	tor.mu.Unlock()
 	if len(ups) != 1 || ups[0].piece != kept {
 		t.Fatalf("uploads taken %+v, want only piece %d's block", ups, kept)

@@ -160,7 +160,7 @@ func (r *Reader) WaitPinned(ctx context.Context, off, n int64) (release func(), 
 	now := time.Now()
 	for i := first; i < last; i++ {
 		t.pins[i]++
-		if t.have[i] {
+		if t.store.Verified(i) {
 			continue
 		}
 		ch := t.waiters[i]
@@ -218,7 +218,7 @@ func (r *Reader) WaitPinned(ctx context.Context, off, n int64) (release func(), 
 			delete(r.waitCount, i)
 			delete(r.waits, i)
 		}
-		if err == nil && !t.have[i] {
+		if err == nil && !t.store.Verified(i) {
 			// Woken without the piece: it verified but could not be stored.
 			err = fmt.Errorf("piece %d could not be stored: %w", i, t.lastStoreErr)
 		}

@@ -118,7 +118,7 @@ func (t *Torrent) chokeRoundLocked(rotateOptimistic bool) {
 	if t.c.cfg.NoUpload {
 		return
 	}
-	seeding := t.haveCount == len(t.have)
+	seeding := t.store.VerifiedCount() == t.info.NumPieces()
 	var interested []*peer
 	var current *peer
 	for p := range t.peers {

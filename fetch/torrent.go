@@ -54,8 +54,6 @@ type Torrent struct {
 
 	// mu guards everything below.
 	mu           sync.Mutex
-	have         []bool    // verified pieces (mirrors storage)
-	haveCount    int       // number of verified pieces
 	wanted       []bool    // pieces the user wants fetched in the background
 	wantedLeft   int       // wanted pieces not yet verified
 	avail        []int     // how many connected peers have each piece
@@ -147,7 +145,6 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		// than the network, the peers' read loops wait for it instead of the page cache
 		// filling with unverified pieces.
 		verifyq:    make(chan verifyJob, max(4, min(64, int(16<<20/max(mi.Info.PieceLength, 1))))),
-		have:       make([]bool, n),
 		wanted:     make([]bool, n),
 		avail:      make([]int, n),
 		prio:       make([]prioCls, n),
@@ -168,12 +165,6 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		busy:       make([]bool, n),
 	}
 	t.ctx, t.cancel = context.WithCancel(c.ctx)
-	for i := range n {
-		if t.store.Verified(i) {
-			t.have[i] = true
-			t.haveCount++
-		}
-	}
 	t.setWantedLocked(opts.Include)
 	t.recomputeAllPrioritiesLocked()
 	c.verifiedBytes.Add(t.store.VerifiedBytes())
@@ -227,7 +218,7 @@ func (t *Torrent) setWantedLocked(include func(int) bool) {
 	}
 	t.wantedLeft = 0
 	for i, w := range t.wanted {
-		if w && !t.have[i] {
+		if w && !t.store.Verified(i) {
 			t.wantedLeft++
 		}
 	}
@@ -250,13 +241,9 @@ func (t *Torrent) Stats() Stats {
 	defer t.mu.Unlock()
 	s := t.stats
 	s.Peers = len(t.peers)
-	s.Verified = t.haveCount
-	s.Pieces = len(t.have)
-	for i, h := range t.have {
-		if h {
-			s.VerifiedBytes += t.info.PieceSize(i)
-		}
-	}
+	s.Verified = t.store.VerifiedCount()
+	s.Pieces = t.info.NumPieces()
+	s.VerifiedBytes = t.store.VerifiedBytes()
 	for r := range t.readers {
 		s.WaitingReads += r.waitingReads
 	}
@@ -267,7 +254,7 @@ func (t *Torrent) Stats() Stats {
 func (t *Torrent) Seeding() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.haveCount == len(t.have)
+	return t.store.VerifiedCount() == t.info.NumPieces()
 }
 
 func (t *Torrent) acceptsIncoming() bool {

@@ -82,11 +82,7 @@ func (t *Torrent) verify(job verifyJob, scratch []byte) {
 
 // pieceVerifiedLocked records a verified piece, releases its readers and tells the peers.
 func (t *Torrent) pieceVerifiedLocked(i int) {
-	if t.have[i] {
-		return
-	}
-	t.have[i] = true
-	t.haveCount++
+	// The storage set the piece's bit (VerifyPiece): this is the engine's bookkeeping.
 	t.dirtyStore = true
 	t.lastUse[i] = time.Now().UnixNano()
 	t.prio[i] = prioNone
@@ -99,9 +95,10 @@ func (t *Torrent) pieceVerifiedLocked(i int) {
 		delete(t.waiters, i)
 	}
 	delete(t.failed, i)
-	seeding := t.haveCount == len(t.have)
+	n := t.info.NumPieces()
+	seeding := t.store.VerifiedCount() == n
 	for p := range t.peers {
-		if seeding && p.hasCount == len(t.have) {
+		if seeding && p.hasCount == n {
 			p.conn.Close() // two seeders have nothing to trade
 			continue
 		}
