@@ -13,7 +13,7 @@ import (
 
 // benchTorrent adds a torrent of n 16 KiB pieces (nothing on disk: the files stay sparse and
 // unwritten) to a client and returns it with a peer that has every piece and unchokes us.
-func benchTorrent(b *testing.B, n int, background bool) (*Torrent, *peer) {
+func benchTorrent(b testing.TB, n int, background bool) (*Torrent, *peer) {
 	b.Helper()
 	const pl = 16 << 10
 	info := torrentfile.Info{Name: "big", PieceLength: pl, Length: int64(n) * pl, Pieces: make([]torrentfile.Hash, n),
