@@ -136,6 +136,53 @@ func (r *Reader) Wait(ctx context.Context, off, n int64) error {
 	return err
 }
 
+// PinVerified pins the pieces under [off, off+n) when every one of them is verified, and
+// reports false (pinning nothing) when one is not; it never waits. It is for a caller that
+// must not block, such as an open that serves a whole file by passthrough only if it is
+// complete. release is never nil and may be called more than once.
+func (r *Reader) PinVerified(off, n int64) (release func(), ok bool) {
+	t := r.t
+	if off+n > r.size {
+		n = r.size - off
+	}
+	if n <= 0 {
+		return func() {}, true
+	}
+	first, last := t.info.PieceRange(r.base+off, n)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.closed || !t.acceptsIncoming() {
+		return func() {}, false
+	}
+	for i := first; i < last; i++ {
+		if !t.store.Verified(i) {
+			return func() {}, false
+		}
+	}
+	for i := first; i < last; i++ {
+		t.pins[i]++
+	}
+	return t.unpinFunc(first, last), true
+}
+
+// unpinFunc returns a release for pins on [first, last) that acts once.
+func (t *Torrent) unpinFunc(first, last int) func() {
+	var once bool
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if once {
+			return
+		}
+		once = true
+		for i := first; i < last; i++ {
+			if t.pins[i]--; t.pins[i] <= 0 {
+				delete(t.pins, i)
+			}
+		}
+	}
+}
+
 // WaitPinned is Wait that also pins the pieces under [off, off+n): they are not evicted until
 // release is called (after the bytes were copied or spliced to the caller). release is never
 // nil and may be called more than once.
@@ -184,20 +231,7 @@ func (r *Reader) WaitPinned(ctx context.Context, off, n int64) (release func(), 
 		t.wakeAllLocked()
 	}
 	t.mu.Unlock()
-	var once bool
-	release = func() {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		if once {
-			return
-		}
-		once = true
-		for i := first; i < last; i++ {
-			if t.pins[i]--; t.pins[i] <= 0 {
-				delete(t.pins, i)
-			}
-		}
-	}
+	release = t.unpinFunc(first, last)
 	if len(pieces) == 0 {
 		return release, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strconv"
 	"sync"
@@ -101,6 +102,15 @@ type FS struct {
 	// reads counts Read calls and passOpens opens answered in passthrough mode (Counters).
 	reads, passOpens atomic.Int64
 
+	// files finds a file by the FUSE node ID the kernel names it with (its StableAttr.Ino:
+	// the mount uses fs.Options.ExternalNodeID), for rawFS.Open. A file is in it before it is
+	// linked in the tree and stays for the mount's life, as its inode does.
+	filesMu sync.RWMutex
+	files   map[uint64]*fileNode
+
+	// testHookReleased, unset outside tests, is called at the end of every handle's Release.
+	testHookReleased atomic.Pointer[func(passthrough bool)]
+
 	done chan struct{} // closed when the FUSE server stops (unmounted, here or elsewhere)
 
 	mu       sync.Mutex
@@ -119,6 +129,7 @@ func Mount(dir string, opts Options) (*FS, error) {
 	f := &FS{
 		opts: opts, log: log, dir: dir, done: make(chan struct{}),
 		torrents: map[torrentfile.Hash]string{},
+		files:    map[uint64]*fileNode{},
 		uid:      uint32(os.Getuid()), gid: uint32(os.Getgid()),
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
@@ -130,6 +141,10 @@ func Mount(dir string, opts Options) (*FS, error) {
 		NegativeTimeout: &nt,
 		UID:             f.uid,
 		GID:             f.gid,
+		// The node ID of a request is the node's StableAttr.Ino, so that rawFS.Open can find
+		// the file a passthrough open is for (go-fuse's own node IDs are not exported). Inode
+		// numbers are still assigned by go-fuse, each once.
+		ExternalNodeID: true,
 		MountOptions: fuse.MountOptions{
 			FsName:       "gotfs",
 			Name:         "gotfs",
@@ -141,12 +156,21 @@ func Mount(dir string, opts Options) (*FS, error) {
 			Debug:        opts.Debug,
 		},
 	}
-	server, err := fs.Mount(dir, f.root, fopts)
+	// fs.Mount, but with go-fuse's filesystem wrapped in rawFS, which does the passthrough
+	// registrations itself.
+	raw := &rawFS{RawFileSystem: fs.NewNodeFS(f.root, fopts), fs: f}
+	server, err := fuse.NewServer(raw, dir, &fopts.MountOptions)
 	if err != nil {
 		f.cancel()
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	f.server = server
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		// As in fs.Mount: the serve loop of a failed mount ends by itself.
+		f.cancel()
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
 	f.passthrough = !opts.NoPassthrough && os.Geteuid() == 0 &&
 		server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0
 	go func() {
@@ -234,12 +258,19 @@ func (f *FS) Add(t *fetch.Torrent, mtime time.Time) (string, error) {
 		}
 	}
 	ctx := context.Background()
+	files := map[uint64]*fileNode{}
+	newFile := func(i int) *fs.Inode {
+		n := &fileNode{fs: f, t: t, idx: i, size: info.Files[i].Length, mtime: mtime}
+		in := rootIn.NewPersistentInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG})
+		files[in.StableAttr().Ino] = n
+		return in
+	}
 	single := len(info.Files[visible[0]].Path) == 1
 	var topIn *fs.Inode
 	if single {
 		// A single-file torrent (or a one-element path): the file itself is the entry.
 		i := visible[0]
-		topIn = rootIn.NewPersistentInode(ctx, f.newFile(t, i, mtime), fs.StableAttr{Mode: syscall.S_IFREG})
+		topIn = newFile(i)
 	} else {
 		topIn = rootIn.NewPersistentInode(ctx, &dirNode{fs: f, mtime: mtime}, fs.StableAttr{Mode: syscall.S_IFDIR})
 		for _, i := range visible {
@@ -262,9 +293,13 @@ func (f *FS) Add(t *fetch.Torrent, mtime time.Time) (string, error) {
 			if dir.GetChild(leaf) != nil {
 				return "", fmt.Errorf("add torrent %s: duplicate path %q", info.Name, p)
 			}
-			dir.AddChild(leaf, rootIn.NewPersistentInode(ctx, f.newFile(t, i, mtime), fs.StableAttr{Mode: syscall.S_IFREG}), false)
+			dir.AddChild(leaf, newFile(i), false)
 		}
 	}
+	// The files become reachable with the top entry: rawFS.Open must find them by then.
+	f.filesMu.Lock()
+	maps.Copy(f.files, files)
+	f.filesMu.Unlock()
 	rootIn.AddChild(top, topIn, false)
 	for _, i := range visible {
 		f.totalSize.Add(info.Files[i].Length)
@@ -278,8 +313,11 @@ func (f *FS) Add(t *fetch.Torrent, mtime time.Time) (string, error) {
 	return top, nil
 }
 
-func (f *FS) newFile(t *fetch.Torrent, i int, mtime time.Time) *fileNode {
-	return &fileNode{fs: f, t: t, idx: i, size: t.Metainfo().Info.Files[i].Length, mtime: mtime}
+// file returns the file with FUSE node ID id, or nil.
+func (f *FS) file(id uint64) *fileNode {
+	f.filesMu.RLock()
+	defer f.filesMu.RUnlock()
+	return f.files[id]
 }
 
 // Unmount stops the filesystem: blocked reads return at once (EIO), the mount is removed (lazily

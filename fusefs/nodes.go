@@ -24,14 +24,13 @@ type dirNode struct {
 }
 
 var (
-	_ fs.NodeGetattrer       = (*dirNode)(nil)
-	_ fs.NodeStatfser        = (*rootNode)(nil)
-	_ fs.NodeGetattrer       = (*fileNode)(nil)
-	_ fs.NodeOpener          = (*fileNode)(nil)
-	_ fs.NodeStatfser        = (*fileNode)(nil)
-	_ fs.FileReader          = (*handle)(nil)
-	_ fs.FileReleaser        = (*handle)(nil)
-	_ fs.FilePassthroughFder = passHandle{}
+	_ fs.NodeGetattrer = (*dirNode)(nil)
+	_ fs.NodeStatfser  = (*rootNode)(nil)
+	_ fs.NodeGetattrer = (*fileNode)(nil)
+	_ fs.NodeOpener    = (*fileNode)(nil)
+	_ fs.NodeStatfser  = (*fileNode)(nil)
+	_ fs.FileReader    = (*handle)(nil)
+	_ fs.FileReleaser  = (*handle)(nil)
 )
 
 // Getattr reports a read-only folder.
@@ -81,22 +80,15 @@ type fileNode struct {
 	size  int64
 	mtime time.Time
 
-	// The kernel refuses to mix passthrough and other opens of one file: mu guards the count
-	// of each kind open now, so every open takes the kind the others have. otherOpen counts
-	// ordinary and O_DIRECT handles, and each stays counted for releaseSettle after its
-	// release (see handle.Release).
+	// The kernel refuses to mix passthrough and other opens of one file, and every passthrough
+	// open of it must name the same backing (the cache file registered with the kernel): mu
+	// guards the count of each kind open now, so every open takes the kind the others have, and
+	// backingID, the registration that passOpen's handles share (0 when passOpen is 0).
 	mu        sync.Mutex
 	otherOpen int
 	passOpen  int
+	backingID int32
 }
-
-// releaseSettle is how long a released ordinary or O_DIRECT handle still keeps its file off
-// passthrough. go-fuse (v2.12.1) drops a reference to the file's passthrough backing on the
-// release of every handle, even one that never had the backing: an ordinary handle whose
-// release finished just after a passthrough open would unregister the backing under the open
-// handle, and the next open would fail with EIO. The release completes microseconds after our
-// Release returns; the settle time keeps passthrough from starting inside that window.
-const releaseSettle = 250 * time.Millisecond
 
 // Getattr reports a 0444 file; st_blocks counts its verified bytes so du shows progress.
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -144,12 +136,17 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	maxSize := n.fs.opts.PassthroughMaxSize
 	eligible := n.fs.passthrough && n.size > 0 && (maxSize <= 0 || n.size <= maxSize)
 	if eligible && (n.passOpen > 0 || (!direct && n.otherOpen == 0 && n.verified(0, n.size))) {
-		if release, err := r.WaitPinned(ctx, 0, n.size); err == nil {
+		// Never wait here (n.mu is held): a piece evicted since the check above makes this an
+		// ordinary open, unless passthrough handles are open (they pin the file whole).
+		release, ok := r.PinVerified(0, n.size)
+		if ok && (n.passOpen > 0 || n.registerBacking()) {
 			h.unpin = release
 			n.passOpen++
 			n.fs.passOpens.Add(1)
-			return passHandle{h}, fuse.FOPEN_KEEP_CACHE, 0
+			// The flag alone tells rawFS.Open to hand the kernel n.backingID (see passthrough.go).
+			return h, fuse.FOPEN_PASSTHROUGH, 0
 		}
+		release()
 	}
 	n.otherOpen++
 	if direct {
@@ -160,32 +157,40 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	return h, fuse.FOPEN_KEEP_CACHE, 0
 }
 
-// handle is one open file (buffered or O_DIRECT): it owns one fetch.Reader for its whole life,
-// so the engine's readahead window grows while reads stay sequential. It has no PassthroughFd
-// on purpose: only passHandle may be passthrough.
+// registerBacking registers the cache file with the kernel as the backing of the file's
+// passthrough opens. n.mu is held and no passthrough handle is open.
+func (n *fileNode) registerBacking() bool {
+	f, err := n.t.Storage().File(n.idx)
+	if err == nil {
+		id, errno := n.fs.server.RegisterBackingFd(&fuse.BackingMap{Fd: int32(f.Fd())})
+		if errno == 0 {
+			n.backingID = id
+			return true
+		}
+		err = errno
+	}
+	n.fs.log.Debug("passthrough unavailable", "file", n.t.Metainfo().Info.Files[n.idx].RelPath(), "err", err)
+	return false
+}
+
+// backing returns the registration the file's passthrough handles share (0 when none is
+// open).
+func (n *fileNode) backing() int32 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.backingID
+}
+
+// handle is one open file (buffered, O_DIRECT or passthrough): it owns one fetch.Reader for its
+// whole life, so the engine's readahead window grows while reads stay sequential.
+//
+// It must never have a PassthroughFd method (fs.FilePassthroughFder): go-fuse would then
+// register backings itself, with a per-node count that every release decrements, the
+// releases of handles that never took a reference included.
 type handle struct {
 	n     *fileNode
 	r     *fetch.Reader
-	unpin func() // set when the whole file was verified at open and is pinned for passthrough
-}
-
-// passHandle is a handle whose file was fully verified (and pinned) at open, or that opened
-// while such a handle was open: the kernel reads the cache file itself. Its Read and Release
-// are handle's.
-type passHandle struct{ *handle }
-
-// PassthroughFd offers the cache file for FUSE passthrough: reads then go from the kernel to
-// the cache file without this process, at the disk's own speed.
-//
-// Only passHandle has this method: go-fuse gives passthrough to every handle of a node that
-// has it while another passthrough handle is registered, and an ordinary handle must never
-// get it (the kernel refuses to mix the two kinds of open).
-func (h passHandle) PassthroughFd() (int, bool) {
-	f, err := h.n.t.Storage().File(h.n.idx)
-	if err != nil {
-		return 0, false
-	}
-	return int(f.Fd()), true
+	unpin func() // set for a passthrough handle: the whole file is pinned while it is open
 }
 
 // Read waits until the pieces under [off, off+len(dest)) are verified and answers with the
@@ -285,23 +290,33 @@ func (n *fileNode) verified(off, sz int64) bool {
 	return true
 }
 
-// Release closes the handle's reader, dropping its priorities.
+// Release closes the handle's reader, dropping its priorities. The kernel sends it only after
+// it has ended the file's I/O mode for the handle (fs/fuse/file.c, fuse_file_put calls
+// fuse_file_io_release before queueing FUSE_RELEASE), so the counts drop at once: an open
+// that comes after it may take the other kind. The last passthrough handle unregisters the
+// backing (the kernel's open files hold their own references to it; the next passthrough
+// open registers the cache file again).
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	n := h.n
 	n.mu.Lock()
-	if h.unpin != nil {
+	pass := h.unpin != nil
+	if pass {
 		h.unpin()
-		n.passOpen--
+		if n.passOpen--; n.passOpen == 0 {
+			if errno := n.fs.server.UnregisterBackingFd(n.backingID); errno != 0 {
+				n.fs.log.Debug("unregister passthrough backing", "id", n.backingID, "err", errno)
+			}
+			n.backingID = 0
+		}
 	} else {
-		time.AfterFunc(releaseSettle, func() {
-			n.mu.Lock()
-			n.otherOpen--
-			n.mu.Unlock()
-		})
+		n.otherOpen--
 	}
 	n.mu.Unlock()
 	if err := h.r.Close(); err != nil {
 		h.n.fs.log.Debug("close reader", "err", err)
+	}
+	if hook := n.fs.testHookReleased.Load(); hook != nil {
+		(*hook)(pass)
 	}
 	return 0
 }

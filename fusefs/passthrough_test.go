@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -51,10 +52,9 @@ func readDirect(t *testing.T, path string, off int64, n int) ([]byte, error) {
 	return bytes.Clone(buf[:got]), nil
 }
 
-// openPassthrough opens path, retrying for a while until the open is passthrough: a file stays
-// off passthrough for a moment after its last ordinary or O_DIRECT handle is closed (closing is
-// asynchronous in FUSE, and fusefs lets go-fuse finish the release first), and a retry's own
-// ordinary handle counts too.
+// openPassthrough opens path, retrying for a while until the open is passthrough: closing is
+// asynchronous in FUSE, so a file's last ordinary or O_DIRECT handle may still be counted for
+// a moment after close returns, and a retry's own ordinary handle counts too.
 func openPassthrough(t *testing.T, m *mounted, path string) *os.File {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -71,7 +71,7 @@ func openPassthrough(t *testing.T, m *mounted, path string) *os.File {
 		if time.Now().After(deadline) {
 			t.Fatalf("open of complete file %s: not passthrough after 5 s", path)
 		}
-		time.Sleep(400 * time.Millisecond) // past the settle time of the handle just closed
+		time.Sleep(20 * time.Millisecond) // for the release of the handle just closed
 	}
 }
 
@@ -284,4 +284,164 @@ func TestPassthroughMixedOpens(t *testing.T) {
 		t.Errorf("only %d passthrough opens: the mix was not exercised", c.PassthroughOpens)
 	}
 	t.Logf("counters after mixed opens: %+v", m.fs.Counters())
+}
+
+// TestPassthroughReleaseRace (issue 12): the release of an ordinary handle must not touch the
+// passthrough backing of a handle opened while that release was under way. go-fuse, when it
+// counted backing references, dropped one for every released handle after fusefs's Release
+// had returned, ordinary handles included: that unregistered the backing under the new
+// passthrough handle, and the next open of the file failed with EIO. Phase 1 holds each
+// ordinary handle's release right after fusefs counted it, makes the passthrough open, lets
+// the release finish and opens again; phase 2 races the close against the open unaided.
+func TestPassthroughReleaseRace(t *testing.T) {
+	requireFUSE(t)
+	s := newSwarm(t, "relrace", readFiles[:1], 64<<10, 16, "127.0.0.41")
+	m := mountTorrents(t, t.TempDir(), fusefs.Options{}, s.peers, s.mi)
+	requirePassthrough(t, m)
+	f := s.mi.Info.Files[0]
+	path := m.path(f)
+	want, err := os.ReadFile(s.srcPath(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan bool, 64) // one value per release: whether it was passthrough
+	proceed := make(chan struct{}, 1)
+	var hold atomic.Bool
+	m.fs.SetTestHookReleased(func(pass bool) {
+		select {
+		case released <- pass:
+		default: // never in a passing run; a missing value fails waitReleases
+		}
+		if !pass && hold.Load() {
+			select {
+			case <-proceed:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	})
+	// Handles still open when a check fails are closed before the unmount (a process that
+	// exits with a file open on its own stopped mount hangs in the kernel's flush).
+	var live []*os.File
+	track := func(h *os.File) *os.File {
+		live = append(live, h)
+		return h
+	}
+	t.Cleanup(func() {
+		hold.Store(false)
+		select {
+		case proceed <- struct{}{}:
+		default:
+		}
+		for _, h := range live {
+			h.Close()
+		}
+	})
+	// waitReleases waits for n releases and returns how many were passthrough.
+	waitReleases := func(n int) int {
+		t.Helper()
+		pass := 0
+		for range n {
+			select {
+			case p := <-released:
+				if p {
+					pass++
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a closed handle was not released within 10 s")
+			}
+		}
+		return pass
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("first read: %v or wrong bytes", err)
+	}
+	waitReleases(1)
+	rng := rand.New(rand.NewPCG(16, 12))
+	check := func(what string, h *os.File) {
+		t.Helper()
+		buf := make([]byte, 4096)
+		off := rng.Int64N(int64(len(want) - len(buf)))
+		if _, err := h.ReadAt(buf, off); err != nil || !bytes.Equal(buf, want[off:off+int64(len(buf))]) {
+			t.Fatalf("%s: read at %d: %v or wrong bytes", what, off, err)
+		}
+	}
+	openDirect := func() *os.File {
+		t.Helper()
+		h, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECT, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return track(h)
+	}
+	open := func() (*os.File, error) {
+		h, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		return track(h), nil
+	}
+
+	// Phase 1: a deterministic interleaving, with the ordinary handle's release held open.
+	for round := range 50 {
+		// No handle is open: an O_DIRECT open is ordinary (it never starts passthrough mode).
+		a := openDirect()
+		hold.Store(true)
+		a.Close()
+		if waitReleases(1) != 0 {
+			t.Fatalf("round %d: the O_DIRECT open was passthrough", round)
+		}
+		before := m.fs.Counters().PassthroughOpens
+		b, err := open()
+		if err != nil {
+			t.Fatalf("round %d: open beside a release under way: %v", round, err)
+		}
+		if m.fs.Counters().PassthroughOpens != before+1 {
+			t.Fatalf("round %d: an open after the ordinary handle's release was not passthrough", round)
+		}
+		hold.Store(false)
+		proceed <- struct{}{}
+		time.Sleep(2 * time.Millisecond) // go-fuse ends the release
+		c, err := open()
+		if err != nil {
+			t.Fatalf("round %d: open after the ordinary handle's release ended: %v", round, err)
+		}
+		check(fmt.Sprintf("round %d, second passthrough handle", round), c)
+		check(fmt.Sprintf("round %d, first passthrough handle", round), b)
+		c.Close()
+		b.Close()
+		live = live[:0]
+		if p := waitReleases(2); p != 2 {
+			t.Fatalf("round %d: %d of 2 handles were passthrough", round, p)
+		}
+	}
+
+	// Phase 2: the close of the ordinary handle and the next open race on their own.
+	raced := 0
+	for round := range 300 {
+		a := openDirect()
+		before := m.fs.Counters().PassthroughOpens
+		var wg sync.WaitGroup
+		wg.Go(func() { a.Close() })
+		// The release reaches fusefs some tens of microseconds after close starts.
+		time.Sleep(time.Duration(rng.IntN(150)) * time.Microsecond)
+		b, err := open()
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("race round %d: open: %v", round, err)
+		}
+		if m.fs.Counters().PassthroughOpens > before {
+			raced++
+		}
+		c, err := open()
+		if err != nil {
+			t.Fatalf("race round %d: second open: %v", round, err)
+		}
+		check(fmt.Sprintf("race round %d, second handle", round), c)
+		check(fmt.Sprintf("race round %d, first handle", round), b)
+		c.Close()
+		b.Close()
+		live = live[:0]
+		waitReleases(3)
+	}
+	t.Logf("phase 2: the open made while the O_DIRECT handle closed was passthrough in %d of 300 rounds", raced)
 }
