@@ -563,3 +563,19 @@ func TestManPagesAndInstall(t *testing.T) {
 		t.Errorf("installed gotfs version: %q, %v", out, err)
 	}
 }
+
+// TestPeersRefusedUDPTracker: a UDP tracker whose port is closed is reported as refused (the
+// connected socket hears the ICMP port unreachable) instead of being waited for.
+func TestPeersRefusedUDPTracker(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := pc.LocalAddr().String()
+	pc.Close()
+	tf := writeTestTorrent(t, torrentfile.CreateOptions{Trackers: [][]string{{"udp://" + closed + "/announce"}}})
+	code, out, stderr := runCLI(t, "", "peers", tf, "--timeout", "60s")
+	if code != exitFailure || !strings.Contains(out, "connection refused") || !strings.Contains(stderr, "no tracker answered") {
+		t.Errorf("peers with a closed UDP tracker port: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}
