@@ -145,15 +145,15 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 	if err != nil {
 		return err
 	}
-	var first []byte
+	var first *torrentSource
 	if source != nil {
 		// A magnet's mount appears once the metadata is known; load says what it waits for.
-		_, raw, err := f.engine.load(ctx, a, eng, source) // addTorrent keeps it in the cache
+		mi, raw, err := f.engine.load(ctx, a, eng, source) // addTorrent keeps it in the cache
 		if err != nil {
 			eng.Close()
 			return err
 		}
-		first = raw
+		first = &torrentSource{arg: src, mi: mi, raw: raw}
 	}
 	s := &mountSession{
 		a: a, root: root, eng: eng, client: eng.client, peers: peers, flags: f,
@@ -181,10 +181,10 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 }
 
 // run adds the torrents, serves status and waits for a signal or an outside unmount.
-func (s *mountSession) run(ctx context.Context, src string, isDir bool, first []byte) error {
+func (s *mountSession) run(ctx context.Context, src string, isDir bool, first *torrentSource) error {
 	if isDir {
 		s.scanFolder(src)
-	} else if err := s.addTorrent(src, first); err != nil {
+	} else if err := s.addTorrent(src, first.mi, first.raw); err != nil {
 		return err
 	}
 	ln, err := s.listenStatus()
@@ -251,22 +251,18 @@ func (s *mountSession) scanFolder(dir string) {
 		if seen && old == stamp {
 			continue
 		}
-		raw, err := os.ReadFile(path)
+		mi, raw, err := readTorrentFile(s.a, path)
 		if err == nil {
-			err = s.addTorrent(path, raw)
+			err = s.addTorrent(path, mi, raw)
 		}
 		if err != nil {
-			fmt.Fprintf(s.a.stderr, "gotfs: skipping %s: %s\n", path, oneLine(err.Error()))
+			fmt.Fprintf(s.a.stderr, "gotfs: skipping %s\n", oneLine(err.Error()))
 		}
 	}
 }
 
 // addTorrent opens the cache of one torrent, starts it and shows it in the mount.
-func (s *mountSession) addTorrent(path string, raw []byte) error {
-	mi, err := torrentfile.ParseBytes(raw)
-	if err != nil {
-		return fmt.Errorf("torrent %s: %w", path, err)
-	}
+func (s *mountSession) addTorrent(path string, mi *torrentfile.Metainfo, raw []byte) error {
 	s.mu.Lock()
 	dup := s.byHash[mi.InfoHash]
 	s.byHash[mi.InfoHash] = true
@@ -282,13 +278,13 @@ func (s *mountSession) addTorrent(path string, raw []byte) error {
 		return err
 	}
 	if err := s.root.SaveMetainfo(mi.InfoHash, mi.InfoBytes, raw); err != nil {
-		return fail(fmt.Errorf("torrent %s: %w", path, err))
+		return fail(fmt.Errorf("%s: %w", path, err))
 	}
 	opts := s.root.Options(mi.InfoHash)
 	opts.Logger = s.a.log
 	st, err := cache.Open(&mi.Info, opts)
 	if err != nil {
-		return fail(fmt.Errorf("torrent %s: %w", path, err))
+		return fail(fmt.Errorf("%s: %w", path, err))
 	}
 	if s.flags.verify {
 		before := st.VerifiedCount()
@@ -303,7 +299,7 @@ func (s *mountSession) addTorrent(path string, raw []byte) error {
 	tor, err := s.client.AddTorrent(mi, fetch.TorrentOptions{Storage: st, Peers: s.peers, Background: s.flags.prefetch})
 	if err != nil {
 		st.Close()
-		return fail(fmt.Errorf("torrent %s: %w", path, err))
+		return fail(fmt.Errorf("%s: %w", path, err))
 	}
 	name, err := s.fs.Add(tor, time.Time{})
 	if err != nil {
