@@ -148,6 +148,7 @@ func (t *Torrent) evict(pieces []int) {
 	waited := false
 	for _, i := range keep {
 		t.busy[i] = false
+		t.pickGen++
 		if err != nil && t.store.Verified(i) {
 			// Not evicted after all: the bytes are still whole, and EvictPieces verified
 			// them again. Reads that began to wait for the piece meanwhile can go on.

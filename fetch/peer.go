@@ -65,6 +65,9 @@ type peer struct {
 	unchokedAt       time.Time
 	interestHint     int
 	closed           bool
+	// noPickGen is the torrent's pickGen when a background scan for this peer last found
+	// nothing to start; while both are equal the scan would find nothing again (0: unknown).
+	noPickGen uint64
 	ext              extState
 	fast             fastState
 }
@@ -242,6 +245,10 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*blockWrite, erro
 	}
 	first := !p.gotAny
 	p.gotAny = true
+	if m.ID != p2p.MsgPiece {
+		// What the peer has or lets us have may have changed: its next pick scans again.
+		p.noPickGen = 0
+	}
 	switch m.ID {
 	case p2p.MsgChoke:
 		p.peerChoking = true

@@ -98,3 +98,24 @@ func BenchmarkPerEvent(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEndgamePick: a download whose every remaining piece is in progress (the endgame)
+// looks for a new piece after each received block; it must not scan every piece each time.
+func BenchmarkEndgamePick(b *testing.B) {
+	for _, n := range []int{4_000, 400_000} {
+		b.Run(fmt.Sprintf("pieces=%d", n), func(b *testing.B) {
+			tor, p := benchTorrent(b, n, true)
+			tor.mu.Lock()
+			defer tor.mu.Unlock()
+			for i := range tor.busy {
+				tor.busy[i] = true // every wanted piece is being downloaded
+			}
+			b.ResetTimer()
+			for range b.N {
+				if i := tor.pickNewPieceLocked(p); i >= 0 {
+					b.Fatalf("picked busy piece %d", i)
+				}
+			}
+		})
+	}
+}

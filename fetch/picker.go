@@ -99,6 +99,7 @@ func (t *Torrent) startDownloadLocked(i int, p *peer) *pieceDownload {
 func (t *Torrent) dropDownloadLocked(d *pieceDownload) {
 	delete(t.downloads, d.index)
 	t.busy[d.index] = false
+	t.pickGen++
 }
 
 // fillRequestsLocked queues requests to p until its pipeline is full.
@@ -286,6 +287,9 @@ func (t *Torrent) pickNewPieceLocked(p *peer) int {
 	if !t.opts.Background || t.wantedLeft == 0 {
 		return -1 // no piece is wanted in the background (a mount without --prefetch): no scan
 	}
+	if p.noPickGen == t.pickGen {
+		return -1 // the last scan found nothing, and nothing changed since
+	}
 	random := t.store.VerifiedCount() < randomFirstPieces
 	ties, seen := 0, 0
 	n := len(t.prio)
@@ -312,6 +316,8 @@ func (t *Torrent) pickNewPieceLocked(p *peer) int {
 	}
 	if best >= 0 {
 		t.lastPick = best
+	} else {
+		p.noPickGen = t.pickGen
 	}
 	return best
 }

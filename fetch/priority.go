@@ -35,6 +35,7 @@ func (t *Torrent) basePrioLocked(i int) prioCls {
 // recomputeAllPrioritiesLocked derives every piece's priority afresh: for changes of the
 // background wish (start, SetBackground, the wanted set). O(pieces).
 func (t *Torrent) recomputeAllPrioritiesLocked() {
+	t.pickGen++
 	for i := range t.prio {
 		t.prio[i], t.prioKey[i] = t.basePrioLocked(i), 0
 	}
@@ -45,6 +46,7 @@ func (t *Torrent) recomputeAllPrioritiesLocked() {
 // blocks or ends, a window moves, a reader opens or closes): the pieces raised last time go
 // back to their base, then the readers raise theirs. O(pieces the readers claim).
 func (t *Torrent) recomputePriorityLocked() {
+	t.pickGen++ // a piece a reader let go may be a background one again
 	for _, i := range t.urgent {
 		t.prio[i], t.prioKey[i] = t.basePrioLocked(i), 0
 	}

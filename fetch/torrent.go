@@ -84,9 +84,14 @@ type Torrent struct {
 	// blocked read when that read starts a stream, else 0 (recomputePriorityLocked,
 	// streamStartLocked).
 	streamStartKey int64
-	blockRTT       time.Duration // smoothed time from a block request to its block, over all peers
-	lateWake       *time.Timer   // wakes the peers when a request becomes late (wakeAtLocked)
-	lateWakeAt     int64         // when lateWake fires (unix ns), 0 when it is not armed
+	// pickGen counts the events that may make a piece startable in the background (a piece
+	// no longer busy, priorities derived again): a peer whose scan found nothing skips the
+	// next one until it changes (peer.noPickGen), so an endgame does not scan every piece per
+	// received block.
+	pickGen    uint64
+	blockRTT   time.Duration // smoothed time from a block request to its block, over all peers
+	lateWake   *time.Timer   // wakes the peers when a request becomes late (wakeAtLocked)
+	lateWakeAt int64         // when lateWake fires (unix ns), 0 when it is not armed
 }
 
 // Stats is a snapshot of a torrent's counters.
@@ -163,6 +168,7 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		lastUse:    make([]int64, n),
 		pins:       map[int]int{},
 		busy:       make([]bool, n),
+		pickGen:    1, // never 0, which peer.noPickGen uses for "unknown"
 	}
 	t.ctx, t.cancel = context.WithCancel(c.ctx)
 	t.setWantedLocked(opts.Include)

@@ -63,6 +63,7 @@ func (t *Torrent) verify(job verifyJob, scratch []byte) {
 		}
 	}()
 	t.busy[job.index] = false
+	t.pickGen++
 	switch {
 	case rerr != nil:
 		// The blocks were written but cannot be read back: fetch again later, say why now.
