@@ -49,7 +49,15 @@ type Config struct {
 	// CacheLimit bounds the verified bytes kept by all the client's torrents (0 = no bound):
 	// past it the least recently read pieces that no reader needs are evicted.
 	CacheLimit int64
+	// MaxInflight bounds the bytes requested from peers and not received yet, over every peer
+	// of every torrent (default DefaultMaxInflight), so that a thousand peers cost what fifty
+	// do: each peer's pipeline is sized by its rate, within what is left of this budget.
+	MaxInflight int64
 }
+
+// DefaultMaxInflight is Config.MaxInflight's default: 64 MiB, more than a full pipeline to
+// 50 fast peers (rate × (round trip + 1 s) each) needs on a fast link.
+const DefaultMaxInflight = 64 << 20
 
 // Client owns the listening socket and the torrents that share it.
 type Client struct {
@@ -80,6 +88,7 @@ type Client struct {
 
 	dht           *dht.Server
 	verifiedBytes atomic.Int64 // verified bytes of every torrent, for CacheLimit
+	inflight      atomic.Int64 // blocks requested from peers and not received or forgotten yet
 	evicting      sync.Mutex   // one eviction at a time
 
 	// Test hooks, nil outside tests; set before the client is used.
@@ -94,6 +103,9 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	if cfg.UploadSlots <= 0 {
 		cfg.UploadSlots = 4
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = DefaultMaxInflight
 	}
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = ":0"
@@ -312,4 +324,9 @@ func (c *Client) dial(ctx context.Context, addr netip.AddrPort, t *Torrent) (*p2
 		return nil, p2p.Handshake{}, err
 	}
 	return conn, hs, nil
+}
+
+// inflightRoom is how many more blocks may be requested before the in-flight budget is spent.
+func (c *Client) inflightRoom() int {
+	return int(c.cfg.MaxInflight/blockSize - c.inflight.Load())
 }

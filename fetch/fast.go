@@ -70,8 +70,7 @@ func (t *Torrent) handleFastLocked(p *peer, m p2p.Message, first bool) error {
 	case p2p.MsgRejectRequest:
 		for k, r := range p.requests {
 			if r.piece == m.Index && r.begin == m.Begin && r.length == m.Length {
-				p.requests[k] = p.requests[len(p.requests)-1]
-				p.requests = p.requests[:len(p.requests)-1]
+				p.removeRequestAt(k)
 				t.forgetRequestLocked(p, r)
 				t.wakeAllLocked()
 				break

@@ -68,8 +68,8 @@ type peer struct {
 	// noPickGen is the torrent's pickGen when a background scan for this peer last found
 	// nothing to start; while both are equal the scan would find nothing again (0: unknown).
 	noPickGen uint64
-	ext              extState
-	fast             fastState
+	ext       extState
+	fast      fastState
 }
 
 func (p *peer) wake() {
@@ -77,6 +77,19 @@ func (p *peer) wake() {
 	case p.wakeCh <- struct{}{}:
 	default:
 	}
+}
+
+// addRequest records a request sent to p, counted in the client's in-flight budget.
+func (p *peer) addRequest(r blockReq) {
+	p.requests = append(p.requests, r)
+	p.t.c.inflight.Add(1)
+}
+
+// removeRequestAt forgets request k of p (swapping the last one into its place).
+func (p *peer) removeRequestAt(k int) {
+	p.requests[k] = p.requests[len(p.requests)-1]
+	p.requests = p.requests[:len(p.requests)-1]
+	p.t.c.inflight.Add(-1)
 }
 
 func (p *peer) hasRequest(piece, block int) bool {
@@ -383,8 +396,7 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*blockWrite, error)
 		if uint32(n) != r.length {
 			return nil, fmt.Errorf("%w: block %d+%d has %d bytes, asked %d", errProtocol, idx, begin, n, r.length)
 		}
-		p.requests[found] = p.requests[len(p.requests)-1]
-		p.requests = p.requests[:len(p.requests)-1]
+		p.removeRequestAt(found)
 		rtt := now.Sub(r.sent)
 		if p.minRTT == 0 || rtt < p.minRTT {
 			p.minRTT = rtt
@@ -476,8 +488,7 @@ func (t *Torrent) cancelDuplicatesLocked(winner *peer, r blockReq) {
 		}
 		for k, qr := range q.requests {
 			if qr.piece == r.piece && qr.begin == r.begin {
-				q.requests[k] = q.requests[len(q.requests)-1]
-				q.requests = q.requests[:len(q.requests)-1]
+				q.removeRequestAt(k)
 				q.rememberCancelled(qr)
 				q.out = append(q.out, p2p.Message{ID: p2p.MsgCancel, Index: qr.piece, Begin: qr.begin, Length: qr.length})
 				q.wake()

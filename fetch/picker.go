@@ -111,7 +111,7 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 	if p.snubbed {
 		depth = 1
 	}
-	need := depth - len(p.requests)
+	need := min(depth-len(p.requests), t.c.inflightRoom())
 	if need <= 0 {
 		return
 	}
@@ -250,7 +250,7 @@ func (t *Torrent) requestBlocksLocked(p *peer, d *pieceDownload, need int, mode 
 		}
 		length := t.blockLen(d.index, b)
 		r := blockReq{piece: uint32(d.index), begin: uint32(b * p2p.BlockSize), length: uint32(length), sent: now}
-		p.requests = append(p.requests, r)
+		p.addRequest(r)
 		if d.reqs[b] == 0 {
 			d.since[b] = nowNs
 		}
@@ -338,6 +338,7 @@ func (t *Torrent) releaseChokedRequestsLocked(p *peer) {
 		}
 		t.forgetRequestLocked(p, r)
 	}
+	t.c.inflight.Add(-int64(len(p.requests) - len(kept)))
 	p.requests = kept
 }
 
@@ -346,6 +347,7 @@ func (t *Torrent) releaseRequestsLocked(p *peer) {
 	for _, r := range p.requests {
 		t.forgetRequestLocked(p, r)
 	}
+	t.c.inflight.Add(-int64(len(p.requests)))
 	p.requests = p.requests[:0]
 }
 

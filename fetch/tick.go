@@ -98,8 +98,7 @@ func (t *Torrent) checkSnubsLocked(now time.Time) {
 			if !urgentStale && !lost {
 				continue
 			}
-			p.requests[k] = p.requests[len(p.requests)-1]
-			p.requests = p.requests[:len(p.requests)-1]
+			p.removeRequestAt(k)
 			k--
 			t.forgetRequestLocked(p, r)
 			p.out = append(p.out, p2p.Message{ID: p2p.MsgCancel, Index: r.piece, Begin: r.begin, Length: r.length})
