@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gotfs/gotfs/internal/testswarm"
 )
 
 // BenchmarkSwarmDownload downloads a 64 MiB torrent from two local seeders, with many small
@@ -15,7 +17,7 @@ func BenchmarkSwarmDownload(b *testing.B) {
 		b.Run(fmt.Sprintf("piece=%dKiB", pieceLen>>10), func(b *testing.B) {
 			src := b.TempDir()
 			const size = 64 << 20
-			mi := makeTorrent(b, src, "bench", []testFile{{[]string{"f"}, size}}, pieceLen, 41)
+			mi := makeTorrent(b, src, "bench", []testswarm.File{{Path: []string{"f"}, Size: size}}, pieceLen, 41)
 			var peers []netip.AddrPort
 			for _, ip := range []string{"127.0.0.171", "127.0.0.172"} {
 				peers = append(peers, startSeeder(b, ip, mi, src).c.Addr())

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/internal/testswarm"
 )
 
 // TestInflightBudget: with a client-wide budget of 8 blocks in flight, a download from three
 // seeders never has more outstanding, still completes, and leaves nothing counted once done.
 func TestInflightBudget(t *testing.T) {
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "budget", []testFile{{[]string{"f.bin"}, 3<<20 + 777}}, 64<<10, 31)
+	mi := makeTorrent(t, src, "budget", []testswarm.File{{Path: []string{"f.bin"}, Size: 3<<20 + 777}}, 64<<10, 31)
 	var peers []netip.AddrPort
 	for _, ip := range []string{"127.0.0.231", "127.0.0.232", "127.0.0.233"} {
 		peers = append(peers, startSeeder(t, ip, mi, src).c.Addr())

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/internal/testswarm"
 )
 
 func TestCacheLimitEvictsWhileStreaming(t *testing.T) {
 	src := t.TempDir()
 	const size = 6 << 20
 	const pieceLen = 64 << 10
-	mi := makeTorrent(t, src, "evict", []testFile{{[]string{"big.bin"}, size}}, pieceLen, 9)
+	mi := makeTorrent(t, src, "evict", []testswarm.File{{Path: []string{"big.bin"}, Size: size}}, pieceLen, 9)
 	seed := startSeeder(t, "127.0.0.81", mi, src)
 	want, err := os.ReadFile(filepath.Join(src, "evict", "big.bin"))
 	if err != nil {

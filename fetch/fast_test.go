@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotfs/gotfs/internal/testswarm"
 	"github.com/gotfs/gotfs/p2p"
 )
 
@@ -17,7 +18,7 @@ import (
 // piece fast (BEP 6) still serves a read of that piece, and rejects the rest.
 func TestFastExtensionAllowedFastWhileChoked(t *testing.T) {
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "fast", []testFile{{[]string{"f.bin"}, 8 * 32 << 10}}, 32<<10, 21)
+	mi := makeTorrent(t, src, "fast", []testswarm.File{{Path: []string{"f.bin"}, Size: 8 * 32 << 10}}, 32<<10, 21)
 	data, err := os.ReadFile(filepath.Join(src, "fast", "f.bin"))
 	if err != nil {
 		t.Fatal(err)

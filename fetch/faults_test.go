@@ -5,13 +5,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gotfs/gotfs/internal/testswarm"
 )
 
 // TestSeederKilledMidPiece: a seeder that vanishes in the middle of pieces leaves its requests to
 // the other seeder, and the download completes correct.
 func TestSeederKilledMidPiece(t *testing.T) {
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "vanish", []testFile{{[]string{"big"}, 24 << 20}}, 1<<20, 61)
+	mi := makeTorrent(t, src, "vanish", []testswarm.File{{Path: []string{"big"}, Size: 24 << 20}}, 1<<20, 61)
 	s1 := startSeeder(t, "127.0.0.211", mi, src)
 	s2 := startSeeder(t, "127.0.0.212", mi, src)
 	dst := t.TempDir()

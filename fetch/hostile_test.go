@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotfs/gotfs/internal/testswarm"
 	"github.com/gotfs/gotfs/p2p"
 	"github.com/gotfs/gotfs/torrentfile"
 )
@@ -223,7 +224,7 @@ const hostilePiece = 16 << 10 // one block per piece: every piece has a single s
 func newHostileSwarm(t *testing.T, seed uint64) *hostileSwarm {
 	t.Helper()
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "hostile", []testFile{{[]string{"f.bin"}, 64*hostilePiece + 5000}}, hostilePiece, seed)
+	mi := makeTorrent(t, src, "hostile", []testswarm.File{{Path: []string{"f.bin"}, Size: 64*hostilePiece + 5000}}, hostilePiece, seed)
 	data, err := os.ReadFile(filepath.Join(src, "hostile", "f.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -923,7 +924,7 @@ func delayedProxy(t *testing.T, ip string, target netip.AddrPort, delay time.Dur
 // TestHostileMetadataLiar: a peer whose ut_metadata pieces do not hash to the info hash is
 // dropped, and the metadata comes from an honest peer.
 func TestHostileMetadataLiar(t *testing.T) {
-	mi, src := realTorrent(t, []testFile{{[]string{"a"}, 3 << 20}, {[]string{"b"}, 777}}, 16<<10, 208)
+	mi, src := realTorrent(t, []testswarm.File{{Path: []string{"a"}, Size: 3 << 20}, {Path: []string{"b"}, Size: 777}}, 16<<10, 208)
 	honest := startNode(t, hostileIP(), mi, src, true, nil, TorrentOptions{})
 	var served atomic.Int32
 	liar := listenHostile(t, hostileIP(), mi, p2p.ReservedBits(true, false, false), func(c *p2p.Conn) error {

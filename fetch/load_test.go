@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotfs/gotfs/internal/testswarm"
 	"github.com/gotfs/gotfs/p2p"
 )
 
@@ -16,7 +17,7 @@ import (
 // MaxPeers of them, refuses the rest cleanly, and still serves an honest leecher.
 func TestSeederHolds200Peers(t *testing.T) {
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "crowd", []testFile{{[]string{"f"}, 1 << 20}}, 64<<10, 31)
+	mi := makeTorrent(t, src, "crowd", []testswarm.File{{Path: []string{"f"}, Size: 1 << 20}}, 64<<10, 31)
 	seed := startSeeder(t, "127.0.0.151", mi, src)
 	limit := seed.c.cfg.MaxPeers
 	var kept atomic.Int32

@@ -11,11 +11,12 @@ import (
 
 	"github.com/gotfs/gotfs/cache"
 	"github.com/gotfs/gotfs/dht"
+	"github.com/gotfs/gotfs/internal/testswarm"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
 // realTorrent makes random files and a real .torrent of them (with its info bytes).
-func realTorrent(t testing.TB, files []testFile, pieceLen int64, seed uint64) (*torrentfile.Metainfo, string) {
+func realTorrent(t testing.TB, files []testswarm.File, pieceLen int64, seed uint64) (*torrentfile.Metainfo, string) {
 	t.Helper()
 	src := t.TempDir()
 	makeTorrent(t, src, "mag", files, pieceLen, seed)
@@ -50,7 +51,7 @@ func startNode(t testing.TB, ip string, mi *torrentfile.Metainfo, dataDir string
 
 func TestMagnetMetadataFromPeers(t *testing.T) {
 	// 14 MiB in 16 KiB pieces: an info dictionary of two metadata pieces.
-	files := []testFile{{[]string{"a"}, 14 << 20}, {[]string{"b"}, 5}}
+	files := []testswarm.File{{Path: []string{"a"}, Size: 14 << 20}, {Path: []string{"b"}, Size: 5}}
 	mi, src := realTorrent(t, files, 16<<10, 11)
 	if len(mi.InfoBytes) <= 16<<10 {
 		t.Fatalf("info dictionary of %d bytes: want several metadata pieces", len(mi.InfoBytes))
@@ -115,7 +116,7 @@ func TestMagnetDownloadThroughDHTAlone(t *testing.T) {
 		}
 		nodes = append(nodes, n)
 	}
-	files := []testFile{{[]string{"x"}, 1 << 20}, {[]string{"y"}, 12345}}
+	files := []testswarm.File{{Path: []string{"x"}, Size: 1 << 20}, {Path: []string{"y"}, Size: 12345}}
 	mi, src := realTorrent(t, files, 32<<10, 12)
 	// Two seeders announce themselves on the DHT through their own nodes (a DHT node takes a
 	// peer's address from the announce's source, so each seeder's node shares its address).
@@ -171,7 +172,7 @@ func TestMagnetDownloadThroughDHTAlone(t *testing.T) {
 // TestMagnetMetadataFromIncomingPeer: a seeder we cannot find but that dials us (it got our
 // address from a tracker, say) gives us the metadata while we wait for it.
 func TestMagnetMetadataFromIncomingPeer(t *testing.T) {
-	mi, src := realTorrent(t, []testFile{{[]string{"a"}, 1 << 20}}, 16<<10, 13)
+	mi, src := realTorrent(t, []testswarm.File{{Path: []string{"a"}, Size: 1 << 20}}, 16<<10, 13)
 	c, err := NewClient(Config{ListenAddr: "127.0.0.94:0", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

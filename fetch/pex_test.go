@@ -5,13 +5,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gotfs/gotfs/internal/testswarm"
 )
 
 // TestPexIntroducesPeers: C knows only B; B knows A; B's peer exchange (BEP 11) introduces A to
 // C, which connects to it.
 func TestPexIntroducesPeers(t *testing.T) {
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "pex", []testFile{{[]string{"f"}, 512 << 10}}, 32<<10, 51)
+	mi := makeTorrent(t, src, "pex", []testswarm.File{{Path: []string{"f"}, Size: 512 << 10}}, 32<<10, 51)
 	a := startSeeder(t, "127.0.0.201", mi, src)
 	b := startLeecher(t, "127.0.0.202", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{a.c.Addr()}, TorrentOptions{})
 	c := startLeecher(t, "127.0.0.203", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{b.c.Addr()}, TorrentOptions{})
@@ -37,7 +39,7 @@ func TestPexIntroducesPeers(t *testing.T) {
 // TestPexNotOnPrivateTorrents: a private torrent (BEP 27) neither sends nor accepts PEX.
 func TestPexNotOnPrivateTorrents(t *testing.T) {
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "pexpriv", []testFile{{[]string{"f"}, 512 << 10}}, 32<<10, 52)
+	mi := makeTorrent(t, src, "pexpriv", []testswarm.File{{Path: []string{"f"}, Size: 512 << 10}}, 32<<10, 52)
 	mi.Info.Private = true
 	a := startSeeder(t, "127.0.0.204", mi, src)
 	b := startLeecher(t, "127.0.0.205", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{a.c.Addr()}, TorrentOptions{})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/internal/testswarm"
 	"github.com/gotfs/gotfs/p2p"
 	"github.com/gotfs/gotfs/torrentfile"
 )
@@ -36,7 +37,7 @@ func newEvictFixture(t *testing.T, ip string, readOnly bool) *evictFixture {
 	const pieceLen = 16 << 10
 	const pieces = 8
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "pins", []testFile{{[]string{"f.bin"}, pieces * pieceLen}}, pieceLen, 21)
+	mi := makeTorrent(t, src, "pins", []testswarm.File{{Path: []string{"f.bin"}, Size: pieces * pieceLen}}, pieceLen, 21)
 	dir := src
 	if !readOnly {
 		dir = t.TempDir()
@@ -187,7 +188,7 @@ func TestEvictFailureReleasesWaiters(t *testing.T) {
 // being evicted gets it from a peer once the eviction is over. While the piece was busy the
 // peers could not be given it, so they must be woken when it is free again.
 func TestEvictedPieceWaitedForIsFetchedAgain(t *testing.T) {
-	files := []testFile{{[]string{"f.bin"}, 1 << 20}}
+	files := []testswarm.File{{Path: []string{"f.bin"}, Size: 1 << 20}}
 	const pieceLen = 64 << 10
 	l, _, want := readerSwarm(t, "refetch", files, pieceLen, 23, "127.0.0.224", "127.0.0.225")
 	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: -1})
@@ -272,7 +273,7 @@ func waitClosedByPeer(t *testing.T, nc net.Conn, d time.Duration) {
 // went to a metadata fetch that did not exist).
 func TestIncomingHandshakeWhileClosing(t *testing.T) {
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "closing", []testFile{{[]string{"f.bin"}, 100_000}}, 16<<10, 22)
+	mi := makeTorrent(t, src, "closing", []testswarm.File{{Path: []string{"f.bin"}, Size: 100_000}}, 16<<10, 22)
 
 	t.Run("torrent", func(t *testing.T) {
 		n := startSeeder(t, "127.0.0.226", mi, src)
@@ -352,7 +353,7 @@ func TestClientCloseCutsHandshakes(t *testing.T) {
 // result.
 func TestTorrentCloseConcurrent(t *testing.T) {
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "close", []testFile{{[]string{"f.bin"}, 100_000}}, 16<<10, 24)
+	mi := makeTorrent(t, src, "close", []testswarm.File{{Path: []string{"f.bin"}, Size: 100_000}}, 16<<10, 24)
 	c, err := NewClient(Config{ListenAddr: "127.0.0.229:0", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package fetch
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -16,64 +15,27 @@ import (
 	"time"
 
 	"github.com/gotfs/gotfs/cache"
+	"github.com/gotfs/gotfs/internal/testswarm"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
-// testFile is one file of a generated torrent.
-type testFile struct {
-	path []string // below the torrent's name
-	size int
-}
-
 // oddFiles has a zero-byte file, a piece that spans three files and a short last piece.
-var oddFiles = []testFile{
-	{[]string{"a.bin"}, 100_000},
-	{[]string{"empty"}, 0},
-	{[]string{"sub", "tiny1"}, 5_000},
-	{[]string{"sub", "tiny2"}, 7_000},
-	{[]string{"sub", "deeper", "b.bin"}, 300_001},
-	{[]string{"c.bin"}, 77_777},
+var oddFiles = []testswarm.File{
+	{Path: []string{"a.bin"}, Size: 100_000},
+	{Path: []string{"empty"}, Size: 0},
+	{Path: []string{"sub", "tiny1"}, Size: 5_000},
+	{Path: []string{"sub", "tiny2"}, Size: 7_000},
+	{Path: []string{"sub", "deeper", "b.bin"}, Size: 300_001},
+	{Path: []string{"c.bin"}, Size: 77_777},
 }
 
 // makeTorrent writes random files under dir/name and returns a metainfo describing them.
-func makeTorrent(t testing.TB, dir, name string, files []testFile, pieceLen int64, seed uint64) *torrentfile.Metainfo {
+func makeTorrent(t testing.TB, dir, name string, files []testswarm.File, pieceLen int64, seed uint64) *torrentfile.Metainfo {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	var all bytes.Buffer
-	info := torrentfile.Info{Name: name, PieceLength: pieceLen, MultiFile: true}
-	for _, f := range files {
-		data := make([]byte, f.size)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
-		}
-		p := filepath.Join(append([]string{dir, name}, f.path...)...)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		info.Files = append(info.Files, torrentfile.File{
-			Path: append([]string{name}, f.path...), Length: int64(f.size), Offset: int64(all.Len()),
-		})
-		all.Write(data)
-	}
-	info.Length = int64(all.Len())
-	b := all.Bytes()
-	for off := 0; off < len(b); off += int(pieceLen) {
-		info.Pieces = append(info.Pieces, sha1.Sum(b[off:min(off+int(pieceLen), len(b))]))
-	}
-	mi := &torrentfile.Metainfo{Info: info}
-	mi.InfoHash = sha1.Sum([]byte(name + string(rune(seed))))
-	return mi
+	return testswarm.MakeTorrent(t, dir, name, files, pieceLen, seed)
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("GOTFS_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger(t testing.TB) *slog.Logger { return testswarm.Logger(t) }
 
 // node is one client with one torrent.
 type node struct {
@@ -90,13 +52,7 @@ func (n *node) close() {
 // startSeeder seeds the files under dir from address ip.
 func startSeeder(t testing.TB, ip string, mi *torrentfile.Metainfo, dir string) *node {
 	t.Helper()
-	st, err := cache.Open(&mi.Info, cache.Options{DataDir: dir, RecordPath: filepath.Join(t.TempDir(), "rec"), ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.VerifiedCount() != mi.Info.NumPieces() {
-		t.Fatalf("seeder has %d of %d pieces", st.VerifiedCount(), mi.Info.NumPieces())
-	}
+	st := testswarm.OpenSeed(t, mi, dir)
 	c, err := NewClient(Config{ListenAddr: ip + ":0", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +165,7 @@ func TestSwarmDownloadOddLayout(t *testing.T) {
 
 func TestSwarmBansCorruptSeeder(t *testing.T) {
 	src := t.TempDir()
-	files := []testFile{{[]string{"data.bin"}, 2 << 20}}
+	files := []testswarm.File{{Path: []string{"data.bin"}, Size: 2 << 20}}
 	mi := makeTorrent(t, src, "corrupt", files, 64<<10, 2)
 	good := startSeeder(t, "127.0.0.31", mi, src)
 	// The bad seeder verified its copy, then the copy rotted: every block it sends is wrong.
@@ -254,7 +210,7 @@ func TestSwarmBansCorruptSeeder(t *testing.T) {
 
 func TestSwarmResumeFetchesNothingTwice(t *testing.T) {
 	src := t.TempDir()
-	files := []testFile{{[]string{"x.bin"}, 3 << 20}, {[]string{"y.bin"}, 1<<20 + 3}}
+	files := []testswarm.File{{Path: []string{"x.bin"}, Size: 3 << 20}, {Path: []string{"y.bin"}, Size: 1<<20 + 3}}
 	mi := makeTorrent(t, src, "resume", files, 64<<10, 3)
 	seed := startSeeder(t, "127.0.0.41", mi, src)
 	dst := t.TempDir()
@@ -289,7 +245,7 @@ func TestSwarmResumeFetchesNothingTwice(t *testing.T) {
 
 func TestSwarmIncludeFetchesOnlyNeededPieces(t *testing.T) {
 	src := t.TempDir()
-	files := []testFile{{[]string{"big1"}, 1 << 20}, {[]string{"want"}, 100_000}, {[]string{"big2"}, 1 << 20}}
+	files := []testswarm.File{{Path: []string{"big1"}, Size: 1 << 20}, {Path: []string{"want"}, Size: 100_000}, {Path: []string{"big2"}, Size: 1 << 20}}
 	mi := makeTorrent(t, src, "include", files, 32<<10, 4)
 	seed := startSeeder(t, "127.0.0.51", mi, src)
 	dst := t.TempDir()
@@ -308,7 +264,7 @@ func TestSwarmIncludeFetchesOnlyNeededPieces(t *testing.T) {
 // readerSwarm makes a torrent of files, seeds it from seederIPs and starts a leecher at
 // leecherIP that knows the seeders (it reads nothing by itself). It returns the leecher, the
 // torrent and the bytes of its first file.
-func readerSwarm(t *testing.T, name string, files []testFile, pieceLen int64, seed uint64, leecherIP string, seederIPs ...string) (*node, *torrentfile.Metainfo, []byte) {
+func readerSwarm(t *testing.T, name string, files []testswarm.File, pieceLen int64, seed uint64, leecherIP string, seederIPs ...string) (*node, *torrentfile.Metainfo, []byte) {
 	t.Helper()
 	src := t.TempDir()
 	mi := makeTorrent(t, src, name, files, pieceLen, seed)
@@ -317,7 +273,7 @@ func readerSwarm(t *testing.T, name string, files []testFile, pieceLen int64, se
 		peers = append(peers, startSeeder(t, ip, mi, src).c.Addr())
 	}
 	l := startLeecher(t, leecherIP, mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{})
-	want, err := os.ReadFile(filepath.Join(append([]string{src, name}, files[0].path...)...))
+	want, err := os.ReadFile(filepath.Join(append([]string{src, name}, files[0].Path...)...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +281,7 @@ func readerSwarm(t *testing.T, name string, files []testFile, pieceLen int64, se
 }
 
 func TestReaderFetchesWhatIsRead(t *testing.T) {
-	files := []testFile{{[]string{"movie.bin"}, 8 << 20}, {[]string{"other.bin"}, 2 << 20}}
+	files := []testswarm.File{{Path: []string{"movie.bin"}, Size: 8 << 20}, {Path: []string{"other.bin"}, Size: 2 << 20}}
 	l, mi, want := readerSwarm(t, "reader", files, 64<<10, 5, "127.0.0.63", "127.0.0.61", "127.0.0.62")
 	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: 256 << 10})
 	if err != nil {
@@ -366,7 +322,7 @@ func TestReaderFetchesWhatIsRead(t *testing.T) {
 // blocks are asked of a second peer only once their first request is late; asking at once
 // threw away a fifth of everything received (17-22% here), and the seeders' upload with it.
 func TestReaderStreamWastesLittle(t *testing.T) {
-	files := []testFile{{[]string{"movie.bin"}, 24 << 20}}
+	files := []testswarm.File{{Path: []string{"movie.bin"}, Size: 24 << 20}}
 	const seeders = 3
 	l, _, want := readerSwarm(t, "stream", files, 256<<10, 9, "127.0.0.74", "127.0.0.71", "127.0.0.72", "127.0.0.73")
 	waitPeers(t, l, seeders)
@@ -396,7 +352,7 @@ func TestReaderStreamWastesLittle(t *testing.T) {
 
 func TestReaderWaitHonoursContext(t *testing.T) {
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "lonely", []testFile{{[]string{"f"}, 100_000}}, 32<<10, 6)
+	mi := makeTorrent(t, src, "lonely", []testswarm.File{{Path: []string{"f"}, Size: 100_000}}, 32<<10, 6)
 	l := startLeecher(t, "127.0.0.64", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), nil, TorrentOptions{})
 	r, err := l.t.NewReader(0, ReaderOptions{})
 	if err != nil {
@@ -446,7 +402,7 @@ func copyTree(t testing.TB, from, to string) {
 // wastes bandwidth.
 func TestStreamStartGetsSecondPeerSooner(t *testing.T) {
 	src := t.TempDir()
-	mi := makeTorrent(t, src, "stream-wait", []testFile{{[]string{"f"}, 8 << 20}}, 64<<10, 6)
+	mi := makeTorrent(t, src, "stream-wait", []testswarm.File{{Path: []string{"f"}, Size: 8 << 20}}, 64<<10, 6)
 	l := startLeecher(t, "127.0.0.65", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), nil, TorrentOptions{})
 	r, err := l.t.NewReader(0, ReaderOptions{})
 	if err != nil {

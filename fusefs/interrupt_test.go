@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gotfs/gotfs/fusefs"
+	"github.com/gotfs/gotfs/internal/testenv"
 )
 
 // waitFor polls cond until it holds or d passes.
@@ -26,8 +27,8 @@ func waitFor(d time.Duration, cond func() bool) bool {
 // a second (both a buffered cat and an O_DIRECT dd, whose read reaches us as an interruptible
 // request), and unmounting while a read is blocked does not hang.
 func TestInterruptAndUnmountBlockedRead(t *testing.T) {
-	requireFUSE(t)
-	mi := makeTorrent(t, t.TempDir(), "lonely", []testFile{{path: []string{"f"}, size: 1_000_000}}, 32<<10, 20)
+	testenv.RequireFUSE(t)
+	mi := makeTorrent(t, t.TempDir(), "lonely", []testFile{{Path: []string{"f"}, Size: 1_000_000}}, 32<<10, 20)
 	m := mountTorrents(t, t.TempDir(), fusefs.Options{}, nil, mi)
 	path := m.path(mi.Info.Files[0])
 	tor := m.tors[0]
@@ -102,8 +103,8 @@ func TestInterruptAndUnmountBlockedRead(t *testing.T) {
 // TestUnmountWithOpenFile unmounts while a file is held open: the mount is detached lazily,
 // Unmount returns, and the open file no longer reads cache files (EIO, not stale data).
 func TestUnmountWithOpenFile(t *testing.T) {
-	requireFUSE(t)
-	s := newSwarm(t, "held", []testFile{{path: []string{"f"}, size: 300_000}}, 32<<10, 21, "127.0.0.33")
+	testenv.RequireFUSE(t)
+	s := newSwarm(t, "held", []testFile{{Path: []string{"f"}, Size: 300_000}}, 32<<10, 21, "127.0.0.33")
 	m := mountTorrents(t, t.TempDir(), fusefs.Options{}, s.peers, s.mi)
 	h, err := os.OpenFile(m.path(s.mi.Info.Files[0]), os.O_RDONLY|syscall.O_DIRECT, 0)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 // TestMediaSeek mounts an H.264 MP4 whose index (moov) is at the end, as ffmpeg writes it by
 // default: ffprobe reads its duration and ffmpeg decodes a frame after seeking to the middle.
 func TestMediaSeek(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	ffmpeg := testenv.RequireBinary(t, "ffmpeg")
 	ffprobe := testenv.RequireBinary(t, "ffprobe")
 	src := t.TempDir()
@@ -40,7 +40,7 @@ func TestMediaSeek(t *testing.T) {
 		t.Fatal(err)
 	}
 	sd := startSeeder(t, "127.0.0.31", mi, src)
-	m := mountTorrents(t, t.TempDir(), fusefs.Options{HeadTail: fetch.HeadTailHint, MaxReadahead: 1 << 20}, []netip.AddrPort{sd.c.Addr()}, mi)
+	m := mountTorrents(t, t.TempDir(), fusefs.Options{HeadTail: fetch.HeadTailHint, MaxReadahead: 1 << 20}, []netip.AddrPort{sd.Addr()}, mi)
 	path := filepath.Join(m.dir, "Movie", "movie.mp4")
 
 	start := time.Now()

@@ -80,7 +80,7 @@ func openPassthrough(t *testing.T, m *mounted, path string) *os.File {
 // passthrough too (the kernel refuses a mix) and reads aligned ranges; a file opened before it
 // was complete keeps every later open on the read path while that handle lives.
 func TestPassthrough(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	s := newSwarm(t, "pass", readFiles, 64<<10, 13, "127.0.0.37", "127.0.0.38")
 	m := mountTorrents(t, t.TempDir(), fusefs.Options{}, s.peers, s.mi)
 	requirePassthrough(t, m)
@@ -190,8 +190,8 @@ func TestPassthrough(t *testing.T) {
 // TestNoPassthrough: with NoPassthrough, or for a file larger than PassthroughMaxSize, every
 // read of a verified file still comes to gotfs and is answered from the cache file.
 func TestNoPassthrough(t *testing.T) {
-	requireFUSE(t)
-	size := int64(readFiles[0].size)
+	testenv.RequireFUSE(t)
+	size := int64(readFiles[0].Size)
 	for _, opts := range []fusefs.Options{{NoPassthrough: true}, {PassthroughMaxSize: size - 1}} {
 		s := newSwarm(t, "nopass", readFiles[:1], 64<<10, 14, "127.0.0.39")
 		m := mountTorrents(t, t.TempDir(), opts, s.peers, s.mi)
@@ -219,7 +219,7 @@ func TestNoPassthrough(t *testing.T) {
 // passthrough backing on every release: an ordinary handle closed just after a passthrough
 // open once unregistered the backing under it, and the next open failed with EIO.)
 func TestPassthroughMixedOpens(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	s := newSwarm(t, "mixed", readFiles[:1], 64<<10, 15, "127.0.0.40")
 	m := mountTorrents(t, t.TempDir(), fusefs.Options{}, s.peers, s.mi)
 	f := s.mi.Info.Files[0]
@@ -294,7 +294,7 @@ func TestPassthroughMixedOpens(t *testing.T) {
 // ordinary handle's release right after fusefs counted it, makes the passthrough open, lets
 // the release finish and opens again; phase 2 races the close against the open unaided.
 func TestPassthroughReleaseRace(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	s := newSwarm(t, "relrace", readFiles[:1], 64<<10, 16, "127.0.0.41")
 	m := mountTorrents(t, t.TempDir(), fusefs.Options{}, s.peers, s.mi)
 	requirePassthrough(t, m)

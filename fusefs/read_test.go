@@ -16,20 +16,21 @@ import (
 
 	"github.com/gotfs/gotfs/fetch"
 	"github.com/gotfs/gotfs/fusefs"
+	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
 // readFiles has pieces that span several files, a zero-byte file and a short last piece.
 var readFiles = []testFile{
-	{path: []string{"a.bin"}, size: 1_000_000},
-	{path: []string{"empty"}, size: 0},
-	{path: []string{"sub", "tiny1"}, size: 5_000},
-	{path: []string{"sub", "tiny2"}, size: 7_000},
-	{path: []string{"sub", "deeper", "b.bin"}, size: 3_000_001},
-	{path: []string{"c.bin"}, size: 777_777},
-	{path: []string{"d.bin"}, size: 2_500_000},
-	{path: []string{"extras", "notes.txt"}, size: 12_345},
-	{path: []string{"extras", "e.bin"}, size: 1_234_567},
+	{Path: []string{"a.bin"}, Size: 1_000_000},
+	{Path: []string{"empty"}, Size: 0},
+	{Path: []string{"sub", "tiny1"}, Size: 5_000},
+	{Path: []string{"sub", "tiny2"}, Size: 7_000},
+	{Path: []string{"sub", "deeper", "b.bin"}, Size: 3_000_001},
+	{Path: []string{"c.bin"}, Size: 777_777},
+	{Path: []string{"d.bin"}, Size: 2_500_000},
+	{Path: []string{"extras", "notes.txt"}, Size: 12_345},
+	{Path: []string{"extras", "e.bin"}, Size: 1_234_567},
 }
 
 // swarm is a torrent seeded by two in-process seeders on loopback.
@@ -37,7 +38,7 @@ type swarm struct {
 	src     string
 	mi      *torrentfile.Metainfo
 	peers   []netip.AddrPort
-	seeders []*seeder
+	seeders []*fetch.Client
 }
 
 func newSwarm(t testing.TB, name string, files []testFile, pieceLen int64, seed uint64, ips ...string) *swarm {
@@ -47,7 +48,7 @@ func newSwarm(t testing.TB, name string, files []testFile, pieceLen int64, seed 
 	for _, ip := range ips {
 		sd := startSeeder(t, ip, s.mi, s.src)
 		s.seeders = append(s.seeders, sd)
-		s.peers = append(s.peers, sd.c.Addr())
+		s.peers = append(s.peers, sd.Addr())
 	}
 	return s
 }
@@ -58,7 +59,7 @@ func (s *swarm) srcPath(f torrentfile.File) string {
 
 // TestCopyTree copies a whole multi-file torrent out of the mount with cp -r.
 func TestCopyTree(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	s := newSwarm(t, "copy", readFiles, 64<<10, 10, "127.0.0.21", "127.0.0.22")
 	m := mountTorrents(t, t.TempDir(), fusefs.Options{HeadTail: fetch.HeadTailHint}, s.peers, s.mi)
 	out := t.TempDir()
@@ -97,7 +98,7 @@ func TestCopyTree(t *testing.T) {
 // TestRandomRanges reads 1,000 random ranges, many across piece and file boundaries, through
 // the page cache and with O_DIRECT (unaligned reads reach the filesystem as they are).
 func TestRandomRanges(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	s := newSwarm(t, "ranges", readFiles, 32<<10, 11, "127.0.0.23", "127.0.0.24")
 	m := mountTorrents(t, t.TempDir(), fusefs.Options{HeadTail: fetch.HeadTailHint}, s.peers, s.mi)
 	info := &s.mi.Info
@@ -168,7 +169,7 @@ func TestRandomRanges(t *testing.T) {
 
 // TestConcurrentReaders runs 8 readers of different files and offsets at once.
 func TestConcurrentReaders(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	s := newSwarm(t, "conc", readFiles, 64<<10, 12, "127.0.0.25", "127.0.0.26")
 	m := mountTorrents(t, t.TempDir(), fusefs.Options{HeadTail: fetch.HeadTailHint}, s.peers, s.mi)
 	info := &s.mi.Info
@@ -219,7 +220,7 @@ func TestConcurrentReaders(t *testing.T) {
 // TestRemountFromCache reads part of a torrent, stops every seeder and remounts on the same
 // cache: what was read is served from disk; what was not fails after the read timeout.
 func TestRemountFromCache(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	s := newSwarm(t, "remount", readFiles, 64<<10, 13, "127.0.0.27")
 	cacheDir := t.TempDir()
 	info := &s.mi.Info
@@ -230,7 +231,7 @@ func TestRemountFromCache(t *testing.T) {
 	}
 	m.close()
 	for _, sd := range s.seeders {
-		sd.close()
+		sd.Close()
 	}
 	m2 := mountTorrents(t, cacheDir, fusefs.Options{MaxReadahead: -1, ReadTimeout: 300 * time.Millisecond}, s.peers, s.mi)
 	if fileSHA256(t, m2.path(a)) != fileSHA256(t, s.srcPath(a)) {
@@ -257,7 +258,7 @@ func TestRemountFromCache(t *testing.T) {
 // TestCopyWithCacheLimit copies a torrent four times the size of a bounded cache: pieces are
 // evicted as the copy goes, never while the kernel still splices them, so the copy is exact.
 func TestCopyWithCacheLimit(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	s := newSwarm(t, "bounded", readFiles, 64<<10, 14, "127.0.0.28", "127.0.0.29")
 	const limit = 2 << 20
 	m := mountWithConfig(t, fetch.Config{CacheLimit: limit}, t.TempDir(), fusefs.Options{HeadTail: fetch.HeadTailHint, MaxReadahead: 512 << 10}, s.peers, s.mi)

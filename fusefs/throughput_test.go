@@ -8,17 +8,18 @@ import (
 
 	"github.com/gotfs/gotfs/fetch"
 	"github.com/gotfs/gotfs/fusefs"
+	"github.com/gotfs/gotfs/internal/testenv"
 )
 
 // TestThroughput reads a 32 MiB file cold (from two loopback seeders) and warm (from the cache,
 // after dropping the kernel's page cache of the mount by remounting), checks it, and logs the
 // rates and the first-byte latency.
 func TestThroughput(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	if testing.Short() {
 		t.Skip("skipping: reason: -short")
 	}
-	s := newSwarm(t, "big", []testFile{{path: []string{"big.bin"}, size: 32 << 20}}, 256<<10, 30, "127.0.0.35", "127.0.0.36")
+	s := newSwarm(t, "big", []testFile{{Path: []string{"big.bin"}, Size: 32 << 20}}, 256<<10, 30, "127.0.0.35", "127.0.0.36")
 	f := s.mi.Info.Files[0]
 	want := fileSHA256(t, s.srcPath(f))
 	cacheDir := t.TempDir()

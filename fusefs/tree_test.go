@@ -14,11 +14,11 @@ import (
 )
 
 var treeFiles = []testFile{
-	{path: []string{"a.bin"}, size: 100_000},
-	{path: []string{".pad", "0"}, size: 31_072, pad: true},
-	{path: []string{"empty"}, size: 0},
-	{path: []string{"sub", "tiny1"}, size: 5_000},
-	{path: []string{"sub", "deeper", "b.bin"}, size: 300_001},
+	{Path: []string{"a.bin"}, Size: 100_000},
+	{Path: []string{".pad", "0"}, Size: 31_072, Pad: true},
+	{Path: []string{"empty"}, Size: 0},
+	{Path: []string{"sub", "tiny1"}, Size: 5_000},
+	{Path: []string{"sub", "deeper", "b.bin"}, Size: 300_001},
 }
 
 // TestTree checks names, modes, sizes and times of a mount of several torrents that no peer
@@ -26,8 +26,8 @@ var treeFiles = []testFile{
 func TestTree(t *testing.T) {
 	src := t.TempDir()
 	multi := makeTorrent(t, src, "Movie", treeFiles, 32<<10, 1)
-	single := makeTorrent(t, src, "single.bin", []testFile{{size: 70_000}}, 32<<10, 2)
-	clash := makeTorrent(t, t.TempDir(), "Movie", []testFile{{path: []string{"x"}, size: 10}}, 32<<10, 3)
+	single := makeTorrent(t, src, "single.bin", []testFile{{Size: 70_000}}, 32<<10, 2)
+	clash := makeTorrent(t, t.TempDir(), "Movie", []testFile{{Path: []string{"x"}, Size: 10}}, 32<<10, 3)
 	start := time.Now()
 	m := mountTorrents(t, t.TempDir(), fusefs.Options{}, nil, multi, single, clash)
 
@@ -78,7 +78,7 @@ func TestTree(t *testing.T) {
 		t.Errorf("statfs reports %d bytes", total)
 	}
 	// A torrent added while mounted appears without remount, even after a failed lookup.
-	late := makeTorrent(t, t.TempDir(), "late", []testFile{{path: []string{"l"}, size: 1000}}, 32<<10, 4)
+	late := makeTorrent(t, t.TempDir(), "late", []testFile{{Path: []string{"l"}, Size: 1000}}, 32<<10, 4)
 	if _, err := os.Stat(filepath.Join(m.dir, "late")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stat before add: %v", err)
 	}

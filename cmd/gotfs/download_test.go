@@ -15,6 +15,7 @@ import (
 	"github.com/gotfs/gotfs/cache"
 	"github.com/gotfs/gotfs/fetch"
 	"github.com/gotfs/gotfs/internal/testenv"
+	"github.com/gotfs/gotfs/internal/testswarm/seeder"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -24,20 +25,7 @@ func buildBinary(t *testing.T) string { return interopGotfs(t) }
 // startTestSeeder seeds src/<name> of mi from an in-process client at addr.
 func startTestSeeder(t *testing.T, mi *torrentfile.Metainfo, src, addr string) *fetch.Client {
 	t.Helper()
-	st, err := cache.Open(&mi.Info, cache.Options{DataDir: src, RecordPath: filepath.Join(t.TempDir(), "rec"), ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	c, err := fetch.NewClient(fetch.Config{ListenAddr: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if _, err := c.AddTorrent(mi, fetch.TorrentOptions{Storage: st, NoTrackers: true}); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return seeder.Start(t, mi, src, addr)
 }
 
 // TestDownloadResumeAfterKill9: a download killed with SIGKILL half-way is resumed by the next

@@ -41,7 +41,7 @@ func faultTorrent(t *testing.T, size int, seederAddr string) (string, []byte, st
 // mount and a cache whose record may lag; the next mount, with no peer at all, serves every
 // byte read before the crash (nothing needs fetching again).
 func TestMountKill9ThenRemount(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	bin := buildBinary(t)
 	tfile, data, seeder := faultTorrent(t, 3<<20, "127.0.0.221:0")
 	cacheDir, mp := t.TempDir(), t.TempDir()
@@ -67,7 +67,7 @@ func TestMountKill9ThenRemount(t *testing.T) {
 // TestMountCacheFull: a mount whose cache lives on a full 2 MiB tmpfs keeps serving what it
 // has, fails reads it cannot store with EIO (not a hang), and says why in one line.
 func TestMountCacheFull(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	testenv.RequireRoot(t, "mounting a small tmpfs")
 	bin := buildBinary(t)
 	tfile, data, seeder := faultTorrent(t, 6<<20, "127.0.0.224:0")

@@ -36,7 +36,7 @@ func TestMountSmallCacheStress(t *testing.T) {
 // soakMount has readers goroutines read random ranges of a ~61 MiB torrent's files through
 // a mount (with the extra mount flags) for 60 s in CI, 10 s elsewhere, comparing every byte.
 func soakMount(t *testing.T, readers int, mountFlags ...string) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	duration := 60 * time.Second
 	if !testenv.InCI() {
 		duration = 10 * time.Second

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -80,7 +81,7 @@ func TestMagnetCLI(t *testing.T) {
 
 	// mount MAGNET: the mount appears once the metadata is known; a second mount of the same
 	// link starts from the cache with no peer at all.
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	cacheDir := t.TempDir()
 	mp := t.TempDir()
 	t.Cleanup(func() { unix.Unmount(mp, unix.MNT_DETACH) })

@@ -24,17 +24,6 @@ import (
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
-func requireFUSE(t testing.TB) {
-	t.Helper()
-	testenv.RequireRoot(t, "real FUSE mounts")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if testenv.InCI() {
-			t.Fatalf("CI must provide /dev/fuse: %v", err)
-		}
-		t.Skipf("skipping: reason: /dev/fuse is missing: %v", err)
-	}
-}
-
 // syncBuffer is a bytes.Buffer safe for a subprocess's output and the test reading it.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -155,7 +144,7 @@ func (p *gotfsProc) wait(t *testing.T, d time.Duration) error {
 // .torrent added while mounted, unmount; then a remount served from the cache that stops on
 // SIGTERM; then a crash (SIGKILL) whose stale mount the next mount cleans.
 func TestMountBinary(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	bin := buildBinary(t)
 	src := t.TempDir()
 	files := map[string]int{"movie.mkv": 3_000_000, "extras/notes.txt": 12_345, "extras/poster.jpg": 400_001}
@@ -306,7 +295,7 @@ func TestMountBinary(t *testing.T) {
 
 // TestMountErrors checks the one-line errors for bad mount points, in process.
 func TestMountErrors(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	src := t.TempDir()
 	writeRandomFiles(t, src, map[string]int{"f.bin": 1000}, 3)
 	_, raw, err := torrentfile.Create(t.Context(), filepath.Join(src, "f.bin"), torrentfile.CreateOptions{})

@@ -12,13 +12,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
 // TestDamagedCacheNeverServed: a byte flipped in a cached file while unmounted is found by
 // `gotfs cache verify`, and a mount with --verify never serves a damaged piece.
 func TestDamagedCacheNeverServed(t *testing.T) {
-	requireFUSE(t)
+	testenv.RequireFUSE(t)
 	bin := buildBinary(t)
 	src := t.TempDir()
 	writeRandomFiles(t, filepath.Join(src, "Doc"), map[string]int{"d.bin": 1 << 20}, 9)

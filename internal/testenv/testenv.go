@@ -37,3 +37,16 @@ func RequireRoot(t testing.TB, why string) {
 	}
 	t.Skipf("skipping: reason: not root, needed for %s", why)
 }
+
+// RequireFUSE skips the test (or fails it in CI) unless real FUSE mounts can be made here:
+// root and /dev/fuse.
+func RequireFUSE(t testing.TB) {
+	t.Helper()
+	RequireRoot(t, "real FUSE mounts")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		if InCI() {
+			t.Fatalf("CI must provide /dev/fuse: %v", err)
+		}
+		t.Skipf("skipping: reason: /dev/fuse is missing: %v", err)
+	}
+}
