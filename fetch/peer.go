@@ -528,6 +528,15 @@ func (t *Torrent) interestedInLocked(p *peer) bool {
 	if n == 0 || p.hasCount == 0 {
 		return false
 	}
+	if !t.opts.Background || t.wantedLeft == 0 {
+		// Only pieces the readers claim can be wanted: look at those, not at every piece.
+		for _, i := range t.urgent {
+			if p.has.Has(i) && t.wantsLocked(i) {
+				return true
+			}
+		}
+		return false
+	}
 	for k := range n {
 		i := (p.interestHint + k) % n
 		if p.has.Has(i) && t.wantsLocked(i) {

@@ -119,3 +119,22 @@ func BenchmarkEndgamePick(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInterest: a peer's writer asks whether we are interested each time it wakes; on an
+// idle mount (no reader, nothing in the background) the answer must not cost a scan of every
+// piece.
+func BenchmarkInterest(b *testing.B) {
+	for _, n := range []int{4_000, 400_000} {
+		b.Run(fmt.Sprintf("pieces=%d", n), func(b *testing.B) {
+			tor, p := benchTorrent(b, n, false)
+			tor.mu.Lock()
+			defer tor.mu.Unlock()
+			b.ResetTimer()
+			for range b.N {
+				if tor.interestedInLocked(p) {
+					b.Fatal("interested with nothing wanted")
+				}
+			}
+		})
+	}
+}
