@@ -142,13 +142,10 @@ func (r *Reader) Wait(ctx context.Context, off, n int64) error {
 // complete. release is never nil and may be called more than once.
 func (r *Reader) PinVerified(off, n int64) (release func(), ok bool) {
 	t := r.t
-	if off+n > r.size {
-		n = r.size - off
-	}
+	first, last, n := r.pieceSpan(off, n)
 	if n <= 0 {
 		return func() {}, true
 	}
-	first, last := t.info.PieceRange(r.base+off, n)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if r.closed || !t.acceptsIncoming() {
@@ -163,6 +160,19 @@ func (r *Reader) PinVerified(off, n int64) (release func(), ok bool) {
 		t.pins[i]++
 	}
 	return t.unpinFunc(first, last), true
+}
+
+// pieceSpan clamps [off, off+n) of the file to its size and returns the pieces under it
+// [first, last) and the clamped length (<= 0: nothing to read).
+func (r *Reader) pieceSpan(off, n int64) (first, last int, clamped int64) {
+	if off+n > r.size {
+		n = r.size - off
+	}
+	if n <= 0 {
+		return 0, 0, n
+	}
+	first, last = r.t.info.PieceRange(r.base+off, n)
+	return first, last, n
 }
 
 // unpinFunc returns a release for pins on [first, last) that acts once.
@@ -188,13 +198,10 @@ func (t *Torrent) unpinFunc(first, last int) func() {
 // nil and may be called more than once.
 func (r *Reader) WaitPinned(ctx context.Context, off, n int64) (release func(), err error) {
 	t := r.t
-	if off+n > r.size {
-		n = r.size - off
-	}
+	first, last, n := r.pieceSpan(off, n)
 	if n <= 0 {
 		return func() {}, nil
 	}
-	first, last := t.info.PieceRange(r.base+off, n)
 	t.mu.Lock()
 	if r.closed || !t.acceptsIncoming() {
 		t.mu.Unlock()

@@ -70,15 +70,11 @@ never overwritten with unverified bytes.`,
 			if err := checkWritable(dir); err != nil {
 				return err
 			}
-			eng, err := ef.start(ctx, a)
+			eng, mi, err := ef.startAndResolve(ctx, a, src)
 			if err != nil {
 				return err
 			}
 			defer eng.Close()
-			mi, _, err := ef.resolve(ctx, a, eng, src)
-			if err != nil {
-				return err
-			}
 			include, err := includeFilter(mi, includes)
 			if err != nil {
 				return err

@@ -228,6 +228,20 @@ func (f *engineFlags) resolve(ctx context.Context, a *app, e *engine, src *torre
 	return mi, raw, nil
 }
 
+// startAndResolve starts the engine and resolves src with it; the caller closes the engine.
+func (f *engineFlags) startAndResolve(ctx context.Context, a *app, src *torrentSource) (*engine, *torrentfile.Metainfo, error) {
+	eng, err := f.start(ctx, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	mi, _, err := f.resolve(ctx, a, eng, src)
+	if err != nil {
+		eng.Close()
+		return nil, nil, err
+	}
+	return eng, mi, nil
+}
+
 // load is resolve without the cache bookkeeping.
 func (f *engineFlags) load(ctx context.Context, a *app, e *engine, src *torrentSource) (*torrentfile.Metainfo, []byte, error) {
 	if src.magnet == nil {

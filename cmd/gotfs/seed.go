@@ -146,15 +146,11 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			eng, err := ef.start(ctx, a)
+			eng, mi, err := ef.startAndResolve(ctx, a, src)
 			if err != nil {
 				return err
 			}
 			defer eng.Close()
-			mi, _, err := ef.resolve(ctx, a, eng, src)
-			if err != nil {
-				return err
-			}
 			if err := checkPieceIndex(mi, idx); err != nil {
 				return err
 			}
