@@ -45,6 +45,22 @@ func benchTorrent(b testing.TB, n int, background bool) (*Torrent, *peer) {
 	return tor, p
 }
 
+// benchReader opens a reader with a 2 MiB window on the torrent's file and holds the torrent's
+// lock until the benchmark ends (which closes the reader).
+func benchReader(b *testing.B, tor *Torrent) *Reader {
+	b.Helper()
+	r, err := tor.NewReader(0, ReaderOptions{MaxReadahead: 2 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tor.mu.Lock()
+	b.Cleanup(func() {
+		tor.mu.Unlock()
+		r.Close()
+	})
+	return r
+}
+
 // BenchmarkPerEvent measures the engine's per-event costs on torrents of 4 k and 400 k pieces:
 // they must not grow with the torrent (O(window) or O(log pieces), not O(pieces)).
 //   - pick: a peer looks for a new piece on a mount without --prefetch whose reader's window
@@ -55,13 +71,7 @@ func BenchmarkPerEvent(b *testing.B) {
 	for _, n := range []int{4_000, 400_000} {
 		b.Run(fmt.Sprintf("pick/pieces=%d", n), func(b *testing.B) {
 			tor, p := benchTorrent(b, n, false)
-			r, err := tor.NewReader(0, ReaderOptions{MaxReadahead: 2 << 20})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close()
-			tor.mu.Lock()
-			defer tor.mu.Unlock()
+			r := benchReader(b, tor)
 			r.moveWindowLocked(0, 16<<10)
 			tor.recomputePriorityLocked()
 			for _, i := range tor.urgent {
@@ -76,13 +86,7 @@ func BenchmarkPerEvent(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("window/pieces=%d", n), func(b *testing.B) {
 			tor, _ := benchTorrent(b, n, false)
-			r, err := tor.NewReader(0, ReaderOptions{MaxReadahead: 2 << 20})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Close()
-			tor.mu.Lock()
-			defer tor.mu.Unlock()
+			r := benchReader(b, tor)
 			size := tor.info.Length
 			off := int64(0)
 			b.ResetTimer()

@@ -36,21 +36,28 @@ func echoServer(t *testing.T) net.Listener {
 	return ln
 }
 
-// TestForwarderDelay: bytes arrive intact, and a round trip takes at least twice the one-way
-// delay (a lower bound: it holds however loaded the machine is).
-func TestForwarderDelay(t *testing.T) {
+// dialEcho starts an echo server behind a forwarder over link and dials the forwarder.
+func dialEcho(t *testing.T, link Link) (*Forwarder, net.Conn) {
+	t.Helper()
 	echo := echoServer(t)
-	const delay = 40 * time.Millisecond
-	f, err := NewForwarder("127.0.0.1:0", echo.Addr().String(), Link{Delay: delay}, nil)
+	f, err := NewForwarder("127.0.0.1:0", echo.Addr().String(), link, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	c, err := net.Dial("tcp", f.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return f, c
+}
+
+// TestForwarderDelay: bytes arrive intact, and a round trip takes at least twice the one-way
+// delay (a lower bound: it holds however loaded the machine is).
+func TestForwarderDelay(t *testing.T) {
+	const delay = 40 * time.Millisecond
+	_, c := dialEcho(t, Link{Delay: delay})
 	msg := make([]byte, 100_000)
 	rand.Read(msg)
 	for range 3 {
@@ -71,18 +78,8 @@ func TestForwarderDelay(t *testing.T) {
 
 // TestForwarderRate: a capped link takes at least size/rate (less one burst) for a transfer.
 func TestForwarderRate(t *testing.T) {
-	echo := echoServer(t)
 	const rateBps = 4 << 20
-	f, err := NewForwarder("127.0.0.1:0", echo.Addr().String(), Link{Rate: rateBps}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	c, err := net.Dial("tcp", f.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := dialEcho(t, Link{Rate: rateBps})
 	const size = 2 << 20
 	start := time.Now()
 	go c.Write(make([]byte, size))
