@@ -308,11 +308,15 @@ func TestPassthroughReleaseRace(t *testing.T) {
 	proceed := make(chan struct{}, 1)
 	var hold atomic.Bool
 	m.fs.SetTestHookReleased(func(pass bool) {
+		// Whether to hold is read before the release is reported: once reported, the test
+		// may clear hold at any moment, and a hold read later would miss the proceed meant
+		// for it (two such misses in a row filled proceed and hung the test under load).
+		held := !pass && hold.Load()
 		select {
 		case released <- pass:
 		default: // never in a passing run; a missing value fails waitReleases
 		}
-		if !pass && hold.Load() {
+		if held {
 			select {
 			case <-proceed:
 			case <-time.After(10 * time.Second):
@@ -399,7 +403,11 @@ func TestPassthroughReleaseRace(t *testing.T) {
 			t.Fatalf("round %d: an open after the ordinary handle's release was not passthrough", round)
 		}
 		hold.Store(false)
-		proceed <- struct{}{}
+		select {
+		case proceed <- struct{}{}:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the held release never took its proceed", round)
+		}
 		time.Sleep(2 * time.Millisecond) // go-fuse ends the release
 		c, err := open()
 		if err != nil {
