@@ -73,7 +73,21 @@ func (c *Client) evictOnce(limit int64) bool {
 		}
 		t.mu.Unlock()
 	}
-	sort.Slice(cands, func(a, b int) bool { return cands[a].lastUse < cands[b].lastUse })
+	chosen := chooseEvictions(cands, over)
+	if c.testHookEvictPicked != nil {
+		c.testHookEvictPicked()
+	}
+	for t, pieces := range chosen {
+		t.evict(pieces)
+	}
+	return len(chosen) > 0
+}
+
+// chooseEvictions is the eviction policy: the least recently used candidates, oldest first
+// (pieces used at the same moment in the order given), until their sizes add up to over. It
+// sorts cands in place and returns the chosen pieces per torrent.
+func chooseEvictions(cands []evictCandidate, over int64) map[*Torrent][]int {
+	sort.SliceStable(cands, func(a, b int) bool { return cands[a].lastUse < cands[b].lastUse })
 	chosen := map[*Torrent][]int{}
 	for _, cd := range cands {
 		if over <= 0 {
@@ -82,13 +96,7 @@ func (c *Client) evictOnce(limit int64) bool {
 		chosen[cd.t] = append(chosen[cd.t], cd.piece)
 		over -= cd.size
 	}
-	if c.testHookEvictPicked != nil {
-		c.testHookEvictPicked()
-	}
-	for t, pieces := range chosen {
-		t.evict(pieces)
-	}
-	return len(chosen) > 0
+	return chosen
 }
 
 // protectedLocked marks pieces that readers need now or soon.

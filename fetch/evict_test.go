@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -76,4 +77,36 @@ func TestCacheLimitEvictsWhileStreaming(t *testing.T) {
 		t.Fatalf("re-read of the head: %v", err)
 	}
 	t.Logf("peak disk usage %d KiB with a %d KiB limit", peak>>10, limit>>10)
+}
+
+// TestChooseEvictions: the policy alone, without a torrent or a socket: least recently used
+// first across torrents, ties in the order given, and no more than needed to free over bytes.
+func TestChooseEvictions(t *testing.T) {
+	a, b := &Torrent{}, &Torrent{}
+	cands := func() []evictCandidate {
+		return []evictCandidate{
+			{a, 0, 50, 10}, {b, 7, 10, 10}, {a, 3, 30, 10}, {b, 2, 30, 10}, {a, 9, 90, 10},
+		}
+	}
+	for _, tt := range []struct {
+		over  int64
+		wantA []int
+		wantB []int
+	}{
+		{0, nil, nil},
+		{1, nil, []int{7}},
+		{10, nil, []int{7}},
+		{11, []int{3}, []int{7}},
+		{30, []int{3}, []int{7, 2}},
+		{35, []int{3, 0}, []int{7, 2}},
+		{1000, []int{3, 0, 9}, []int{7, 2}},
+	} {
+		got := chooseEvictions(cands(), tt.over)
+		if !slices.Equal(got[a], tt.wantA) || !slices.Equal(got[b], tt.wantB) {
+			t.Errorf("over %d: a %v b %v, want a %v b %v", tt.over, got[a], got[b], tt.wantA, tt.wantB)
+		}
+	}
+	if got := chooseEvictions(nil, 100); len(got) != 0 {
+		t.Errorf("no candidates: %v", got)
+	}
 }
