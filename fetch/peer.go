@@ -227,7 +227,7 @@ func (p *peer) readLoop() {
 		t.mu.Lock()
 		w, herr := t.handleMessageLocked(p, m)
 		t.mu.Unlock()
-		if w != nil {
+		if w.d != nil {
 			// The block goes to the cache file now, outside the lock; the piece is hashed
 			// from there once its last block is written.
 			werr := t.store.WriteBlock(w.piece, w.begin, w.data)
@@ -249,12 +249,12 @@ func (p *peer) readLoop() {
 	t.removePeer(p, err)
 }
 
-// handleMessageLocked applies one message from p. It returns a block to write when the message
-// brought one that a piece in progress still needs.
-func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*blockWrite, error) {
+// handleMessageLocked applies one message from p. It returns a block to write (d != nil) when
+// the message brought one that a piece in progress still needs.
+func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (blockWrite, error) {
 	if m.ID == p2p.MsgExtended {
 		// Extension messages may come before the bitfield (BEP 10 handshakes often do).
-		return nil, t.handleExtendedLocked(p, m)
+		return blockWrite{}, t.handleExtendedLocked(p, m)
 	}
 	first := !p.gotAny
 	p.gotAny = true
@@ -285,7 +285,7 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*blockWrite, erro
 			if !p.amInterested && t.wantsLocked(i) {
 				p.wake()
 			}
-			return nil, t.checkBothSeedersLocked(p)
+			return blockWrite{}, t.checkBothSeedersLocked(p)
 		}
 	case p2p.MsgBitfield:
 		// A later bitfield replaces what the peer had: aria2c sends none while it has no
@@ -306,9 +306,9 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*blockWrite, erro
 			}
 		}
 		p.wake()
-		return nil, t.checkBothSeedersLocked(p)
+		return blockWrite{}, t.checkBothSeedersLocked(p)
 	case p2p.MsgRequest:
-		return nil, t.handleRequestLocked(p, m)
+		return blockWrite{}, t.handleRequestLocked(p, m)
 	case p2p.MsgCancel:
 		for k, r := range p.uploads {
 			if r.piece == m.Index && r.begin == m.Begin && r.length == m.Length {
@@ -319,14 +319,14 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (*blockWrite, erro
 	case p2p.MsgPiece:
 		return t.handleBlockLocked(p, m)
 	case p2p.MsgHaveAll, p2p.MsgHaveNone, p2p.MsgRejectRequest, p2p.MsgAllowedFast, p2p.MsgSuggestPiece:
-		return nil, t.handleFastLocked(p, m, first)
+		return blockWrite{}, t.handleFastLocked(p, m, first)
 	case p2p.MsgPort:
 		if t.c.dht != nil && !t.info.Private && m.Port != 0 {
 			t.c.addDHTNode(netip.AddrPortFrom(p.addr.Addr(), m.Port))
 		}
 	}
 	// Unknown messages need nothing.
-	return nil, nil
+	return blockWrite{}, nil
 }
 
 // errBothSeeders ends a connection between two peers that both have every piece.
@@ -370,7 +370,7 @@ func (t *Torrent) handleRequestLocked(p *peer, m p2p.Message) error {
 
 // handleBlockLocked accounts for a received block and returns it for writing when its piece
 // still needs it.
-func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*blockWrite, error) {
+func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (blockWrite, error) {
 	idx, begin, n := int(m.Index), int(m.Begin), len(m.Payload)
 	found := -1
 	for k, r := range p.requests {
@@ -385,16 +385,16 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*blockWrite, error)
 		// A block we cancelled, or released when the peer choked us, may still arrive (the
 		// messages crossed); use it if the piece still needs it.
 		if !p.wasCancelled(m.Index, m.Begin) {
-			return nil, fmt.Errorf("%w: block %d+%d was never requested", errProtocol, idx, begin)
+			return blockWrite{}, fmt.Errorf("%w: block %d+%d was never requested", errProtocol, idx, begin)
 		}
 		r = blockReq{piece: m.Index, begin: m.Begin, length: uint32(t.blockLen(idx, begin/p2p.BlockSize))}
 		if uint32(n) != r.length {
-			return nil, fmt.Errorf("%w: block %d+%d has %d bytes, want %d", errProtocol, idx, begin, n, r.length)
+			return blockWrite{}, fmt.Errorf("%w: block %d+%d has %d bytes, want %d", errProtocol, idx, begin, n, r.length)
 		}
 	} else {
 		r = p.requests[found]
 		if uint32(n) != r.length {
-			return nil, fmt.Errorf("%w: block %d+%d has %d bytes, asked %d", errProtocol, idx, begin, n, r.length)
+			return blockWrite{}, fmt.Errorf("%w: block %d+%d has %d bytes, asked %d", errProtocol, idx, begin, n, r.length)
 		}
 		p.removeRequestAt(found)
 		rtt := now.Sub(r.sent)
@@ -419,7 +419,7 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*blockWrite, error)
 		if found >= 0 && d != nil && d.reqs[b] > 0 {
 			d.reqs[b]--
 		}
-		return nil, nil
+		return blockWrite{}, nil
 	}
 	if found >= 0 {
 		d.reqs[b]--
@@ -434,10 +434,11 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (*blockWrite, error)
 		t.cancelDuplicatesLocked(p, r)
 		d.reqs[b] = 0
 	}
-	return &blockWrite{d: d, piece: idx, begin: begin, data: m.Payload}, nil
+	return blockWrite{d: d, piece: idx, begin: begin, data: m.Payload}, nil
 }
 
-// blockWrite is a received block on its way to the cache file (Storage.WriteBlock).
+// blockWrite is a received block on its way to the cache file (Storage.WriteBlock); the zero
+// value (d == nil) is no block. It is passed by value: nothing is allocated per block.
 type blockWrite struct {
 	d     *pieceDownload
 	piece int
@@ -448,7 +449,7 @@ type blockWrite struct {
 // blockWrittenLocked records the end of a block's write. It returns the piece to verify when
 // the write was its last one. A failed write (a full disk) makes the block missing again and
 // fails the reads waiting for the piece, as a piece that cannot be stored does.
-func (t *Torrent) blockWrittenLocked(w *blockWrite, werr error) *verifyJob {
+func (t *Torrent) blockWrittenLocked(w blockWrite, werr error) *verifyJob {
 	d := w.d
 	d.writing--
 	if werr != nil {

@@ -231,7 +231,7 @@ func waitDownload(ctx context.Context, a *app, tor *fetch.Torrent, wantBytes int
 			bar.update(total, total, "peers "+strconv.Itoa(s.Peers))
 			return nil
 		case <-ctx.Done():
-			return exitError{130, errInterrupted}
+			return errInterrupted
 		case <-tick.C:
 		}
 	}

@@ -318,7 +318,7 @@ func checkWritable(dir string) error {
 	return os.Remove(f.Name())
 }
 
-// interrupted is returned when a signal ended a command early.
+// errInterrupted is returned when a signal ended a command early.
 var errInterrupted = errors.New("interrupted")
 
 // readTorrentFile reads a .torrent file, or standard input for "-", keeping its raw bytes for

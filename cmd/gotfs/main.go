@@ -103,10 +103,6 @@ func report(stderr io.Writer, err error) int {
 		return exitUsage
 	}
 	fmt.Fprintln(stderr, "gotfs: "+oneLine(err.Error()))
-	var ee exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
 	return exitFailure
 }
 
@@ -115,15 +111,6 @@ func report(stderr io.Writer, err error) int {
 func isCobraUsageError(err error) bool {
 	return strings.HasPrefix(err.Error(), "unknown command ")
 }
-
-// exitError carries a specific exit code.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e exitError) Error() string { return e.err.Error() }
-func (e exitError) Unwrap() error { return e.err }
 
 // usageError is a command line that does not fit the command: it exits 2 and may span lines
 // (the message, then the usage line).

@@ -57,7 +57,7 @@ torrent's file or folder itself (named as in the torrent), or the folder that ho
 			bar.finish()
 			if err != nil {
 				if ctx.Err() != nil {
-					return exitError{130, errInterrupted}
+					return errInterrupted
 				}
 				return err
 			}
@@ -174,7 +174,7 @@ func newDownloadPieceCmd(a *app) *cobra.Command {
 			}
 			if err := tor.WaitPiece(ctx, idx); err != nil {
 				if ctx.Err() != nil {
-					return exitError{130, errInterrupted}
+					return errInterrupted
 				}
 				return err
 			}
