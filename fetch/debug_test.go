@@ -10,9 +10,9 @@ func (t *Torrent) debugString() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "have %d/%d, downloads %d, verifying or evicting %d, waiters %d\n", t.store.VerifiedCount(), t.info.NumPieces(), len(t.downloads), countTrue(t.busy)-len(t.downloads), len(t.waiters))
+	fmt.Fprintf(&b, "have %d/%d, downloads %d, verifying or evicting %d, waiters %d\n", t.store.VerifiedCount(), t.info.NumPieces(), len(t.downloads), countTrue(t.pt.busy)-len(t.downloads), len(t.waiters))
 	for i := range t.waiters {
-		fmt.Fprintf(&b, "  waiter piece %d prio %d avail %d", i, t.prio[i], t.avail[i])
+		fmt.Fprintf(&b, "  waiter piece %d prio %d avail %d", i, t.pt.prio[i], t.pt.avail[i])
 		if d := t.downloads[i]; d != nil {
 			fmt.Fprintf(&b, " download got %d/%d reqs %v", d.nGot, d.nBlocks, d.reqs)
 		}

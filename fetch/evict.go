@@ -10,19 +10,13 @@ import "sort"
 // evicted; neither is a piece pinned by a read that is still copying or splicing it
 // (Reader.WaitPinned). Least recently used goes first, down to evictTarget of the limit so
 // eviction runs in batches. Candidates are picked under each torrent's lock, which is then
-// released; evict takes it again and re-checks every rule (verified, not busy, not protected)
-// before it marks a piece busy and not verified, so a pin or a reader that came in between
+// released; evict takes it again and the piece table re-checks every rule (verified, not in
+// flight, not pinned, not protected: pieceTable.beginEvict) before it marks the piece in flight
+// and not verified, so a pin or a reader that came in between
 // keeps its piece, and a read that comes later waits for the piece to be fetched again (or,
 // when the eviction fails, for it to be verified again). Re-check these when making changes.
 
 const evictTarget = 0.95
-
-// usedLocked records that pieces [first, last) were just read or are about to be.
-func (t *Torrent) usedLocked(first, last int, now int64) {
-	for i := max(first, 0); i < last && i < len(t.lastUse); i++ {
-		t.lastUse[i] = now
-	}
-}
 
 // evictCandidate is a verified piece that may be evicted.
 type evictCandidate struct {
@@ -67,8 +61,8 @@ func (c *Client) evictOnce(limit int64) bool {
 		t.mu.Lock()
 		protected := t.protectedLocked()
 		for i := range t.info.NumPieces() {
-			if t.store.Verified(i) && !t.busy[i] && !protected[i] {
-				cands = append(cands, evictCandidate{t, i, t.lastUse[i], t.info.PieceSize(i)})
+			if t.pt.evictable(i, protected) {
+				cands = append(cands, evictCandidate{t, i, t.pt.lastUse[i], t.info.PieceSize(i)})
 			}
 		}
 		t.mu.Unlock()
@@ -99,23 +93,13 @@ func chooseEvictions(cands []evictCandidate, over int64) map[*Torrent][]int {
 	return chosen
 }
 
-// protectedLocked marks pieces that readers need now or soon.
+// protectedLocked marks the pieces readers claim: those they wait on, read ahead into, or
+// keep as an open file's head or tail.
 func (t *Torrent) protectedLocked() []bool {
 	p := make([]bool, t.info.NumPieces())
-	for i := range t.pins {
-		p[i] = true
-	}
-	for r := range t.readers {
-		for i := range r.waits {
+	for _, c := range t.claimsLocked() {
+		for i := max(c.first, 0); i < c.last && i < len(p); i++ {
 			p[i] = true
-		}
-		for i := r.raFirst; i < r.raLast; i++ {
-			p[i] = true
-		}
-		for _, h := range r.hints {
-			for i := h[0]; i < h[1]; i++ {
-				p[i] = true
-			}
 		}
 	}
 	return p
@@ -129,18 +113,11 @@ func (t *Torrent) evict(pieces []int) {
 	protected := t.protectedLocked()
 	var keep []int
 	for _, i := range pieces {
-		if !t.store.Verified(i) || t.busy[i] || protected[i] {
-			continue
+		// The piece stops being verified first, so nobody starts to read it while its
+		// bytes go: a WaitPinned from now on sees it missing and waits for it again.
+		if t.pt.beginEvict(i, protected) {
+			keep = append(keep, i)
 		}
-		// Forget the piece first, so nobody starts to read it while its bytes go: a
-		// WaitPinned from now on sees it missing and waits for it to be verified again.
-		t.store.Unverify(i)
-		t.busy[i] = true
-		if t.wanted[i] {
-			t.wantedLeft++
-		}
-		t.prio[i], t.prioKey[i] = t.basePrioLocked(i), 0
-		keep = append(keep, i)
 	}
 	t.recomputePriorityLocked()
 	t.mu.Unlock()
@@ -155,15 +132,10 @@ func (t *Torrent) evict(pieces []int) {
 	defer t.mu.Unlock()
 	waited := false
 	for _, i := range keep {
-		t.busy[i] = false
-		t.pickGen++
-		if err != nil && t.store.Verified(i) {
+		t.pt.endEvict(i)
+		if t.pt.verified(i) {
 			// Not evicted after all: the bytes are still whole, and EvictPieces verified
 			// them again. Reads that began to wait for the piece meanwhile can go on.
-			if t.wanted[i] {
-				t.wantedLeft--
-			}
-			t.prio[i] = prioNone
 			if ch := t.waiters[i]; ch != nil {
 				close(ch)
 				delete(t.waiters, i)

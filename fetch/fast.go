@@ -59,11 +59,10 @@ func (t *Torrent) handleFastLocked(p *peer, m p2p.Message, first bool) error {
 			return fmt.Errorf("%w: %v after other messages", errProtocol, m.ID)
 		}
 		if m.ID == p2p.MsgHaveAll {
-			for i := range t.avail {
+			for i := range t.pt.len() {
 				p.has.Set(i)
-				t.avail[i]++
 			}
-			p.hasCount = len(t.avail)
+			p.hasCount = t.peerHasLocked(p, 1)
 			p.wake()
 			return t.checkBothSeedersLocked(p)
 		}

@@ -198,11 +198,7 @@ func (t *Torrent) removePeer(p *peer, err error) {
 	p.closed = true
 	delete(t.peers, p)
 	t.releaseRequestsLocked(p)
-	for i := range t.avail {
-		if p.has.Has(i) {
-			t.avail[i]--
-		}
-	}
+	t.peerHasLocked(p, -1)
 	if c := t.candidates[p.addr]; c != nil && !p.incoming {
 		c.connected = false
 		c.nextTry = time.Now().Add(backoff(c.failures))
@@ -281,8 +277,8 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (blockWrite, error
 		if !p.has.Has(i) {
 			p.has.Set(i)
 			p.hasCount++
-			t.avail[i]++
-			if !p.amInterested && t.wantsLocked(i) {
+			t.pt.peerHas(i, 1)
+			if !p.amInterested && t.pt.wants(i) {
 				p.wake()
 			}
 			return blockWrite{}, t.checkBothSeedersLocked(p)
@@ -291,20 +287,10 @@ func (t *Torrent) handleMessageLocked(p *peer, m p2p.Message) (blockWrite, error
 		// A later bitfield replaces what the peer had: aria2c sends none while it has no
 		// piece, then a bitfield instead of "have" after the first piece it gets.
 		if !first {
-			for i := range t.avail {
-				if p.has.Has(i) {
-					t.avail[i]--
-				}
-			}
+			t.peerHasLocked(p, -1)
 		}
 		copy(p.has, m.Payload)
-		p.hasCount = 0
-		for i := range t.avail {
-			if p.has.Has(i) {
-				t.avail[i]++
-				p.hasCount++
-			}
-		}
+		p.hasCount = t.peerHasLocked(p, 1)
 		p.wake()
 		return blockWrite{}, t.checkBothSeedersLocked(p)
 	case p2p.MsgRequest:
@@ -468,7 +454,7 @@ func (t *Torrent) blockWrittenLocked(w blockWrite, werr error) *verifyJob {
 		return nil
 	}
 	delete(t.downloads, d.index)
-	// t.busy stays set: the piece is now being verified.
+	// The piece stays in flight in the piece table: it is now being verified.
 	return &verifyJob{index: d.index, contrib: d.contrib}
 }
 
@@ -513,11 +499,6 @@ func (p *peer) wasCancelled(piece, begin uint32) bool {
 	return false
 }
 
-// wantsLocked reports whether piece i is one we would fetch now.
-func (t *Torrent) wantsLocked(i int) bool {
-	return !t.store.Verified(i) && t.prio[i] != prioNone
-}
-
 // interestedInLocked reports whether p has a piece we want, starting the scan at a hint. While
 // requests are outstanding at p we stay interested (a peer may drop requests of an
 // uninterested peer).
@@ -529,10 +510,10 @@ func (t *Torrent) interestedInLocked(p *peer) bool {
 	if n == 0 || p.hasCount == 0 {
 		return false
 	}
-	if !t.opts.Background || t.wantedLeft == 0 {
+	if !t.pt.backgroundWork() {
 		// Only pieces the readers claim can be wanted: look at those, not at every piece.
-		for _, i := range t.urgent {
-			if p.has.Has(i) && t.wantsLocked(i) {
+		for _, i := range t.pt.urgent {
+			if p.has.Has(i) && t.pt.wants(i) {
 				return true
 			}
 		}
@@ -540,7 +521,7 @@ func (t *Torrent) interestedInLocked(p *peer) bool {
 	}
 	for k := range n {
 		i := (p.interestHint + k) % n
-		if p.has.Has(i) && t.wantsLocked(i) {
+		if p.has.Has(i) && t.pt.wants(i) {
 			p.interestHint = i
 			return true
 		}
@@ -575,7 +556,7 @@ func (p *peer) prepareLocked(msgs []p2p.Message, ups []blockReq) ([]p2p.Message,
 				p.rejectLocked(p2p.Message{ID: p2p.MsgRequest, Index: u.piece, Begin: u.begin, Length: u.length})
 				continue
 			}
-			t.pins[int(u.piece)]++
+			t.pt.pin(int(u.piece), int(u.piece)+1)
 			ups = append(ups, u)
 		}
 		p.uploads = append(p.uploads[:0], p.uploads[k:]...)
@@ -589,10 +570,7 @@ func (p *peer) prepareLocked(msgs []p2p.Message, ups []blockReq) ([]p2p.Message,
 // unpinUploadsLocked releases the pins prepareLocked took for uploads.
 func (t *Torrent) unpinUploadsLocked(ups []blockReq) {
 	for _, u := range ups {
-		i := int(u.piece)
-		if t.pins[i]--; t.pins[i] <= 0 {
-			delete(t.pins, i)
-		}
+		t.pt.unpin(int(u.piece), int(u.piece)+1)
 	}
 }
 
@@ -674,4 +652,17 @@ func (p *peer) send(msgs []p2p.Message, ups []blockReq, block []byte) error {
 func backoff(failures int) time.Duration {
 	d := 5 * time.Second << min(failures, 6)
 	return min(d, 5*time.Minute)
+}
+
+// peerHasLocked adds delta to the availability of every piece p has (its bitfield arrived:
+// +1; it left or sent a new bitfield: -1) and returns how many pieces p has.
+func (t *Torrent) peerHasLocked(p *peer, delta int) int {
+	n := 0
+	for i := range t.pt.len() {
+		if p.has.Has(i) {
+			t.pt.peerHas(i, delta)
+			n++
+		}
+	}
+	return n
 }

@@ -72,14 +72,14 @@ func BenchmarkPerEvent(b *testing.B) {
 		b.Run(fmt.Sprintf("pick/pieces=%d", n), func(b *testing.B) {
 			tor, p := benchTorrent(b, n, false)
 			r := benchReader(b, tor)
-			r.moveWindowLocked(0, 16<<10)
+			r.ra.advance(0, 16<<10)
 			tor.recomputePriorityLocked()
-			for _, i := range tor.urgent {
-				tor.busy[i] = true // every piece the reader wants is in progress
+			for _, i := range tor.pt.urgent {
+				tor.pt.startFetch(i) // every piece the reader wants is in progress
 			}
 			b.ResetTimer()
 			for range b.N {
-				if i := tor.pickNewPieceLocked(p); i >= 0 {
+				if i := tor.picker.pick(tor.pt, p, false, &p.noPickGen); i >= 0 {
 					b.Fatalf("picked piece %d", i)
 				}
 			}
@@ -91,7 +91,7 @@ func BenchmarkPerEvent(b *testing.B) {
 			off := int64(0)
 			b.ResetTimer()
 			for range b.N {
-				if r.moveWindowLocked(off, 16<<10) {
+				if r.ra.advance(off, 16<<10) {
 					tor.recomputePriorityLocked()
 				}
 				off += 16 << 10
@@ -111,12 +111,12 @@ func BenchmarkEndgamePick(b *testing.B) {
 			tor, p := benchTorrent(b, n, true)
 			tor.mu.Lock()
 			defer tor.mu.Unlock()
-			for i := range tor.busy {
-				tor.busy[i] = true // every wanted piece is being downloaded
+			for i := range tor.pt.len() {
+				tor.pt.startFetch(i) // every wanted piece is being downloaded
 			}
 			b.ResetTimer()
 			for range b.N {
-				if i := tor.pickNewPieceLocked(p); i >= 0 {
+				if i := tor.picker.pick(tor.pt, p, false, &p.noPickGen); i >= 0 {
 					b.Fatalf("picked busy piece %d", i)
 				}
 			}

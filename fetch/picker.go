@@ -1,7 +1,6 @@
 package fetch
 
 import (
-	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -91,15 +90,14 @@ func (t *Torrent) startDownloadLocked(i int, p *peer) *pieceDownload {
 		d.exclusive = p
 	}
 	t.downloads[i] = d
-	t.busy[i] = true
+	t.pt.startFetch(i)
 	return d
 }
 
 // dropDownloadLocked forgets an in-progress piece that nobody is fetching any more.
 func (t *Torrent) dropDownloadLocked(d *pieceDownload) {
 	delete(t.downloads, d.index)
-	t.busy[d.index] = false
-	t.pickGen++
+	t.pt.endFetch(d.index)
 }
 
 // fillRequestsLocked queues requests to p until its pipeline is full.
@@ -120,7 +118,7 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 	// 2. New pieces.
 	newStarted := false
 	for need > 0 {
-		i := t.pickNewPieceLocked(p)
+		i := t.picker.pick(t.pt, p, p.snubbed, &p.noPickGen)
 		if i < 0 {
 			break
 		}
@@ -147,15 +145,15 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		if !p.canRequest(d.index) || (d.exclusive != nil && d.exclusive != p) {
 			continue
 		}
-		if p.snubbed && t.prio[d.index] == prioNow {
+		if p.snubbed && t.pt.prio[d.index] == prioNow {
 			continue // a blocked read does not wait on a peer that stopped sending
 		}
 		var mode dupMode
 		lateAfter := late
-		if t.streamStartLocked(d.index) {
+		if t.pt.streamStart(d.index) {
 			lateAfter = min(late, oldestReadLateAfter)
 		}
-		switch prio := t.prio[d.index]; {
+		switch prio := t.pt.prio[d.index]; {
 		case prio == prioNow:
 			mode = dupLate
 		case !endgame || prio == prioNone:
@@ -205,10 +203,10 @@ func (t *Torrent) sortedDownloadsLocked() []*pieceDownload {
 		ds = append(ds, d)
 	}
 	sort.Slice(ds, func(a, b int) bool {
-		if t.better(ds[a].index, ds[b].index) {
+		if t.pt.better(ds[a].index, ds[b].index) {
 			return true
 		}
-		if t.better(ds[b].index, ds[a].index) {
+		if t.pt.better(ds[b].index, ds[a].index) {
 			return false
 		}
 		return ds[a].index < ds[b].index
@@ -265,59 +263,72 @@ func (t *Torrent) requestBlocksLocked(p *peer, d *pieceDownload, need int, mode 
 // that starts where the last pick ended, so a pick costs O(window), not O(pieces).
 const pickWindow = 64
 
-// pickableLocked reports whether piece i can be started with p now.
-func (t *Torrent) pickableLocked(p *peer, i int) bool {
-	return t.prio[i] != prioNone && !t.busy[i] && !t.store.Verified(i) && p.canRequest(i) &&
-		!(p.snubbed && t.prio[i] == prioNow)
+// pickPeer is what the picker needs to know of a peer.
+type pickPeer interface {
+	// canRequest reports whether the peer has piece i and may be asked for it now.
+	canRequest(i int) bool
 }
 
-// pickNewPieceLocked chooses the best piece p has that nobody is fetching yet, or -1: first
-// what readers need (blocked reads, then readahead, in order), then a background piece,
-// rarest-first (random for the first few pieces) within a window of candidates.
-func (t *Torrent) pickNewPieceLocked(p *peer) int {
+// picker chooses the next piece to start for a peer, over a torrent's piece table. It needs
+// no socket: its tests give it a table and peers that are plain bitfields.
+type picker struct {
+	lastPick int // where the next background scan starts
+	// randIntN returns a random number in [0, n) (math/rand/v2's IntN; tests fix it).
+	randIntN func(n int) int
+}
+
+// pick chooses the best piece p has that nobody is fetching yet, or -1: first what readers
+// claim (blocked reads, then readahead, in order), then a background piece, rarest first
+// (random for the first few pieces) within a window of candidates. A snubbed peer is given no
+// piece a read waits on. skipGen is the peer's memory of a fruitless scan: when it equals the
+// table's generation nothing changed since and the scan is skipped; a fruitless scan sets it.
+func (pk *picker) pick(pt *pieceTable, p pickPeer, snubbed bool, skipGen *uint64) int {
+	ok := func(i int) bool {
+		return pt.pickable(i) && p.canRequest(i) && !(snubbed && pt.prio[i] == prioNow)
+	}
 	best := -1
-	for _, i := range t.urgent {
-		if t.pickableLocked(p, i) && (best < 0 || t.better(i, best)) {
+	for _, i := range pt.urgent {
+		if ok(i) && (best < 0 || pt.better(i, best)) {
 			best = i
 		}
 	}
 	if best >= 0 {
 		return best
 	}
-	if !t.opts.Background || t.wantedLeft == 0 {
+	if !pt.backgroundWork() {
 		return -1 // no piece is wanted in the background (a mount without --prefetch): no scan
 	}
-	if p.noPickGen == t.pickGen {
+	if *skipGen == pt.gen {
 		return -1 // the last scan found nothing, and nothing changed since
 	}
-	random := t.store.VerifiedCount() < randomFirstPieces
+	random := pt.store.VerifiedCount() < randomFirstPieces
 	ties, seen := 0, 0
-	n := len(t.prio)
+	n := pt.len()
 	for k := 0; k < n && seen < pickWindow; k++ {
-		i := (t.lastPick + k) % n
-		if t.prio[i] != prioNormal || !t.pickableLocked(p, i) {
+		i := (pk.lastPick + k) % n
+		if pt.prio[i] != prioNormal || !ok(i) {
 			continue
 		}
 		seen++
 		switch {
-		case best < 0 || t.avail[i] < t.avail[best]:
+		case best < 0 || pt.avail[i] < pt.avail[best]:
 			best, ties = i, 1
-		case t.avail[i] == t.avail[best]:
+		case pt.avail[i] == pt.avail[best]:
 			// Equal candidates: reservoir sampling, so every one is as likely.
 			ties++
-			if rand.IntN(ties) == 0 {
+			if pk.randIntN(ties) == 0 {
 				best = i
 			}
 		case random:
-			if rand.IntN(seen) == 0 {
+			if pk.randIntN(seen) == 0 {
 				best = i
 			}
 		}
 	}
 	if best >= 0 {
-		t.lastPick = best
+		pk.lastPick = best
 	} else {
-		p.noPickGen = t.pickGen
+		*skipGen = pt.gen
 	}
 	return best
 }

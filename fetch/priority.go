@@ -18,118 +18,116 @@ const (
 const hintKeyBase = int64(1) << 40
 
 // Priorities are derived state: a piece's base class comes from the background wish
-// (basePrioLocked), and readers raise the pieces they claim above it. Every piece above its
-// base is in t.urgent, so a change of the readers costs O(pieces they claim), not O(pieces).
+// (basePrio), and the readers' claims raise pieces above it. Every piece above its base is in
+// pt.urgent, so a change of the claims costs O(pieces claimed), not O(pieces).
 // Inputs weighed: piece verified; piece wanted in the background and background on; each
 // reader's blocked reads (with their start time), readahead window and open-file hints.
 // Re-check these when making changes.
 
-// basePrioLocked is piece i's priority class when no reader claims it.
-func (t *Torrent) basePrioLocked(i int) prioCls {
-	if t.opts.Background && t.wanted[i] && !t.store.Verified(i) {
+// claim is a reader's wish for pieces [first, last): class cls, with ordering key
+// key+(i-first) for piece i (so a window is fetched nearest first).
+type claim struct {
+	first, last int
+	cls         prioCls
+	key         int64
+	// startsStream marks a blocked read that starts a stream (the first read of a handle,
+	// a seek): its blocks go to a second peer sooner (streamStart).
+	startsStream bool
+}
+
+// basePrio is piece i's priority class when no reader claims it.
+func (pt *pieceTable) basePrio(i int) prioCls {
+	if pt.background && pt.wanted[i] && !pt.verified(i) {
 		return prioNormal
 	}
 	return prioNone
 }
 
-// recomputeAllPrioritiesLocked derives every piece's priority afresh: for changes of the
-// background wish (start, SetBackground, the wanted set). O(pieces).
-func (t *Torrent) recomputeAllPrioritiesLocked() {
-	t.pickGen++
-	for i := range t.prio {
-		t.prio[i], t.prioKey[i] = t.basePrioLocked(i), 0
-	}
-	t.raiseReadersLocked()
-}
+// setBackground turns the background fetch of wanted pieces on or off; the caller then
+// derives every priority again (setClaims with all set).
+func (pt *pieceTable) setBackground(on bool) { pt.background = on }
 
-// recomputePriorityLocked re-derives the priorities after a change of the readers (a read
-// blocks or ends, a window moves, a reader opens or closes): the pieces raised last time go
-// back to their base, then the readers raise theirs. O(pieces the readers claim).
-func (t *Torrent) recomputePriorityLocked() {
-	t.pickGen++ // a piece a reader let go may be a background one again
-	for _, i := range t.urgent {
-		t.prio[i], t.prioKey[i] = t.basePrioLocked(i), 0
+// setClaims derives the priorities from the readers' claims. With all, every piece goes back
+// to its base first (after a change of the background wish: O(pieces)); otherwise only the
+// pieces claimed last time do (O(pieces claimed then and now)).
+func (pt *pieceTable) setClaims(claims []claim, all bool) {
+	pt.gen++ // a piece a reader let go may be a background one again
+	if all {
+		for i := range pt.prio {
+			pt.prio[i], pt.prioKey[i] = pt.basePrio(i), 0
+		}
+	} else {
+		for _, i := range pt.urgent {
+			pt.prio[i], pt.prioKey[i] = pt.basePrio(i), 0
+		}
 	}
-	t.raiseReadersLocked()
-}
-
-// raiseReadersLocked raises the pieces each reader claims and lists them in t.urgent.
-func (t *Torrent) raiseReadersLocked() {
-	defer t.collectUrgentLocked()
+	pt.urgent = pt.urgent[:0]
+	pt.streamStartKey = 0
 	var oldest int64
-	t.streamStartKey = 0
-	for r := range t.readers {
-		for i, since := range r.waits {
-			ns := since.UnixNano()
-			t.raise(i, prioNow, ns)
-			if oldest == 0 || ns < oldest {
-				oldest = ns
-				t.streamStartKey = 0
-				if r.window <= minReadahead { // the read starts a stream (first read, seek)
-					t.streamStartKey = ns
-				}
-			}
+	for _, c := range claims {
+		for i := max(c.first, 0); i < c.last && i < len(pt.prio); i++ {
+			pt.raise(i, c.cls, c.key+int64(i-c.first))
+			pt.urgent = append(pt.urgent, i)
 		}
-		for i := r.raFirst; i < r.raLast; i++ {
-			t.raise(i, prioReadahead, int64(i-r.raFirst))
-		}
-		for _, h := range r.hints {
-			for i := h[0]; i < h[1]; i++ {
-				t.raise(i, prioReadahead, hintKeyBase+int64(i-h[0]))
+		if c.cls == prioNow && (oldest == 0 || c.key < oldest) {
+			oldest = c.key
+			pt.streamStartKey = 0
+			if c.startsStream {
+				pt.streamStartKey = c.key
 			}
 		}
 	}
 }
 
 // raise lifts piece i to class c with ordering key k, keeping the better of two claims.
-func (t *Torrent) raise(i int, c prioCls, k int64) {
-	if i < 0 || i >= len(t.prio) || t.store.Verified(i) {
+func (pt *pieceTable) raise(i int, c prioCls, k int64) {
+	if pt.verified(i) {
 		return
 	}
 	switch {
-	case c > t.prio[i]:
-		t.prio[i], t.prioKey[i] = c, k
-	case c == t.prio[i] && k < t.prioKey[i]:
-		t.prioKey[i] = k
+	case c > pt.prio[i]:
+		pt.prio[i], pt.prioKey[i] = c, k
+	case c == pt.prio[i] && k < pt.prioKey[i]:
+		pt.prioKey[i] = k
 	}
 }
 
-// streamStartLocked reports whether piece i is under the oldest blocked read and that read
-// starts a stream (the first read of a handle or a seek, not one inside a sequential stream):
-// its blocks go to a second peer after oldestReadLateAfter.
-func (t *Torrent) streamStartLocked(i int) bool {
-	return t.streamStartKey != 0 && t.prio[i] == prioNow && t.prioKey[i] == t.streamStartKey
+// streamStart reports whether piece i is under the oldest blocked read and that read starts a
+// stream (the first read of a handle or a seek, not one inside a sequential stream): its
+// blocks go to a second peer after oldestReadLateAfter.
+func (pt *pieceTable) streamStart(i int) bool {
+	return pt.streamStartKey != 0 && pt.prio[i] == prioNow && pt.prioKey[i] == pt.streamStartKey
 }
 
 // better reports whether piece a should be fetched before piece b.
-func (t *Torrent) better(a, b int) bool {
-	if t.prio[a] != t.prio[b] {
-		return t.prio[a] > t.prio[b]
+func (pt *pieceTable) better(a, b int) bool {
+	if pt.prio[a] != pt.prio[b] {
+		return pt.prio[a] > pt.prio[b]
 	}
-	if t.prio[a] == prioNormal {
-		if t.avail[a] != t.avail[b] {
-			return t.avail[a] < t.avail[b]
-		}
-		return false
+	if pt.prio[a] == prioNormal {
+		return pt.avail[a] < pt.avail[b]
 	}
-	return t.prioKey[a] < t.prioKey[b]
+	return pt.prioKey[a] < pt.prioKey[b]
 }
 
-// collectUrgentLocked lists the pieces the readers claim (above their base priority), so the
-// picker and the next recompute can look at them without scanning every piece.
-func (t *Torrent) collectUrgentLocked() {
-	t.urgent = t.urgent[:0]
+// recomputeAllPrioritiesLocked derives every piece's priority afresh: for changes of the
+// background wish (start, SetBackground, the wanted set). O(pieces).
+func (t *Torrent) recomputeAllPrioritiesLocked() {
+	t.pt.setClaims(t.claimsLocked(), true)
+}
+
+// recomputePriorityLocked derives the priorities again after a change of the readers (a read
+// blocks or ends, a window moves, a reader opens or closes). O(pieces the readers claim).
+func (t *Torrent) recomputePriorityLocked() {
+	t.pt.setClaims(t.claimsLocked(), false)
+}
+
+// claimsLocked collects every reader's claims.
+func (t *Torrent) claimsLocked() []claim {
+	cs := t.claimScratch[:0]
 	for r := range t.readers {
-		for i := range r.waits {
-			t.urgent = append(t.urgent, i)
-		}
-		for i := r.raFirst; i < r.raLast; i++ {
-			t.urgent = append(t.urgent, i)
-		}
-		for _, h := range r.hints {
-			for i := h[0]; i < h[1]; i++ {
-				t.urgent = append(t.urgent, i)
-			}
-		}
+		cs = r.appendClaimsLocked(cs)
 	}
+	t.claimScratch = cs
+	return cs
 }

@@ -38,7 +38,7 @@ func TestIncrementalPrioritiesMatchFull(t *testing.T) {
 				i := rng.IntN(pieces)
 				tor.mu.Lock()
 				tor.store.Unverify(i)
-				tor.prio[i], tor.prioKey[i] = tor.basePrioLocked(i), 0
+				tor.pt.prio[i], tor.pt.prioKey[i] = tor.pt.basePrio(i), 0
 				tor.recomputePriorityLocked()
 				tor.mu.Unlock()
 			default:
@@ -56,16 +56,16 @@ func TestIncrementalPrioritiesMatchFull(t *testing.T) {
 						r.waitCount[i] = 1
 					}
 				}
-				r.moveWindowLocked(off, int64(1+rng.IntN(1<<16)))
+				r.ra.advance(off, int64(1+rng.IntN(1<<16)))
 				tor.recomputePriorityLocked()
 				tor.mu.Unlock()
 			}
 			tor.mu.Lock()
-			prio, keys := slices.Clone(tor.prio), slices.Clone(tor.prioKey)
+			prio, keys := slices.Clone(tor.pt.prio), slices.Clone(tor.pt.prioKey)
 			tor.recomputeAllPrioritiesLocked()
 			bad := -1
 			for i := range prio {
-				if prio[i] != tor.prio[i] || keys[i] != tor.prioKey[i] {
+				if prio[i] != tor.pt.prio[i] || keys[i] != tor.pt.prioKey[i] {
 					bad = i
 					break
 				}
@@ -73,7 +73,7 @@ func TestIncrementalPrioritiesMatchFull(t *testing.T) {
 			var derived prioCls
 			var derivedKey int64
 			if bad >= 0 {
-				derived, derivedKey = tor.prio[bad], tor.prioKey[bad]
+				derived, derivedKey = tor.pt.prio[bad], tor.pt.prioKey[bad]
 			}
 			tor.mu.Unlock() // before any Fatal: the cleanups close the torrent
 			if bad >= 0 {

@@ -433,7 +433,7 @@ func TestUploadPinsItsPieces(t *testing.T) {
 	f.checkPiece(t, kept)
 	tor.mu.Lock()
 	tor.unpinUploadsLocked(ups)
-	pinned := tor.pins[kept]
+	pinned := tor.pt.pins[kept]
 	tor.mu.Unlock()
 	if pinned != 0 {
 		t.Errorf("piece %d still pinned %d times after the upload", kept, pinned)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/gotfs/gotfs/torrentfile"
 )
 
 // Readahead defaults.
@@ -32,19 +34,15 @@ type ReaderOptions struct {
 // one Reader for its whole life, so its readahead window can grow while reads stay sequential.
 // A Reader is safe for concurrent use.
 type Reader struct {
-	t            *Torrent
-	file         int
-	base, size   int64
-	maxReadahead int64
+	t          *Torrent
+	file       int
+	base, size int64
 
 	// Guarded by t.mu.
 	waits        map[int]time.Time // pieces a read is blocked on, with the oldest wait's start
 	waitCount    map[int]int
 	waitingReads int
-	next         int64 // file offset just after the last read
-	window       int64 // current readahead size
-	raFirst      int   // readahead pieces [raFirst, raLast)
-	raLast       int
+	ra           readahead
 	hints        [][2]int // piece ranges fetched early (head and tail)
 	closed       bool
 }
@@ -60,8 +58,9 @@ func (t *Torrent) NewReader(fileIndex int, opts ReaderOptions) (*Reader, error) 
 		ra = DefaultMaxReadahead
 	}
 	r := &Reader{
-		t: t, file: fileIndex, base: f.Offset, size: f.Length, maxReadahead: max(ra, 0),
+		t: t, file: fileIndex, base: f.Offset, size: f.Length,
 		waits: map[int]time.Time{}, waitCount: map[int]int{},
+		ra: readahead{info: t.info, base: f.Offset, size: f.Length, max: max(ra, 0)},
 	}
 	if h := min(opts.HeadTail, f.Length); h > 0 {
 		a0, a1 := t.info.PieceRange(f.Offset, h)
@@ -151,13 +150,8 @@ func (r *Reader) PinVerified(off, n int64) (release func(), ok bool) {
 	if r.closed || !t.acceptsIncoming() {
 		return func() {}, false
 	}
-	for i := first; i < last; i++ {
-		if !t.store.Verified(i) {
-			return func() {}, false
-		}
-	}
-	for i := first; i < last; i++ {
-		t.pins[i]++
+	if !t.pt.pinVerified(first, last) {
+		return func() {}, false
 	}
 	return t.unpinFunc(first, last), true
 }
@@ -185,11 +179,7 @@ func (t *Torrent) unpinFunc(first, last int) func() {
 			return
 		}
 		once = true
-		for i := first; i < last; i++ {
-			if t.pins[i]--; t.pins[i] <= 0 {
-				delete(t.pins, i)
-			}
-		}
+		t.pt.unpin(first, last)
 	}
 }
 
@@ -207,14 +197,14 @@ func (r *Reader) WaitPinned(ctx context.Context, off, n int64) (release func(), 
 		t.mu.Unlock()
 		return func() {}, ErrClosed
 	}
-	changed := r.moveWindowLocked(off, n)
-	t.usedLocked(first, last, time.Now().UnixNano())
+	changed := r.ra.advance(off, n)
+	now := time.Now()
+	t.pt.used(first, last, now.UnixNano())
+	t.pt.pin(first, last)
 	var chans []chan struct{}
 	var pieces []int
-	now := time.Now()
 	for i := first; i < last; i++ {
-		t.pins[i]++
-		if t.store.Verified(i) {
+		if t.pt.verified(i) {
 			continue
 		}
 		ch := t.waiters[i]
@@ -259,7 +249,7 @@ func (r *Reader) WaitPinned(ctx context.Context, off, n int64) (release func(), 
 			delete(r.waitCount, i)
 			delete(r.waits, i)
 		}
-		if err == nil && !t.store.Verified(i) {
+		if err == nil && !t.pt.verified(i) {
 			// Woken without the piece: it verified but could not be stored.
 			err = fmt.Errorf("piece %d could not be stored: %w", i, t.lastStoreErr)
 		}
@@ -280,34 +270,65 @@ func (r *Reader) WaitPinned(ctx context.Context, off, n int64) (release func(), 
 	return release, nil
 }
 
-// moveWindowLocked updates the readahead window after a read of [off, off+n) and reports
-// whether the pieces it covers changed. Sequential reads double the window up to its bound; a
-// seek starts it again from the smallest size.
-func (r *Reader) moveWindowLocked(off, n int64) bool {
-	if r.maxReadahead == 0 {
+// appendClaimsLocked appends the reader's claims on pieces: the pieces its blocked reads wait
+// on, its readahead window, its head and tail hints.
+func (r *Reader) appendClaimsLocked(cs []claim) []claim {
+	for i, since := range r.waits {
+		cs = append(cs, claim{first: i, last: i + 1, cls: prioNow, key: since.UnixNano(), startsStream: r.ra.startsStream()})
+	}
+	if r.ra.first < r.ra.last {
+		cs = append(cs, claim{first: r.ra.first, last: r.ra.last, cls: prioReadahead})
+	}
+	for _, h := range r.hints {
+		cs = append(cs, claim{first: h[0], last: h[1], cls: prioReadahead, key: hintKeyBase})
+	}
+	return cs
+}
+
+// readahead plans one reader's readahead window: sequential reads double it up to its bound,
+// a seek starts it again from the smallest size. It is a plain value, tested without a
+// torrent's engine.
+type readahead struct {
+	info       *torrentfile.Info
+	base, size int64 // the file's offset in the torrent and its size
+	max        int64 // bound of the window (0: no readahead)
+
+	next        int64 // file offset just after the last read
+	window      int64 // current size
+	first, last int   // the window's pieces [first, last)
+}
+
+// advance moves the window after a read of [off, off+n) of the file and reports whether the
+// pieces it covers changed.
+func (ra *readahead) advance(off, n int64) bool {
+	if ra.max == 0 {
 		return false
 	}
-	sequential := off >= r.next-sequentialSlack && off <= r.next+sequentialSlack && r.next > 0
+	sequential := off >= ra.next-sequentialSlack && off <= ra.next+sequentialSlack && ra.next > 0
 	switch {
-	case off == 0 && r.next == 0:
-		r.window = minReadahead
+	case off == 0 && ra.next == 0:
+		ra.window = minReadahead
 	case sequential:
-		r.window = min(max(r.window*2, minReadahead), r.maxReadahead)
+		ra.window = min(max(ra.window*2, minReadahead), ra.max)
 	default:
-		r.window = minReadahead
+		ra.window = minReadahead
 	}
-	if end := off + n; end > r.next || !sequential {
-		r.next = end
+	if end := off + n; end > ra.next || !sequential {
+		ra.next = end
 	}
-	start := r.next
-	end := min(start+r.window, r.size)
+	start := ra.next
+	end := min(start+ra.window, ra.size)
 	first, last := 0, 0
 	if end > start {
-		first, last = r.t.info.PieceRange(r.base+start, end-start)
+		first, last = ra.info.PieceRange(ra.base+start, end-start)
 	}
-	if first == r.raFirst && last == r.raLast {
+	if first == ra.first && last == ra.last {
 		return false
 	}
-	r.raFirst, r.raLast = first, last
+	ra.first, ra.last = first, last
 	return true
 }
+
+// startsStream reports whether the last read started a stream (the first read of the file or
+// a seek) rather than continuing one: its blocks are worth asking of a second peer sooner.
+func (ra *readahead) startsStream() bool { return ra.window <= minReadahead }

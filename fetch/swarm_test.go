@@ -423,7 +423,7 @@ func TestStreamStartGetsSecondPeerSooner(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
 			l.t.mu.Lock()
-			waiting, sooner := r.waitingReads > 0, l.t.streamStartLocked(int(off/mi.Info.PieceLength))
+			waiting, sooner := r.waitingReads > 0, l.t.pt.streamStart(int(off/mi.Info.PieceLength))
 			l.t.mu.Unlock()
 			if waiting {
 				return sooner
@@ -439,9 +439,9 @@ func TestStreamStartGetsSecondPeerSooner(t *testing.T) {
 	// Sequential reads grow the window (bookkeeping only: these bytes are never fetched).
 	l.t.mu.Lock()
 	for off := int64(4096); off < 1<<20; off += 128 << 10 {
-		r.moveWindowLocked(off, 128<<10)
+		r.ra.advance(off, 128<<10)
 	}
-	next := r.next
+	next := r.ra.next
 	l.t.mu.Unlock()
 	if soonerAt(next) {
 		t.Error("a read inside a sequential stream gets the sooner second peer")

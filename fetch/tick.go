@@ -88,7 +88,7 @@ func (t *Torrent) checkSnubsLocked(now time.Time) {
 		dropped := false
 		for k := 0; k < len(p.requests); k++ {
 			r := p.requests[k]
-			urgentStale := t.prio[r.piece] == prioNow && now.Sub(r.sent) > urgentPatience && p.lastBlock.Before(r.sent)
+			urgentStale := t.pt.prio[r.piece] == prioNow && now.Sub(r.sent) > urgentPatience && p.lastBlock.Before(r.sent)
 			if urgentStale && !p.snubbed {
 				// Nothing at all since a request a read waits on: ask others, not this peer.
 				p.snubbed = true
@@ -118,51 +118,67 @@ func (t *Torrent) chokeRoundLocked(rotateOptimistic bool) {
 		return
 	}
 	seeding := t.store.VerifiedCount() == t.info.NumPieces()
-	var interested []*peer
-	var current *peer
+	peers := make([]*peer, 0, len(t.peers))
+	cands := make([]chokeCandidate, 0, len(t.peers))
 	for p := range t.peers {
-		if p.optimistic {
-			current = p
-		}
-		if p.peerInterested {
-			interested = append(interested, p)
-		}
-	}
-	sort.Slice(interested, func(a, b int) bool {
+		rate := p.downRate
 		if seeding {
-			return interested[a].upRate > interested[b].upRate
+			rate = p.upRate
 		}
-		return interested[a].downRate > interested[b].downRate
-	})
-	unchoke := map[*peer]bool{}
-	for _, p := range interested {
-		if len(unchoke) >= t.c.cfg.UploadSlots {
-			break
-		}
-		unchoke[p] = true
+		peers = append(peers, p)
+		cands = append(cands, chokeCandidate{interested: p.peerInterested, optimistic: p.optimistic, rate: rate})
 	}
-	if rotateOptimistic || current == nil || !current.peerInterested || unchoke[current] {
-		if current != nil {
-			current.optimistic = false
+	unchoke, optimistic := chooseUnchoked(cands, t.c.cfg.UploadSlots, rotateOptimistic, rand.IntN)
+	for k, p := range peers {
+		p.optimistic = k == optimistic
+		t.setChokingLocked(p, !unchoke[k])
+	}
+}
+
+// chokeCandidate is what the choker weighs of a peer.
+type chokeCandidate struct {
+	interested bool    // the peer wants to download from us
+	optimistic bool    // it is the current optimistic unchoke
+	rate       float64 // what it gives us while we download, what it takes while we seed
+}
+
+// chooseUnchoked is the choker: the slots interested candidates with the highest rates are
+// unchoked, plus one optimistic unchoke among the other interested ones, kept from round to
+// round unless rotate is set, it lost interest or it earned a regular slot. It returns which
+// candidates to unchoke and the index of the optimistic one (-1: none). randIntN returns a
+// random number in [0, n).
+func chooseUnchoked(cands []chokeCandidate, slots int, rotate bool, randIntN func(n int) int) (unchoke []bool, optimistic int) {
+	unchoke = make([]bool, len(cands))
+	optimistic = -1
+	var interested []int
+	for k, c := range cands {
+		if c.optimistic {
+			optimistic = k
 		}
-		current = nil
-		var rest []*peer
-		for _, p := range interested {
-			if !unchoke[p] {
-				rest = append(rest, p)
+		if c.interested {
+			interested = append(interested, k)
+		}
+	}
+	sort.SliceStable(interested, func(a, b int) bool { return cands[interested[a]].rate > cands[interested[b]].rate })
+	for _, k := range interested[:min(max(slots, 0), len(interested))] {
+		unchoke[k] = true
+	}
+	if rotate || optimistic < 0 || !cands[optimistic].interested || unchoke[optimistic] {
+		optimistic = -1
+		var rest []int
+		for _, k := range interested {
+			if !unchoke[k] {
+				rest = append(rest, k)
 			}
 		}
 		if len(rest) > 0 {
-			current = rest[rand.IntN(len(rest))]
-			current.optimistic = true
+			optimistic = rest[randIntN(len(rest))]
 		}
 	}
-	if current != nil {
-		unchoke[current] = true
+	if optimistic >= 0 {
+		unchoke[optimistic] = true
 	}
-	for p := range t.peers {
-		t.setChokingLocked(p, !unchoke[p])
-	}
+	return unchoke, optimistic
 }
 
 // maybeUnchokeNewLocked unchokes a newly interested peer at once when a slot is free, instead of
@@ -215,8 +231,8 @@ func (t *Torrent) setChokingLocked(p *peer, choke bool) {
 func (t *Torrent) logStarvedReadsLocked() {
 	const patience = 3 * time.Second
 	now := time.Now().UnixNano()
-	for i, c := range t.prio {
-		if c != prioNow || t.avail[i] > 0 || t.noPeerLog[i] || now-t.prioKey[i] < int64(patience) {
+	for _, i := range t.pt.urgent {
+		if t.pt.prio[i] != prioNow || t.pt.avail[i] > 0 || t.noPeerLog[i] || now-t.pt.prioKey[i] < int64(patience) {
 			continue
 		}
 		t.noPeerLog[i] = true

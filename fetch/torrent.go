@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
@@ -54,11 +55,9 @@ type Torrent struct {
 
 	// mu guards everything below.
 	mu           sync.Mutex
-	wanted       []bool    // pieces the user wants fetched in the background
-	wantedLeft   int       // wanted pieces not yet verified
-	avail        []int     // how many connected peers have each piece
-	prio         []prioCls // computed priority class of each piece
-	prioKey      []int64   // ordering inside a class (smaller first)
+	pt           *pieceTable // every piece's state
+	picker       picker
+	claimScratch []claim
 	downloads    map[int]*pieceDownload
 	waiters      map[int]chan struct{}
 	readers      map[*Reader]struct{}
@@ -70,28 +69,14 @@ type Torrent struct {
 	complete     chan struct{} // closed when every wanted piece is verified
 	stats        Stats
 	noPeerLog    map[int]bool // pieces whose "no peer has it" was logged
-	lastPick     int          // rotating start for scans
 	dirtyStore   bool
 	failed       map[int]bool // pieces that failed verification at least once
 	dlScratch    []*pieceDownload
 	lastStoreErr error
 	announceCh   chan struct{}
-	lastUse      []int64     // when each piece was last read (unix nanoseconds), for eviction
-	pins         map[int]int // pieces a read is copying now: never evicted
-	busy         []bool      // piece being downloaded, verified or evicted: not to be picked
-	urgent       []int       // pieces readers need (priority above normal), for the picker
-	// streamStartKey is the priority key (wait start, unix ns) of the pieces under the oldest
-	// blocked read when that read starts a stream, else 0 (recomputePriorityLocked,
-	// streamStartLocked).
-	streamStartKey int64
-	// pickGen counts the events that may make a piece startable in the background (a piece
-	// no longer busy, priorities derived again): a peer whose scan found nothing skips the
-	// next one until it changes (peer.noPickGen), so an endgame does not scan every piece per
-	// received block.
-	pickGen    uint64
-	blockRTT   time.Duration // smoothed time from a block request to its block, over all peers
-	lateWake   *time.Timer   // wakes the peers when a request becomes late (wakeAtLocked)
-	lateWakeAt int64         // when lateWake fires (unix ns), 0 when it is not armed
+	blockRTT     time.Duration // smoothed time from a block request to its block, over all peers
+	lateWake     *time.Timer   // wakes the peers when a request becomes late (wakeAtLocked)
+	lateWakeAt   int64         // when lateWake fires (unix ns), 0 when it is not armed
 }
 
 // Stats is a snapshot of a torrent's counters.
@@ -141,7 +126,6 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 	if _, ok := c.torrents[mi.InfoHash]; ok {
 		return nil, fmt.Errorf("add torrent %s: already added", mi.Info.Name)
 	}
-	n := mi.Info.NumPieces()
 	t := &Torrent{
 		c: c, hash: mi.InfoHash, mi: mi, info: &mi.Info, store: opts.Storage, opts: opts,
 		log:    c.log.With("torrent", mi.Info.Name),
@@ -150,10 +134,8 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		// than the network, the peers' read loops wait for it instead of the page cache
 		// filling with unverified pieces.
 		verifyq:    make(chan verifyJob, max(4, min(64, int(16<<20/max(mi.Info.PieceLength, 1))))),
-		wanted:     make([]bool, n),
-		avail:      make([]int, n),
-		prio:       make([]prioCls, n),
-		prioKey:    make([]int64, n),
+		pt:         newPieceTable(opts.Storage, opts.Background),
+		picker:     picker{randIntN: rand.IntN},
 		downloads:  map[int]*pieceDownload{},
 		waiters:    map[int]chan struct{}{},
 		readers:    map[*Reader]struct{}{},
@@ -165,10 +147,6 @@ func (c *Client) AddTorrent(mi *torrentfile.Metainfo, opts TorrentOptions) (*Tor
 		noPeerLog:  map[int]bool{},
 		failed:     map[int]bool{},
 		announceCh: make(chan struct{}, 1),
-		lastUse:    make([]int64, n),
-		pins:       map[int]int{},
-		busy:       make([]bool, n),
-		pickGen:    1, // never 0, which peer.noPickGen uses for "unknown"
 	}
 	t.ctx, t.cancel = context.WithCancel(c.ctx)
 	t.setWantedLocked(opts.Include)
@@ -205,34 +183,19 @@ func (t *Torrent) SetBackground(on bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.opts.Background = on
+	t.pt.setBackground(on)
 	t.recomputeAllPrioritiesLocked()
 	t.wakeAllLocked()
 }
 
 func (t *Torrent) setWantedLocked(include func(int) bool) {
-	for i := range t.wanted {
-		t.wanted[i] = false
-	}
-	for fi, f := range t.info.Files {
-		if f.Length == 0 || f.Padding || (include != nil && !include(fi)) {
-			continue
-		}
-		first, last := t.info.PieceRange(f.Offset, f.Length)
-		for i := first; i < last; i++ {
-			t.wanted[i] = true
-		}
-	}
-	t.wantedLeft = 0
-	for i, w := range t.wanted {
-		if w && !t.store.Verified(i) {
-			t.wantedLeft++
-		}
-	}
+	t.pt.setWanted(t.info, include)
 	t.checkCompleteLocked()
 }
 
+// checkCompleteLocked closes t.complete once every wanted piece is verified.
 func (t *Torrent) checkCompleteLocked() {
-	if t.wantedLeft == 0 {
+	if t.pt.complete() {
 		select {
 		case <-t.complete:
 		default:

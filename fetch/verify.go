@@ -62,14 +62,14 @@ func (t *Torrent) verify(job verifyJob, scratch []byte) {
 			t.c.enforceCacheLimit()
 		}
 	}()
-	t.busy[job.index] = false
-	t.pickGen++
 	switch {
 	case rerr != nil:
+		t.pt.endFetch(job.index)
 		// The blocks were written but cannot be read back: fetch again later, say why now.
 		t.stats.Wasted += size
 		t.storeFailedLocked(job.index, rerr)
 	case !ok:
+		t.pt.endFetch(job.index)
 		t.pieceFailedLocked(job)
 	default:
 		t.stats.Downloaded += size
@@ -85,12 +85,8 @@ func (t *Torrent) verify(job verifyJob, scratch []byte) {
 func (t *Torrent) pieceVerifiedLocked(i int) {
 	// The storage set the piece's bit (VerifyPiece): this is the engine's bookkeeping.
 	t.dirtyStore = true
-	t.lastUse[i] = time.Now().UnixNano()
-	t.prio[i] = prioNone
-	if t.wanted[i] {
-		t.wantedLeft--
-		t.checkCompleteLocked()
-	}
+	t.pt.markVerified(i, time.Now().UnixNano())
+	t.checkCompleteLocked()
 	if ch := t.waiters[i]; ch != nil {
 		close(ch)
 		delete(t.waiters, i)
