@@ -2,9 +2,12 @@ package cache
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"errors"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/gotfs/gotfs/torrentfile"
 )
 
 // TestWriteBlockVerifyPiece: blocks written in any order, across file boundaries and pad
@@ -104,4 +107,65 @@ func TestEvictFailureKeepsWholePieces(t *testing.T) {
 			t.Errorf("piece %d not verified again after a failed eviction", i)
 		}
 	}
+}
+
+// TestVerifyPieceFrom: a piece whose first bytes were hashed in memory is verified by reading
+// back only the rest; a wrong byte on disk after the hashed prefix, or a hashed prefix that
+// differs from the piece, leaves it unverified; a prefix longer than the piece is refused.
+func TestVerifyPieceFrom(t *testing.T) {
+	info, data := oddLayout(t)
+	s := mustOpen(t, info, testOptions(t))
+	defer s.Close()
+	for i := range info.Pieces {
+		p := piece(info, data, i)
+		prefix := int64(len(p) / 3)
+		// The rest on disk is corrupt: the piece fails.
+		bad := append([]byte(nil), p...)
+		k := len(bad) - 1
+		for k > int(prefix) && inPadFile(info, info.PieceOffset(i)+int64(k)) {
+			k-- // pad bytes are never written: corrupt a byte of a real file
+		}
+		bad[k] ^= 0x01
+		if err := s.WriteBlock(i, 0, bad); err != nil {
+			t.Fatal(err)
+		}
+		h := sha1.New()
+		h.Write(p[:prefix])
+		if ok, err := s.VerifyPieceFrom(i, h, prefix, make([]byte, 333)); ok || err != nil || s.Verified(i) {
+			t.Fatalf("piece %d with a corrupt rest: %v, %v", i, ok, err)
+		}
+		// The disk is right but the hashed prefix is not: the piece fails.
+		if err := s.WriteBlock(i, 0, p); err != nil {
+			t.Fatal(err)
+		}
+		h = sha1.New()
+		h.Write(bad[:prefix-1])
+		h.Write([]byte{p[prefix-1] ^ 0x80})
+		if ok, err := s.VerifyPieceFrom(i, h, prefix, nil); ok || err != nil || s.Verified(i) {
+			t.Fatalf("piece %d with a wrong hashed prefix: %v, %v", i, ok, err)
+		}
+		if _, err := s.VerifyPieceFrom(i, sha1.New(), int64(len(p))+1, nil); err == nil {
+			t.Fatalf("piece %d: a prefix longer than the piece was accepted", i)
+		}
+		// Both right: verified, whether all, some or none of it was hashed in memory.
+		h = sha1.New()
+		n := prefix
+		if i%2 == 0 {
+			n = int64(len(p))
+		}
+		h.Write(p[:n])
+		if ok, err := s.VerifyPieceFrom(i, h, n, make([]byte, 333)); !ok || err != nil || !s.Verified(i) {
+			t.Fatalf("piece %d: %v, %v", i, ok, err)
+		}
+	}
+}
+
+// inPadFile reports whether torrent offset off lies in a pad file.
+func inPadFile(info *torrentfile.Info, off int64) bool {
+	for _, f := range info.Files {
+		if off >= f.Offset && off < f.Offset+f.Length {
+			return f.Padding
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -497,22 +498,25 @@ func (s *Storage) WriteBlock(i, begin int, data []byte) error {
 // when its SHA-1 matches the torrent's. It returns whether it matched; a read error is
 // returned as such (the piece stays unverified).
 func (s *Storage) VerifyPiece(i int, buf []byte) (bool, error) {
+	return s.VerifyPieceFrom(i, sha1.New(), 0, buf)
+}
+
+// VerifyPieceFrom is VerifyPiece for a piece whose first hashed bytes the caller already fed
+// into h, a SHA-1 (for example from blocks hashed in memory as they were written): only the
+// rest of the piece is read back from disk. The caller must have written exactly those bytes
+// to the piece (WriteBlock), so that what is marked verified is what is on disk.
+func (s *Storage) VerifyPieceFrom(i int, h hash.Hash, hashed int64, buf []byte) (bool, error) {
 	if uint(i) >= uint(len(s.info.Pieces)) {
 		return false, fmt.Errorf("verify piece %d: out of range (%d pieces)", i, len(s.info.Pieces))
+	}
+	if hashed < 0 || hashed > s.info.PieceSize(i) {
+		return false, fmt.Errorf("verify piece %d: %d bytes hashed of %d", i, hashed, s.info.PieceSize(i))
 	}
 	if len(buf) == 0 {
 		buf = make([]byte, 64<<10)
 	}
-	off, left := s.info.PieceOffset(i), s.info.PieceSize(i)
-	h := sha1.New()
-	for left > 0 {
-		chunk := buf[:min(int64(len(buf)), left)]
-		if _, err := s.readRange(chunk, off); err != nil {
-			return false, fmt.Errorf("verify piece %d: %w", i, err)
-		}
-		h.Write(chunk)
-		off += int64(len(chunk))
-		left -= int64(len(chunk))
+	if err := s.hashRange(h, s.info.PieceOffset(i)+hashed, s.info.PieceSize(i)-hashed, buf); err != nil {
+		return false, fmt.Errorf("verify piece %d: %w", i, err)
 	}
 	var sum torrentfile.Hash
 	h.Sum(sum[:0])
@@ -521,6 +525,40 @@ func (s *Storage) VerifyPiece(i int, buf []byte) (bool, error) {
 	}
 	s.setBit(i)
 	return true, nil
+}
+
+// HashPieceRange feeds bytes [from, to) of piece i, as written (verified or not), into h,
+// reading them through buf (any length; nil allocates one). The bytes go nowhere else: this
+// lets a caller hash a piece ahead of VerifyPieceFrom while its blocks arrive, without any
+// unverified byte being returned.
+func (s *Storage) HashPieceRange(i int, h hash.Hash, from, to int64, buf []byte) error {
+	if uint(i) >= uint(len(s.info.Pieces)) {
+		return fmt.Errorf("hash piece %d: out of range (%d pieces)", i, len(s.info.Pieces))
+	}
+	if from < 0 || from > to || to > s.info.PieceSize(i) {
+		return fmt.Errorf("hash piece %d: range %d-%d outside the piece (%d bytes)", i, from, to, s.info.PieceSize(i))
+	}
+	if len(buf) == 0 {
+		buf = make([]byte, min(to-from, 64<<10))
+	}
+	if err := s.hashRange(h, s.info.PieceOffset(i)+from, to-from, buf); err != nil {
+		return fmt.Errorf("hash piece %d: %w", i, err)
+	}
+	return nil
+}
+
+// hashRange feeds n bytes at torrent offset off into h through buf.
+func (s *Storage) hashRange(h hash.Hash, off, n int64, buf []byte) error {
+	for n > 0 {
+		chunk := buf[:min(int64(len(buf)), n)]
+		if _, err := s.readRange(chunk, off); err != nil {
+			return err
+		}
+		h.Write(chunk)
+		off += int64(len(chunk))
+		n -= int64(len(chunk))
+	}
+	return nil
 }
 
 // writeRange writes data at torrent offset off into the files it spans, skipping pad files

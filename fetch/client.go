@@ -89,6 +89,7 @@ type Client struct {
 	dht           *dht.Server
 	verifiedBytes atomic.Int64 // verified bytes of every torrent, for CacheLimit
 	inflight      atomic.Int64 // blocks requested from peers and not received or forgotten yet
+	blockBufs     sync.Pool    // *[]byte of p2p.BlockSize: scratch for hashing blocks ahead
 	evicting      sync.Mutex   // one eviction at a time
 
 	// Test hooks, nil outside tests; set before the client is used.
@@ -115,6 +116,7 @@ func NewClient(cfg Config) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, handshaking: map[net.Conn]struct{}{}, dht: cfg.DHT}
+	c.blockBufs.New = func() any { b := make([]byte, p2p.BlockSize); return &b }
 	if c.peerID == ([20]byte{}) {
 		copy(c.peerID[:], PeerIDPrefix)
 		if _, err := rand.Read(c.peerID[len(PeerIDPrefix):]); err != nil {

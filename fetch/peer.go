@@ -227,9 +227,16 @@ func (p *peer) readLoop() {
 			// The block goes to the cache file now, outside the lock; the piece is hashed
 			// from there once its last block is written.
 			werr := t.store.WriteBlock(w.piece, w.begin, w.data)
+			if w.hash && werr == nil {
+				w.d.hash.Write(w.data) // the next block in order: hashed while it is in memory
+			}
 			t.mu.Lock()
 			job := t.blockWrittenLocked(w, werr)
+			ahead := job == nil && w.d.claimHash()
 			t.mu.Unlock()
+			if ahead {
+				job = t.hashAhead(w.d)
+			}
 			if job != nil {
 				select {
 				case t.verifyq <- *job:
@@ -420,7 +427,10 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (blockWrite, error) 
 		t.cancelDuplicatesLocked(p, r)
 		d.reqs[b] = 0
 	}
-	return blockWrite{d: d, piece: idx, begin: begin, data: m.Payload}, nil
+	// The next block in order is hashed as it is written, by this goroutine alone.
+	hash := b == d.hashed && !d.hashing && !d.hashBroken
+	d.hashing = d.hashing || hash
+	return blockWrite{d: d, piece: idx, begin: begin, data: m.Payload, hash: hash}, nil
 }
 
 // blockWrite is a received block on its way to the cache file (Storage.WriteBlock); the zero
@@ -430,32 +440,7 @@ type blockWrite struct {
 	piece int
 	begin int
 	data  []byte // aliases the connection's read buffer: valid until its next message
-}
-
-// blockWrittenLocked records the end of a block's write. It returns the piece to verify when
-// the write was its last one. A failed write (a full disk) makes the block missing again and
-// fails the reads waiting for the piece, as a piece that cannot be stored does.
-func (t *Torrent) blockWrittenLocked(w blockWrite, werr error) *verifyJob {
-	d := w.d
-	d.writing--
-	if werr != nil {
-		b := w.begin / p2p.BlockSize
-		d.got[b] = false
-		d.nGot--
-		d.firstFree = min(d.firstFree, b)
-		t.stats.Wasted += int64(len(w.data))
-		t.storeFailedLocked(w.piece, werr)
-		if d.nGot == 0 && d.writing == 0 && allZero(d.reqs) {
-			t.dropDownloadLocked(d)
-		}
-		return nil
-	}
-	if d.nGot < d.nBlocks || d.writing > 0 {
-		return nil
-	}
-	delete(t.downloads, d.index)
-	// The piece stays in flight in the piece table: it is now being verified.
-	return &verifyJob{index: d.index, contrib: d.contrib}
+	hash  bool   // the writer feeds data into d.hash after a successful write
 }
 
 func addContributor(d *pieceDownload, p *peer) {

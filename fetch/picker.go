@@ -1,6 +1,8 @@
 package fetch
 
 import (
+	"crypto/sha1"
+	"hash"
 	"sort"
 	"time"
 
@@ -61,6 +63,15 @@ type pieceDownload struct {
 	firstFree int     // no block before it is unrequested and missing
 	contrib   []*peer
 	exclusive *peer // after a hash failure with several senders, one peer fetches it alone
+	// The blocks [0, hashed) went into hash, a SHA-1, in order as they were written, so the
+	// verifier reads back only the rest of the piece. hashing says that the goroutine writing
+	// block hashed owns hash now (blockWrite.hash); nobody else touches it meanwhile.
+	hash       hash.Hash
+	hashed     int
+	hashing    bool
+	hashBroken bool   // reading a block back failed: the verifier hashes the piece afresh
+	written    []bool // blocks written to the cache file
+	queued     bool   // handed to the verifiers
 }
 
 type blockReq struct {
@@ -85,6 +96,7 @@ func (t *Torrent) startDownloadLocked(i int, p *peer) *pieceDownload {
 	d := &pieceDownload{
 		index: i, nBlocks: nb,
 		got: make([]bool, nb), reqs: make([]uint8, nb), since: make([]int64, nb),
+		hash: sha1.New(), written: make([]bool, nb),
 	}
 	if t.failedOnce(i) {
 		d.exclusive = p

@@ -450,3 +450,27 @@ func TestStreamStartGetsSecondPeerSooner(t *testing.T) {
 		t.Error("a read after a seek does not get the sooner second peer")
 	}
 }
+
+// TestSwarmHashesAhead: a download from several seeders hashes most of every piece while its
+// blocks arrive (in order from memory, or read back when they came ahead of their turn), so
+// that the verifier has little left when the last block lands; the files are still exact.
+func TestSwarmHashesAhead(t *testing.T) {
+	src := t.TempDir()
+	mi := makeTorrent(t, src, "ahead", []testswarm.File{{Path: []string{"f"}, Size: 24 << 20}}, 1<<20, 9)
+	var peers []netip.AddrPort
+	for _, ip := range []string{"127.0.0.41", "127.0.0.42", "127.0.0.43"} {
+		peers = append(peers, startSeeder(t, ip, mi, src).c.Addr())
+	}
+	dst := t.TempDir()
+	l := startLeecher(t, "127.0.0.44", mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{})
+	waitPeers(t, l, 3)
+	l.t.SetBackground(true)
+	waitComplete(t, l, 60*time.Second)
+	sameFiles(t, mi, src, dst, nil)
+	l.t.mu.Lock()
+	ahead := l.t.hashedAhead
+	l.t.mu.Unlock()
+	if ahead < mi.Info.Length/2 {
+		t.Errorf("%d of %d bytes were hashed ahead, want at least half", ahead, mi.Info.Length)
+	}
+}

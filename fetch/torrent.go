@@ -74,6 +74,7 @@ type Torrent struct {
 	dlScratch    []*pieceDownload
 	lastStoreErr error
 	announceCh   chan struct{}
+	hashedAhead  int64         // piece bytes hashed before their piece was complete (hashahead.go)
 	blockRTT     time.Duration // smoothed time from a block request to its block, over all peers
 	lateWake     *time.Timer   // wakes the peers when a request becomes late (wakeAtLocked)
 	lateWakeAt   int64         // when lateWake fires (unix ns), 0 when it is not armed

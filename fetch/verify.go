@@ -1,6 +1,8 @@
 package fetch
 
 import (
+	"crypto/sha1"
+	"hash"
 	"runtime"
 	"time"
 )
@@ -12,6 +14,8 @@ const strikesToBan = 2
 type verifyJob struct {
 	index   int
 	contrib []*peer
+	hash    hash.Hash // a SHA-1 of the piece's first hashed bytes (blocks hashed as written)
+	hashed  int64
 }
 
 // verifyChunk is each verifier's scratch buffer: pieces are hashed from the cache file (mostly
@@ -52,9 +56,14 @@ func (t *Torrent) verifyLoop() {
 
 // verify hashes a piece from the cache file; the storage marks it verified when it matches.
 func (t *Torrent) verify(job verifyJob, scratch []byte) {
-	ok, rerr := t.store.VerifyPiece(job.index, scratch)
+	h := job.hash
+	if h == nil {
+		h = sha1.New()
+	}
+	ok, rerr := t.store.VerifyPieceFrom(job.index, h, job.hashed, scratch)
 	size := t.info.PieceSize(job.index)
 	t.mu.Lock()
+	t.hashedAhead += job.hashed
 	defer func() {
 		t.mu.Unlock()
 		if ok {

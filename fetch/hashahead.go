@@ -1,0 +1,109 @@
+package fetch
+
+import (
+	"github.com/gotfs/gotfs/p2p"
+)
+
+// Hashing ahead. A piece's SHA-1 is fed in block order while its blocks arrive, so that when its
+// last block is written little or nothing is left to hash: the read waiting for the piece is
+// released sooner, and the bytes are hashed while they are in memory or just written (in the
+// page cache) instead of all at the end. The block that comes next in order is hashed from
+// memory by the goroutine that writes it (blockWrite.hash); blocks that arrived ahead of their
+// turn are read back and hashed by whichever goroutine finishes the one before them
+// (hashAhead). One goroutine at a time owns a download's hash (pieceDownload.hashing, taken and
+// given back under Torrent.mu), so it needs no lock of its own. Only bytes written to the cache
+// file go into the hash, so what the verifier accepts is what is on disk
+// (cache.Storage.VerifyPieceFrom); a block that fails to be read back stops the hashing ahead
+// and the verifier hashes the piece afresh.
+
+// blockWrittenLocked records the end of a block's write. It returns the piece to verify when
+// the write was its last one. A failed write (a full disk) makes the block missing again and
+// fails the reads waiting for the piece, as a piece that cannot be stored does.
+func (t *Torrent) blockWrittenLocked(w blockWrite, werr error) *verifyJob {
+	d := w.d
+	d.writing--
+	b := w.begin / p2p.BlockSize
+	if w.hash {
+		d.hashing = false
+		if werr == nil {
+			d.hashed++
+		}
+	}
+	if werr != nil {
+		d.got[b] = false
+		d.nGot--
+		d.firstFree = min(d.firstFree, b)
+		t.stats.Wasted += int64(len(w.data))
+		t.storeFailedLocked(w.piece, werr)
+		if d.nGot == 0 && d.writing == 0 && allZero(d.reqs) {
+			t.dropDownloadLocked(d)
+		}
+		return nil
+	}
+	d.written[b] = true
+	return t.completeLocked(d)
+}
+
+// completeLocked hands d to the verifiers once every block is written and nobody is hashing
+// it, once.
+func (t *Torrent) completeLocked(d *pieceDownload) *verifyJob {
+	if d.nGot < d.nBlocks || d.writing > 0 || d.hashing || d.queued {
+		return nil
+	}
+	d.queued = true
+	delete(t.downloads, d.index)
+	// The piece stays in flight in the piece table: it is now being verified.
+	job := &verifyJob{index: d.index, contrib: d.contrib, hash: d.hash, hashed: t.hashedBytes(d)}
+	if d.hashBroken {
+		job.hash, job.hashed = nil, 0
+	}
+	return job
+}
+
+// claimHash takes d's hash for the caller when the next block in order is written and nobody
+// else hashes it; the caller then runs hashAhead. Called under Torrent.mu.
+func (d *pieceDownload) claimHash() bool {
+	if d.hashing || d.hashBroken || d.queued || d.hashed >= d.nBlocks || !d.written[d.hashed] {
+		return false
+	}
+	d.hashing = true
+	return true
+}
+
+// hashAhead feeds d's written blocks, in order from the next one, into its hash, reading them
+// back from the cache file, until it meets a block not written yet. The caller owns the hash
+// (claimHash). It returns the piece to verify when the piece became complete meanwhile.
+func (t *Torrent) hashAhead(d *pieceDownload) *verifyJob {
+	bufp := t.c.blockBufs.Get().(*[]byte)
+	defer t.c.blockBufs.Put(bufp)
+	for {
+		b := d.hashed // the owner of the hash alone changes it
+		from := int64(b) * p2p.BlockSize
+		err := t.store.HashPieceRange(d.index, d.hash, from, from+int64(t.blockLen(d.index, b)), *bufp)
+		t.mu.Lock()
+		d.hashing = false
+		if err != nil {
+			d.hashBroken = true
+			t.log.Debug("hash ahead", "piece", d.index, "err", err)
+		} else {
+			d.hashed++
+		}
+		again := d.claimHash()
+		var job *verifyJob
+		if !again {
+			job = t.completeLocked(d)
+		}
+		t.mu.Unlock()
+		if !again {
+			return job
+		}
+	}
+}
+
+// hashedBytes is how many bytes of d's piece its hash holds.
+func (t *Torrent) hashedBytes(d *pieceDownload) int64 {
+	if d.hashed >= d.nBlocks {
+		return t.info.PieceSize(d.index)
+	}
+	return int64(d.hashed) * p2p.BlockSize
+}
