@@ -5,8 +5,12 @@ import (
 	"time"
 )
 
-// rateFold is the busy time over which bytes are summed into one rate sample.
-const rateFold = 500 * time.Millisecond
+// A rate sample sums the bytes of at least rateFold of busy time, taken when no fetch is in
+// flight, or after rateFoldBusy without a pause.
+const (
+	rateFold     = 500 * time.Millisecond
+	rateFoldBusy = 2 * time.Second
+)
 
 // rateWeight is the weight of a new sample in the smoothed rate and latency.
 const rateWeight = 0.3
@@ -39,18 +43,15 @@ func (h *health) start(now time.Time) {
 	h.inflight++
 }
 
-// finish ends a fetch that received n bytes in all.
+// finish ends a fetch that received n bytes in all. Bytes count when their fetch ends, so a
+// sample is taken when no fetch is left in flight (or after a long busy stretch, where the
+// bytes of the fetches still in flight matter little).
 func (h *health) finish(now time.Time, n int64) {
 	h.inflight--
 	h.winBytes += n
-	if h.inflight == 0 {
-		h.winBusy += now.Sub(h.busySince)
-	} else {
-		// Fold the busy time so far, so a server kept busy without pause is measured too.
-		h.winBusy += now.Sub(h.busySince)
-		h.busySince = now
-	}
-	if h.winBusy >= rateFold {
+	h.winBusy += now.Sub(h.busySince)
+	h.busySince = now
+	if h.winBusy >= rateFold && (h.inflight == 0 || h.winBusy >= rateFoldBusy) {
 		sample := float64(h.winBytes) / h.winBusy.Seconds()
 		if h.rate == 0 {
 			h.rate = sample

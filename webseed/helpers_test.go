@@ -38,7 +38,8 @@ type testTorrent struct {
 // multi false it is a single-file torrent named after the file.
 func makeTorrent(t testing.TB, name string, pieceLen int64, multi bool, files []testFile) *testTorrent {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(uint64(pieceLen), uint64(len(files))))
+	seed := sha1.Sum([]byte(name))
+	rng := rand.New(rand.NewPCG(uint64(pieceLen), uint64(seed[0])<<8|uint64(seed[1])))
 	tt := &testTorrent{files: files}
 	var list []any
 	for _, f := range files {

@@ -123,9 +123,7 @@ func TestNginxSingleFile(t *testing.T) {
 	if se := (*StatusError)(nil); !errors.As(err, &se) || se.Code != 404 || s.Ready(time.Now()) {
 		t.Errorf("missing file: %v, ready %v", err, s.Ready(time.Now()))
 	}
-	if !strings.Contains(ng.AccessLog(), `"GET /missing/movie.bin HTTP/1.1" "bytes=0-99"`) {
-		t.Errorf("nginx log:\n%s", ng.AccessLog())
-	}
+	waitLog(t, ng, `404 "GET /missing/movie.bin HTTP/1.1" "bytes=0-99"`)
 }
 
 // TestNginxConcurrent runs fetches from several goroutines at once against nginx, with two
@@ -165,5 +163,17 @@ func TestNginxConcurrent(t *testing.T) {
 	requests, conns := logConnections(ng.AccessLog())
 	if requests < tt.mi.Info.NumPieces() || conns > 2 {
 		t.Errorf("%d requests over %d connections, want at most 2", requests, conns)
+	}
+}
+
+// waitLog waits for a line containing want in nginx's access log, which nginx writes once
+// the answer is sent, so possibly after the client has read it.
+func waitLog(t *testing.T, ng *testenv.Nginx, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(ng.AccessLog(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in nginx's log:\n%s", want, ng.AccessLog())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -92,11 +92,7 @@ func parseRetryAfter(v string, now time.Time, limit time.Duration) (d time.Durat
 		return 0, false
 	}
 	if v[0] >= '0' && v[0] <= '9' {
-		n, err := parseDecimal(v)
-		if err != nil {
-			return 0, false
-		}
-		return capSeconds(n, limit), true
+		return parseSeconds(v, limit)
 	}
 	t, err := http.ParseTime(v)
 	if err != nil {
@@ -106,12 +102,19 @@ func parseRetryAfter(v string, now time.Time, limit time.Duration) (d time.Durat
 	return min(max(d, 0), limit), true
 }
 
-// capSeconds returns n seconds, at most limit (without overflowing).
-func capSeconds(n int64, limit time.Duration) time.Duration {
-	if n >= int64(limit/time.Second) {
-		return limit
+// parseSeconds parses delta-seconds (plain ASCII digits) as a wait of at most limit; a
+// number too large for an int64 is limit too.
+func parseSeconds(s string, limit time.Duration) (time.Duration, bool) {
+	n, err := parseDecimal(s)
+	switch {
+	case err != nil && strings.Trim(s, "0123456789") == "" && s != "":
+		return limit, true // only digits, but more than an int64 holds
+	case err != nil:
+		return 0, false
+	case n >= int64(limit/time.Second):
+		return limit, true
 	}
-	return time.Duration(n) * time.Second
+	return time.Duration(n) * time.Second, true
 }
 
 // parseRetryBody parses the body of a BEP 17 503 answer: an ASCII integer, the seconds to
@@ -129,7 +132,7 @@ func parseRetryBody(b []byte, limit time.Duration) (time.Duration, bool) {
 				start = i
 			}
 		case start >= 0:
-			return retrySeconds(b[start:i], limit)
+			return parseSeconds(string(b[start:i]), limit)
 		case c != '\t' && c != '\n' && c != '\r' && (c < ' ' || c > '~'):
 			return 0, false
 		}
@@ -137,13 +140,5 @@ func parseRetryBody(b []byte, limit time.Duration) (time.Duration, bool) {
 	if start < 0 {
 		return 0, false
 	}
-	return retrySeconds(b[start:], limit)
-}
-
-func retrySeconds(digits []byte, limit time.Duration) (time.Duration, bool) {
-	n, err := parseDecimal(string(digits))
-	if err != nil {
-		return limit, true // more digits than an int64 holds: as long as allowed
-	}
-	return capSeconds(n, limit), true
+	return parseSeconds(string(b[start:]), limit)
 }
