@@ -32,7 +32,10 @@ type Nginx struct {
 // missing nginx fails the test; elsewhere it skips it.
 func StartNginx(t testing.TB, ip, root string) *Nginx {
 	t.Helper()
-	bin := RequireBinary(t, "nginx")
+	bin := "/usr/sbin/nginx" // Debian's place, which a user's PATH may lack
+	if _, err := os.Stat(bin); err != nil {
+		bin = RequireBinary(t, "nginx")
+	}
 	absRoot, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatalf("nginx: %v", err)
