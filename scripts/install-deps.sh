@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gotfs's tests, demo and benchmarks use: real BitTorrent software to
-# interoperate with, and FUSE tools. Skips the install when everything is already there.
+# interoperate with, a web server for web seeds (nginx), and FUSE tools. Skips the install when
+# everything is already there.
 set -euo pipefail
 need=()
 for pair in opentracker:opentracker mktorrent:mktorrent aria2c:aria2 transmission-cli:transmission-cli \
-  transmission-daemon:transmission-daemon ffmpeg:ffmpeg ffprobe:ffmpeg fusermount3:fuse3; do
+  transmission-daemon:transmission-daemon ffmpeg:ffmpeg ffprobe:ffmpeg fusermount3:fuse3 nginx:nginx; do
   bin=${pair%%:*} pkg=${pair#*:}
-  command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
+  # nginx is in /usr/sbin, which a user's PATH may lack.
+  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
 if [ "${WITH_BENCH_DEPS:-0}" = 1 ]; then
   python3 -c 'import libtorrent' 2>/dev/null || /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need+=(python3-libtorrent)

@@ -30,7 +30,7 @@ func FromInfo(infoBytes []byte, trackers [][]string, webSeeds []string) (*Metain
 }
 
 // Encode returns a .torrent file for mi: its trackers (announce and announce-list), web
-// seeds, comment and creation date around the info dictionary's exact bytes, so the info hash
+// seeds (url-list and httpseeds), comment and creation date around the info dictionary's exact bytes, so the info hash
 // is unchanged.
 func (mi *Metainfo) Encode() ([]byte, error) {
 	if len(mi.InfoBytes) == 0 {
@@ -71,12 +71,17 @@ func (mi *Metainfo) Encode() ([]byte, error) {
 		entries = append(entries, entry{"creation date", []byte("i" + strconv.FormatInt(mi.CreationDate.Unix(), 10) + "e")})
 	}
 	entries = append(entries, entry{"info", mi.InfoBytes})
-	if len(mi.WebSeeds) > 0 {
-		var urls [][]byte
-		for _, u := range mi.WebSeeds {
-			urls = append(urls, str(u))
+	for _, seeds := range []struct {
+		key  string
+		urls []string
+	}{{"url-list", mi.WebSeeds}, {"httpseeds", mi.HTTPSeeds}} {
+		if len(seeds.urls) > 0 {
+			var urls [][]byte
+			for _, u := range seeds.urls {
+				urls = append(urls, str(u))
+			}
+			entries = append(entries, entry{seeds.key, list(urls)})
 		}
-		entries = append(entries, entry{"url-list", list(urls)})
 	}
 	sort.Slice(entries, func(a, b int) bool { return entries[a].key < entries[b].key })
 	out := []byte{'d'}

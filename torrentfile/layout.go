@@ -14,7 +14,8 @@ const HashSize = 20
 // Hash is a SHA-1 digest, used for info hashes and piece hashes.
 type Hash [HashSize]byte
 
-// Metainfo is a parsed .torrent file (BEP 3, with BEP 12 tiers, BEP 19 web seeds, BEP 5 nodes).
+// Metainfo is a parsed .torrent file (BEP 3, with BEP 12 tiers, BEP 19 and BEP 17 web seeds,
+// BEP 5 nodes).
 type Metainfo struct {
 	// InfoHash is the SHA-1 of the exact bytes of the info dictionary as they stand in the file.
 	InfoHash Hash
@@ -26,8 +27,11 @@ type Metainfo struct {
 	// Trackers lists announce URLs by tier (BEP 12). When the file has no announce-list,
 	// it holds the single announce URL as one tier. Empty for trackerless torrents.
 	Trackers [][]string
-	// WebSeeds holds url-list (BEP 19) and httpseeds (BEP 17) URLs.
+	// WebSeeds holds the url-list (BEP 19) URLs: plain web servers holding the files.
 	WebSeeds []string
+	// HTTPSeeds holds the httpseeds (BEP 17) URLs: scripts answering ?info_hash=&piece=.
+	// They speak another protocol than WebSeeds, so the two lists are kept apart.
+	HTTPSeeds []string
 	// Nodes are DHT bootstrap nodes as "host:port".
 	Nodes []string
 	// Comment is the free-text comment (comment.utf-8 preferred).

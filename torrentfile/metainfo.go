@@ -133,7 +133,8 @@ func parse(b []byte, copyInfo bool) (*Metainfo, error) {
 	}
 	mi.Info = *info
 	mi.Trackers = parseTrackers(top)
-	mi.WebSeeds = parseWebSeeds(top)
+	mi.WebSeeds = parseURLList(top, "url-list")
+	mi.HTTPSeeds = parseURLList(top, "httpseeds")
 	mi.Nodes = parseNodes(top["nodes"])
 	mi.Comment = firstString(top, "comment.utf-8", "comment")
 	mi.CreatedBy = firstString(top, "created by.utf-8", "created by")

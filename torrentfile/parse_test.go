@@ -85,8 +85,11 @@ func TestParseFields(t *testing.T) {
 	if !reflect.DeepEqual(mi.Trackers, wantTrackers) {
 		t.Errorf("Trackers = %q, want %q", mi.Trackers, wantTrackers)
 	}
-	if want := []string{"http://w1/", "http://w2/", "http://hs/"}; !reflect.DeepEqual(mi.WebSeeds, want) {
+	if want := []string{"http://w1/", "http://w2/"}; !reflect.DeepEqual(mi.WebSeeds, want) {
 		t.Errorf("WebSeeds = %q, want %q", mi.WebSeeds, want)
+	}
+	if want := []string{"http://hs/"}; !reflect.DeepEqual(mi.HTTPSeeds, want) {
+		t.Errorf("HTTPSeeds = %q, want %q", mi.HTTPSeeds, want)
 	}
 	if want := []string{"127.0.0.1:6881", "[::1]:1", "10.0.0.1:6882"}; !reflect.DeepEqual(mi.Nodes, want) {
 		t.Errorf("Nodes = %q, want %q", mi.Nodes, want)

@@ -56,9 +56,9 @@ func parseTrackers(top map[string]any) [][]string {
 	return tiers
 }
 
-// parseWebSeeds reads url-list (BEP 19) and httpseeds (BEP 17), each a string or a list of
-// strings, trimmed, without empty entries or duplicates.
-func parseWebSeeds(top map[string]any) []string {
+// parseURLList reads the value of key (url-list, BEP 19, or httpseeds, BEP 17): a string or a
+// list of strings, trimmed, without empty entries or duplicates.
+func parseURLList(top map[string]any, key string) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(v any) {
@@ -73,14 +73,12 @@ func parseWebSeeds(top map[string]any) []string {
 		seen[s] = true
 		out = append(out, s)
 	}
-	for _, key := range []string{"url-list", "httpseeds"} {
-		switch v := top[key].(type) {
-		case string:
-			add(v)
-		case []any:
-			for _, e := range v {
-				add(e)
-			}
+	switch v := top[key].(type) {
+	case string:
+		add(v)
+	case []any:
+		for _, e := range v {
+			add(e)
 		}
 	}
 	return out

@@ -90,6 +90,7 @@ type torrentJSON struct {
 	Files        []fileJSON `json:"files"`
 	Trackers     [][]string `json:"trackers"`
 	WebSeeds     []string   `json:"web_seeds"`
+	HTTPSeeds    []string   `json:"http_seeds"`
 	Nodes        []string   `json:"nodes"`
 	Comment      string     `json:"comment,omitempty"`
 	CreatedBy    string     `json:"created_by,omitempty"`
@@ -108,7 +109,7 @@ func describe(mi *torrentfile.Metainfo) torrentJSON {
 	j := torrentJSON{
 		Name: mi.Info.Name, InfoHash: hex.EncodeToString(mi.InfoHash[:]), TotalSize: mi.Info.Length,
 		PieceLength: mi.Info.PieceLength, Pieces: mi.Info.NumPieces(), Private: mi.Info.Private,
-		Trackers: orEmpty(mi.Trackers), WebSeeds: orEmpty(mi.WebSeeds), Nodes: orEmpty(mi.Nodes), Comment: mi.Comment,
+		Trackers: orEmpty(mi.Trackers), WebSeeds: orEmpty(mi.WebSeeds), HTTPSeeds: orEmpty(mi.HTTPSeeds), Nodes: orEmpty(mi.Nodes), Comment: mi.Comment,
 		CreatedBy: mi.CreatedBy, Source: mi.Info.Source, Magnet: mi.Magnet().String(),
 	}
 	j.Files = []fileJSON{}
@@ -152,10 +153,15 @@ func printMetainfo(w io.Writer, mi *torrentfile.Metainfo) {
 			}
 		}
 	}
-	if len(mi.WebSeeds) > 0 {
-		fmt.Fprintf(w, "Web seeds:\n")
-		for _, u := range mi.WebSeeds {
-			fmt.Fprintf(w, "  %s\n", u)
+	for _, seeds := range []struct {
+		title string
+		urls  []string
+	}{{"Web seeds", mi.WebSeeds}, {"HTTP seeds", mi.HTTPSeeds}} {
+		if len(seeds.urls) > 0 {
+			fmt.Fprintf(w, "%s:\n", seeds.title)
+			for _, u := range seeds.urls {
+				fmt.Fprintf(w, "  %s\n", u)
+			}
 		}
 	}
 	if len(mi.Nodes) > 0 {
