@@ -21,6 +21,7 @@ import (
 	"github.com/gotfs/gotfs/p2p"
 	"github.com/gotfs/gotfs/torrentfile"
 	"github.com/gotfs/gotfs/tracker"
+	"github.com/gotfs/gotfs/webseed"
 )
 
 // PeerIDPrefix starts every peer id gotfs uses (Azureus style: client "GT", version 0001).
@@ -53,6 +54,8 @@ type Config struct {
 	// of every torrent (default DefaultMaxInflight), so that a thousand peers cost what fifty
 	// do: each peer's pipeline is sized by its rate, within what is left of this budget.
 	MaxInflight int64
+	// NoWebSeeds ignores the torrents' web seeds (url-list, httpseeds).
+	NoWebSeeds bool
 }
 
 // DefaultMaxInflight is Config.MaxInflight's default: 64 MiB, more than a full pipeline to
@@ -87,10 +90,11 @@ type Client struct {
 	handshakes  sync.WaitGroup
 
 	dht           *dht.Server
-	verifiedBytes atomic.Int64 // verified bytes of every torrent, for CacheLimit
-	inflight      atomic.Int64 // blocks requested from peers and not received or forgotten yet
-	blockBufs     sync.Pool    // *[]byte of p2p.BlockSize: scratch for hashing blocks ahead
-	evicting      sync.Mutex   // one eviction at a time
+	verifiedBytes atomic.Int64    // verified bytes of every torrent, for CacheLimit
+	inflight      atomic.Int64    // blocks requested from peers and not received or forgotten yet
+	blockBufs     sync.Pool       // *[]byte of p2p.BlockSize: scratch for hashing blocks ahead
+	web           *webseed.Client // HTTP for every torrent's web seeds; nil with NoWebSeeds
+	evicting      sync.Mutex      // one eviction at a time
 
 	// Test hooks, nil outside tests; set before the client is used.
 	testHookEvictPicked func()                         // evictOnce: after the pick, before evict
@@ -117,6 +121,9 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, handshaking: map[net.Conn]struct{}{}, dht: cfg.DHT}
 	c.blockBufs.New = func() any { b := make([]byte, p2p.BlockSize); return &b }
+	if !cfg.NoWebSeeds {
+		c.web = webseed.NewClient(webseed.Config{Logger: log, UserAgent: "gotfs"})
+	}
 	if c.peerID == ([20]byte{}) {
 		copy(c.peerID[:], PeerIDPrefix)
 		if _, err := rand.Read(c.peerID[len(PeerIDPrefix):]); err != nil {
@@ -297,6 +304,9 @@ func (c *Client) Close() error {
 	c.wg.Wait()
 	if c.ownsTrack {
 		c.tracker.Close()
+	}
+	if c.web != nil {
+		c.web.Close()
 	}
 	return errors.Join(errs...)
 }

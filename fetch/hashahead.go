@@ -16,6 +16,29 @@ import (
 // (cache.Storage.VerifyPieceFrom); a block that fails to be read back stops the hashing ahead
 // and the verifier hashes the piece afresh.
 
+// storeBlock writes a received block (acceptBlockLocked) to the cache file, outside the lock:
+// it is hashed on the way when it is the next in order, blocks after it that came early are
+// hashed ahead, and its piece goes to the verifiers when it was the last block.
+func (t *Torrent) storeBlock(w blockWrite) {
+	werr := t.store.WriteBlock(w.piece, w.begin, w.data)
+	if w.hash && werr == nil {
+		w.d.hash.Write(w.data) // the next block in order: hashed while it is in memory
+	}
+	t.mu.Lock()
+	job := t.blockWrittenLocked(w, werr)
+	ahead := job == nil && w.d.claimHash()
+	t.mu.Unlock()
+	if ahead {
+		job = t.hashAhead(w.d)
+	}
+	if job != nil {
+		select {
+		case t.verifyq <- *job:
+		case <-t.ctx.Done():
+		}
+	}
+}
+
 // blockWrittenLocked records the end of a block's write. It returns the piece to verify when
 // the write was its last one. A failed write (a full disk) makes the block missing again and
 // fails the reads waiting for the piece, as a piece that cannot be stored does.
@@ -53,7 +76,7 @@ func (t *Torrent) completeLocked(d *pieceDownload) *verifyJob {
 	d.queued = true
 	delete(t.downloads, d.index)
 	// The piece stays in flight in the piece table: it is now being verified.
-	job := &verifyJob{index: d.index, contrib: d.contrib, hash: d.hash, hashed: t.hashedBytes(d)}
+	job := &verifyJob{index: d.index, contrib: d.contrib, webContrib: d.webContrib, hash: d.hash, hashed: t.hashedBytes(d)}
 	if d.hashBroken {
 		job.hash, job.hashed = nil, 0
 	}

@@ -224,25 +224,7 @@ func (p *peer) readLoop() {
 		w, herr := t.handleMessageLocked(p, m)
 		t.mu.Unlock()
 		if w.d != nil {
-			// The block goes to the cache file now, outside the lock; the piece is hashed
-			// from there once its last block is written.
-			werr := t.store.WriteBlock(w.piece, w.begin, w.data)
-			if w.hash && werr == nil {
-				w.d.hash.Write(w.data) // the next block in order: hashed while it is in memory
-			}
-			t.mu.Lock()
-			job := t.blockWrittenLocked(w, werr)
-			ahead := job == nil && w.d.claimHash()
-			t.mu.Unlock()
-			if ahead {
-				job = t.hashAhead(w.d)
-			}
-			if job != nil {
-				select {
-				case t.verifyq <- *job:
-				case <-t.ctx.Done():
-				}
-			}
+			t.storeBlock(w) // outside the lock
 		}
 		if herr != nil {
 			err = herr
@@ -417,20 +399,27 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (blockWrite, error) 
 	if found >= 0 {
 		d.reqs[b]--
 	}
-	// The block counts as received now, so that no copy of it from another peer is written
-	// too; a failed write gives it back (blockWrittenLocked).
+	addContributor(d, p)
+	return t.acceptBlockLocked(d, b, m.Payload, p), nil
+}
+
+// acceptBlockLocked takes block b of d, which d still needs, from a peer or a web seed
+// (from is nil), and returns it for storeBlock. The block counts as received now, so that no
+// copy of it from another source is written too (a failed write gives it back), and the
+// requests other peers still hold for it are cancelled.
+func (t *Torrent) acceptBlockLocked(d *pieceDownload, b int, data []byte, from *peer) blockWrite {
 	d.got[b] = true
 	d.nGot++
 	d.writing++
-	addContributor(d, p)
 	if d.reqs[b] > 0 {
-		t.cancelDuplicatesLocked(p, r)
+		r := blockReq{piece: uint32(d.index), begin: uint32(b * p2p.BlockSize), length: uint32(len(data))}
+		t.cancelDuplicatesLocked(from, r)
 		d.reqs[b] = 0
 	}
 	// The next block in order is hashed as it is written, by this goroutine alone.
 	hash := b == d.hashed && !d.hashing && !d.hashBroken
 	d.hashing = d.hashing || hash
-	return blockWrite{d: d, piece: idx, begin: begin, data: m.Payload, hash: hash}, nil
+	return blockWrite{d: d, piece: d.index, begin: b * p2p.BlockSize, data: data, hash: hash}
 }
 
 // blockWrite is a received block on its way to the cache file (Storage.WriteBlock); the zero

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gotfs/gotfs/p2p"
+	"github.com/gotfs/gotfs/webseed"
 )
 
 // Piece picking and block requests.
@@ -63,6 +64,9 @@ type pieceDownload struct {
 	firstFree int     // no block before it is unrequested and missing
 	contrib   []*peer
 	exclusive *peer // after a hash failure with several senders, one peer fetches it alone
+	// exclusiveWeb is exclusive for a web seed; webContrib are the web seeds that sent blocks.
+	exclusiveWeb *webseed.Source
+	webContrib   []*webseed.Source
 	// The blocks [0, hashed) went into hash, a SHA-1, in order as they were written, so the
 	// verifier reads back only the rest of the piece. hashing says that the goroutine writing
 	// block hashed owns hash now (blockWrite.hash); nobody else touches it meanwhile.
@@ -154,7 +158,7 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		if need <= 0 {
 			break
 		}
-		if !p.canRequest(d.index) || (d.exclusive != nil && d.exclusive != p) {
+		if !p.canRequest(d.index) || (d.exclusive != nil && d.exclusive != p) || d.exclusiveWeb != nil {
 			continue
 		}
 		if p.snubbed && t.pt.prio[d.index] == prioNow {

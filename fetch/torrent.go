@@ -13,6 +13,7 @@ import (
 	"github.com/gotfs/gotfs/cache"
 	"github.com/gotfs/gotfs/p2p"
 	"github.com/gotfs/gotfs/torrentfile"
+	"github.com/gotfs/gotfs/webseed"
 )
 
 // ErrClosed is returned by reads and waits on a torrent that was closed.
@@ -74,10 +75,13 @@ type Torrent struct {
 	dlScratch    []*pieceDownload
 	lastStoreErr error
 	announceCh   chan struct{}
-	hashedAhead  int64         // piece bytes hashed before their piece was complete (hashahead.go)
-	blockRTT     time.Duration // smoothed time from a block request to its block, over all peers
-	lateWake     *time.Timer   // wakes the peers when a request becomes late (wakeAtLocked)
-	lateWakeAt   int64         // when lateWake fires (unix ns), 0 when it is not armed
+	webSeeds     []*webseed.Source // the torrent's web seeds (webseed.go), fixed at start
+	webWake      chan struct{}     // closed and replaced to wake the idle web seed workers
+	webNoPickGen uint64            // the web seeds' memory of a fruitless background scan
+	hashedAhead  int64             // piece bytes hashed before their piece was complete (hashahead.go)
+	blockRTT     time.Duration     // smoothed time from a block request to its block, over all peers
+	lateWake     *time.Timer       // wakes the peers when a request becomes late (wakeAtLocked)
+	lateWakeAt   int64             // when lateWake fires (unix ns), 0 when it is not armed
 }
 
 // Stats is a snapshot of a torrent's counters.
@@ -274,11 +278,12 @@ func (t *Torrent) close() error {
 	return nil
 }
 
-// wakeAllLocked asks every peer's writer to look for work.
+// wakeAllLocked asks every peer's writer and the idle web seed workers to look for work.
 func (t *Torrent) wakeAllLocked() {
 	for p := range t.peers {
 		p.wake()
 	}
+	t.wakeWebLocked()
 }
 
 // StoreError returns the last error storing a verified piece (a full disk, an unwritable

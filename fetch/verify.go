@@ -5,6 +5,8 @@ import (
 	"hash"
 	"runtime"
 	"time"
+
+	"github.com/gotfs/gotfs/webseed"
 )
 
 // strikesToBan is how many bad pieces a peer may send alone before it is banned.
@@ -14,8 +16,10 @@ const strikesToBan = 2
 type verifyJob struct {
 	index   int
 	contrib []*peer
-	hash    hash.Hash // a SHA-1 of the piece's first hashed bytes (blocks hashed as written)
-	hashed  int64
+	// webContrib are the web seeds that sent blocks of the piece.
+	webContrib []*webseed.Source
+	hash       hash.Hash // a SHA-1 of the piece's first hashed bytes (blocks hashed as written)
+	hashed     int64
 }
 
 // verifyChunk is each verifier's scratch buffer: pieces are hashed from the cache file (mostly
@@ -38,6 +42,7 @@ func (t *Torrent) startWorkers() {
 		t.wg.Add(1)
 		go t.dhtLoop()
 	}
+	t.startWebSeeds()
 }
 
 // verifyLoop checks pieces off the network goroutines and stores the good ones.
@@ -137,8 +142,14 @@ func (t *Torrent) pieceFailedLocked(job verifyJob) {
 		t.failed = map[int]bool{}
 	}
 	t.failed[job.index] = true
-	t.log.Warn("piece failed verification", "piece", job.index, "senders", len(job.contrib))
-	if len(job.contrib) == 1 {
+	t.log.Warn("piece failed verification", "piece", job.index, "senders", len(job.contrib)+len(job.webContrib))
+	if len(job.webContrib) == 1 && len(job.contrib) == 0 {
+		// A web seed sent the whole piece: it backs off, and is dropped after repeated ones.
+		if s := job.webContrib[0]; s.ReportBadPiece() {
+			t.log.Warn("web seed dropped for bad data", "url", s.Name())
+		}
+	}
+	if len(job.contrib) == 1 && len(job.webContrib) == 0 {
 		p := job.contrib[0]
 		ip := p.addr.Addr()
 		t.strikes[ip]++
