@@ -2,12 +2,14 @@ package fetch
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -194,4 +196,63 @@ func TestNoWebSeeds(t *testing.T) {
 // notPad selects the files of mi that are not pad files (those are never written to disk).
 func notPad(mi *torrentfile.Metainfo) func(int) bool {
 	return func(i int) bool { return !mi.Info.Files[i].Padding }
+}
+
+// bep17Server answers BEP 17 requests (?info_hash=&piece=N[&ranges=a-b]) from a seeded
+// storage; the first request of all gets "503 retry after 1" (the busy answer of the BEP),
+// and requests for another info hash get 404.
+func bep17Server(t *testing.T, mi *torrentfile.Metainfo, seed *cache.Storage) (*httptest.Server, *atomic.Int64) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, "1")
+			return
+		}
+		q := r.URL.Query()
+		if q.Get("info_hash") != string(mi.InfoHash[:]) {
+			http.NotFound(w, r)
+			return
+		}
+		piece, err := strconv.Atoi(q.Get("piece"))
+		if err != nil || piece < 0 || piece >= mi.Info.NumPieces() {
+			http.Error(w, "bad piece", http.StatusBadRequest)
+			return
+		}
+		data, err := seed.ReadPiece(piece, nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if rg := q.Get("ranges"); rg != "" {
+			var a, b int
+			if _, err := fmt.Sscanf(rg, "%d-%d", &a, &b); err != nil || a < 0 || b < a || b >= len(data) {
+				http.Error(w, "bad ranges", http.StatusBadRequest)
+				return
+			}
+			data = data[a : b+1]
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &requests
+}
+
+// TestHTTPSeedDownload: a torrent whose only source is a BEP 17 HTTP seed is downloaded whole
+// and exact, after the seed's "retry after" answer.
+func TestHTTPSeedDownload(t *testing.T) {
+	src := t.TempDir()
+	mi := makeTorrent(t, src, "bep17", padFiles, 64<<10, 26)
+	srv, requests := bep17Server(t, mi, testswarm.OpenSeed(t, mi, src))
+	mi.HTTPSeeds = []string{srv.URL + "/seed"}
+	l, dst := webLeecher(t, "127.0.0.72", mi, nil, true)
+	waitComplete(t, l, 30*time.Second)
+	sameFiles(t, mi, src, dst, notPad(mi))
+	if requests.Load() < 2 {
+		t.Fatalf("%d requests", requests.Load())
+	}
+	ws := l.t.WebSeeds()
+	if len(ws) != 1 || ws[0].Errors == 0 {
+		t.Errorf("the 503 was not recorded: %+v", ws)
+	}
 }

@@ -116,7 +116,7 @@ never overwritten with unverified bytes.`,
 				Name: mi.Info.Name, InfoHash: fmt.Sprintf("%x", mi.InfoHash), Output: filepath.Join(dir, mi.Info.Name),
 				Size: wantBytes, Downloaded: s.Downloaded - startStats.Downloaded, AlreadyHad: startStats.VerifiedBytes,
 				Seconds: time.Since(start).Seconds(), PeersUsed: s.PeersSeen, PiecesFetched: s.PiecesFetched,
-				HashFailures: s.HashFailures, Banned: s.Banned,
+				HashFailures: s.HashFailures, Banned: s.Banned, WebSeeds: webSeedSummaries(tor),
 			}
 			if sum.Seconds > 0 {
 				sum.RateBytesPerSec = float64(sum.Downloaded) / sum.Seconds
@@ -163,6 +163,29 @@ type downloadSummary struct {
 	PiecesFetched   int     `json:"pieces_fetched"`
 	HashFailures    int     `json:"hash_failures"`
 	Banned          int     `json:"banned"`
+	// WebSeeds lists each web seed with what it delivered.
+	WebSeeds []webSeedSummary `json:"web_seeds"`
+}
+
+// webSeedSummary is one web seed in `download --json` and `gotfs status`.
+type webSeedSummary struct {
+	URL             string  `json:"url"`
+	Downloaded      int64   `json:"downloaded"`
+	RateBytesPerSec float64 `json:"rate_bytes_per_sec"`
+	Errors          int     `json:"errors"`
+	BadPieces       int     `json:"bad_pieces"`
+	Dropped         bool    `json:"dropped"`
+	LastError       string  `json:"last_error,omitempty"`
+}
+
+// webSeedSummaries describes the torrent's web seeds.
+func webSeedSummaries(t *fetch.Torrent) []webSeedSummary {
+	out := []webSeedSummary{}
+	for _, w := range t.WebSeeds() {
+		out = append(out, webSeedSummary{URL: w.Name, Downloaded: w.Downloaded, RateBytesPerSec: w.Rate,
+			Errors: w.Errors, BadPieces: w.BadPieces, Dropped: w.Dropped, LastError: w.LastError})
+	}
+	return out
 }
 
 // includeFilter turns --include globs into a file filter; nil means every file.
@@ -222,19 +245,34 @@ func waitDownload(ctx context.Context, a *app, tor *fetch.Torrent, wantBytes int
 			total = wantBytes
 			done = min(done, total)
 		}
-		bar.update(done, total, "peers "+strconv.Itoa(s.Peers))
+		bar.update(done, total, sourcesNote(tor, s))
 		if err := tor.StoreError(); err != nil {
 			return fmt.Errorf("stopped: %w", err)
 		}
 		select {
 		case <-tor.Complete():
-			bar.update(total, total, "peers "+strconv.Itoa(s.Peers))
+			bar.update(total, total, sourcesNote(tor, s))
 			return nil
 		case <-ctx.Done():
 			return errInterrupted
 		case <-tick.C:
 		}
 	}
+}
+
+// sourcesNote says where the bytes come from, for the progress bar: "peers 3, web 1".
+func sourcesNote(tor *fetch.Torrent, s fetch.Stats) string {
+	note := "peers " + strconv.Itoa(s.Peers)
+	web := 0
+	for _, w := range tor.WebSeeds() {
+		if !w.Dropped {
+			web++
+		}
+	}
+	if web > 0 {
+		note += ", web " + strconv.Itoa(web)
+	}
+	return note
 }
 
 // seedUntilDone uploads until the context ends, printing totals now and then.

@@ -30,6 +30,7 @@ type engineFlags struct {
 	peers    []string
 	maxPeers int
 	noUpload bool
+	noWeb    bool
 	cacheDir string
 	// cacheSize bounds the verified bytes kept (mount only: a download keeps all it fetched).
 	cacheSize int64
@@ -45,6 +46,7 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.peers, "peer", nil, "extra peer to connect to, host:port (repeatable)")
 	fl.IntVar(&f.maxPeers, "max-peers", 50, "most peers to connect to per torrent")
 	fl.BoolVar(&f.noUpload, "no-upload", false, "never upload to other peers")
+	fl.BoolVar(&f.noWeb, "no-webseeds", false, "do not download from the torrent's web seeds (url-list, httpseeds)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache folder (default $XDG_CACHE_HOME/gotfs)")
 	fl.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
 	fl.StringVar(&f.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the peer listen address)")
@@ -141,7 +143,7 @@ func (f *engineFlags) start(ctx context.Context, a *app) (*engine, error) {
 		go bootstrapDHT(ctx, a, node)
 	}
 	cfg := fetch.Config{ListenAddr: listen, MaxPeers: f.maxPeers, NoUpload: f.noUpload, Logger: a.log,
-		CacheLimit: f.cacheSize, DHT: e.dht}
+		CacheLimit: f.cacheSize, DHT: e.dht, NoWebSeeds: f.noWeb}
 	var err error
 	if cfg.ListenAddr != "" {
 		e.client, err = fetch.NewClient(cfg)
