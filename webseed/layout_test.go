@@ -2,6 +2,7 @@ package webseed
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,5 +78,37 @@ func TestRateBusyTime(t *testing.T) {
 	h.finish(t1.Add(time.Second), 1000)
 	if r, want := h.currentRate(), 1000+rateWeight*(2000-1000); r != want {
 		t.Fatalf("rate %v, want %v", r, want)
+	}
+}
+
+// TestSources: url-list and httpseeds URLs become sources of the right protocol; other
+// schemes and URLs without a host are refused with a one-line error; passwords are redacted.
+func TestSources(t *testing.T) {
+	c := newTestClient(t, testConfig(t))
+	l := singleTorrent(t).layout()
+	srcs, errs := c.Sources(l,
+		[]string{"http://user:secret@m.example/pub/#frag", "ftp://m.example/pub/", "http://", "https://m2.example/f.bin"},
+		[]string{"http://hs.example/seed.php?", "gopher://x/", ":bad"})
+	var got []string
+	for _, s := range srcs {
+		got = append(got, s.Protocol().String()+" "+s.Name())
+	}
+	want := []string{"url-list http://user:xxxxx@m.example/pub/", "url-list https://m2.example/f.bin", "httpseeds http://hs.example/seed.php?"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("sources %q, want %q", got, want)
+	}
+	if len(errs) != 4 {
+		t.Errorf("errors %v, want 4", errs)
+	}
+	for _, err := range errs {
+		if !strings.HasPrefix(err.Error(), "web seed") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("error %q", err)
+		}
+	}
+	if hs := srcs[2]; !strings.HasPrefix(hs.seedPrefix, "http://hs.example/seed.php?info_hash=") || strings.Contains(hs.seedPrefix, "??") {
+		t.Errorf("BEP 17 prefix %q", hs.seedPrefix)
+	}
+	if srcs[0].base != "http://user:secret@m.example/pub/" {
+		t.Errorf("base %q: the fragment is kept or the password lost", srcs[0].base)
 	}
 }
