@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -23,6 +22,7 @@ import (
 	"github.com/gotfs/gotfs/cache"
 	"github.com/gotfs/gotfs/fetch"
 	"github.com/gotfs/gotfs/fusefs"
+	"github.com/gotfs/gotfs/status"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -400,55 +400,20 @@ func (s *mountSession) serveStatus(ln net.Listener) {
 	}
 }
 
-// mountStatus is what `gotfs status` shows.
-type mountStatus struct {
-	Mountpoint string `json:"mountpoint"`
-	PID        int    `json:"pid"`
-	// Passthrough says whether fully verified files are read by the kernel from the cache
-	// (FUSE passthrough); PassthroughOpens counts such opens, Reads the reads that reached gotfs.
-	Passthrough      bool            `json:"passthrough"`
-	PassthroughOpens int64           `json:"passthrough_opens"`
-	Reads            int64           `json:"reads"`
-	Torrents         []torrentStatus `json:"torrents"`
-}
-
-type torrentStatus struct {
-	Name           string  `json:"name"`
-	InfoHash       string  `json:"info_hash"`
-	Size           int64   `json:"size"`
-	VerifiedBytes  int64   `json:"verified_bytes"`
-	VerifiedPieces int     `json:"verified_pieces"`
-	Pieces         int     `json:"pieces"`
-	Peers          int     `json:"peers"`
-	DownloadRate   float64 `json:"download_rate"`
-	UploadRate     float64 `json:"upload_rate"`
-	Downloaded     int64   `json:"downloaded"`
-	Uploaded       int64   `json:"uploaded"`
-	Wasted         int64   `json:"wasted"`
-	Evicted        int     `json:"evicted_pieces"`
-	WaitingReads   int     `json:"waiting_reads"`
-}
-
-func (s *mountSession) status() mountStatus {
+// status is what `gotfs status` shows and the HTTP status page serves (/api/status).
+func (s *mountSession) status() status.Mount {
 	s.mu.Lock()
-	torrents := append([]*mountedTorrent(nil), s.torrents...)
+	entries := make([]status.Entry, 0, len(s.torrents))
+	for _, mt := range s.torrents {
+		entries = append(entries, status.Entry{Name: mt.name, Torrent: mt.tor})
+	}
 	s.mu.Unlock()
-	c := s.fs.Counters()
-	out := mountStatus{
-		Mountpoint: s.fs.Dir(), PID: os.Getpid(), Torrents: []torrentStatus{},
-		Passthrough: c.Passthrough, PassthroughOpens: c.PassthroughOpens, Reads: c.Reads,
+	out := status.Collect(entries)
+	out.PID = os.Getpid()
+	if s.fs != nil {
+		c := s.fs.Counters()
+		out.Mountpoint, out.Passthrough, out.PassthroughOpens, out.Reads = s.fs.Dir(), c.Passthrough, c.PassthroughOpens, c.Reads
 	}
-	for _, mt := range torrents {
-		mi := mt.tor.Metainfo()
-		st := mt.tor.Stats()
-		out.Torrents = append(out.Torrents, torrentStatus{
-			Name: mt.name, InfoHash: hex.EncodeToString(mi.InfoHash[:]), Size: mi.Info.Length,
-			VerifiedBytes: st.VerifiedBytes, VerifiedPieces: st.Verified, Pieces: st.Pieces,
-			Peers: st.Peers, DownloadRate: st.DownloadRate, UploadRate: st.UploadRate,
-			Downloaded: st.Downloaded, Uploaded: st.Uploaded, Wasted: st.Wasted, Evicted: st.Evicted, WaitingReads: st.WaitingReads,
-		})
-	}
-	sort.Slice(out.Torrents, func(i, j int) bool { return out.Torrents[i].Name < out.Torrents[j].Name })
 	return out
 }
 
@@ -513,7 +478,7 @@ func newStatusCmd(a *app) *cobra.Command {
 }
 
 // queryStatus asks the mount at mountpoint for its status over its socket.
-func queryStatus(ctx context.Context, root cache.Root, mountpoint string) (*mountStatus, error) {
+func queryStatus(ctx context.Context, root cache.Root, mountpoint string) (*status.Mount, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -550,14 +515,14 @@ func queryStatus(ctx context.Context, root cache.Root, mountpoint string) (*moun
 	if err != nil {
 		return nil, fmt.Errorf("status of %s: %w", mp, err)
 	}
-	var st mountStatus
+	var st status.Mount
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("status of %s: bad answer: %w", mp, err)
 	}
 	return &st, nil
 }
 
-func printStatus(w io.Writer, st *mountStatus) error {
+func printStatus(w io.Writer, st *status.Mount) error {
 	fmt.Fprintf(w, "%s (pid %d), %d torrent(s)\n", st.Mountpoint, st.PID, len(st.Torrents))
 	if st.Passthrough {
 		fmt.Fprintf(w, "reads through gotfs: %d; opens of complete files read by the kernel from the cache: %d\n", st.Reads, st.PassthroughOpens)
