@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/internal/testswarm"
 	"github.com/gotfs/gotfs/status"
-	"github.com/gotfs/gotfs/torrentfile"
 )
 
 // TestMediaOverHTTP: ffprobe reads the duration of an MP4 whose index is at its end, and
@@ -25,21 +23,7 @@ func TestMediaOverHTTP(t *testing.T) {
 	ffmpeg := testenv.RequireBinary(t, "ffmpeg")
 	ffprobe := testenv.RequireBinary(t, "ffprobe")
 	src := t.TempDir()
-	dir := filepath.Join(src, "Movie")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=20:size=320x240:rate=25",
-		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", filepath.Join(dir, "movie.mp4")).CombinedOutput(); err != nil {
-		t.Fatalf("make a video: %v: %s", err, b)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("a note\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mi, _, err := torrentfile.Create(t.Context(), dir, torrentfile.CreateOptions{PieceLength: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mi := testswarm.MakeVideoTorrent(t, ffmpeg, src)
 	s := startSwarm(t, mi, src, "127.0.0.201", "127.0.0.202", httpserve.Options{MaxReadahead: 1 << 20})
 	url := s.url + "/Movie/movie.mp4"
 	start := time.Now()
@@ -93,8 +77,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 	name := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(ts.Name)
 	for _, want := range []string{
 		`class="name" href="/Show%20%3Cb%3E%26">` + name + `</a>`, // the name, escaped, as a link
-		`<div class="pct">` + pct + `</div>`,                        // the bar's label
-		`style="width: ` + pct + `;"`,                               // the bar itself
+		`<div class="pct">` + pct + `</div>`,                      // the bar's label
+		`style="width: ` + pct + `;"`,                             // the bar itself
 		"pieces: <b>" + strconv.Itoa(ts.VerifiedPieces) + " / " + strconv.Itoa(ts.Pieces) + "</b>",
 	} {
 		if !strings.Contains(page, want) {

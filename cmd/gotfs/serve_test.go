@@ -62,16 +62,7 @@ func curlGet(t *testing.T, url string, args ...string) (int, []byte) {
 func TestServeBinary(t *testing.T) {
 	bin := buildBinary(t)
 	src := t.TempDir()
-	files := map[string]int{"movie.mkv": 6_000_000, "extras/notes.txt": 12_345}
-	writeRandomFiles(t, filepath.Join(src, "Movie"), files, 41)
-	mi, raw, err := torrentfile.Create(t.Context(), filepath.Join(src, "Movie"), torrentfile.CreateOptions{PieceLength: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tf := filepath.Join(t.TempDir(), "movie.torrent")
-	if err := os.WriteFile(tf, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mi, tf := writeTorrent(t, src, "Movie", map[string]int{"movie.mkv": 6_000_000, "extras/notes.txt": 12_345}, 41)
 	sd := startTestSeeder(t, mi, src, "127.0.0.205:0")
 	p := &gotfsProc{cmd: exec.Command(bin, "serve", "--no-dht", "--cache-dir", t.TempDir(), "--listen", "127.0.0.206:0",
 		"--peer", sd.Addr().String(), "--http", "127.0.0.206:0", "--http-auth", "me:pw", tf), out: &syncBuffer{}, done: make(chan error, 1)}
@@ -114,15 +105,7 @@ func TestMountHTTPStatus(t *testing.T) {
 	testenv.RequireFUSE(t)
 	bin := buildBinary(t)
 	src := t.TempDir()
-	writeRandomFiles(t, filepath.Join(src, "Movie"), map[string]int{"movie.mkv": 2_000_000, "extras/notes.txt": 999}, 42)
-	mi, raw, err := torrentfile.Create(t.Context(), filepath.Join(src, "Movie"), torrentfile.CreateOptions{PieceLength: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tf := filepath.Join(t.TempDir(), "movie.torrent")
-	if err := os.WriteFile(tf, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mi, tf := writeTorrent(t, src, "Movie", map[string]int{"movie.mkv": 2_000_000, "extras/notes.txt": 999}, 42)
 	sd := startTestSeeder(t, mi, src, "127.0.0.207:0")
 	cacheDir, mp := t.TempDir(), t.TempDir()
 	t.Cleanup(func() { unix.Unmount(mp, unix.MNT_DETACH) })
@@ -182,6 +165,22 @@ func TestMountHTTPStatus(t *testing.T) {
 	if _, err := http.Get(base + "api/status"); err == nil {
 		t.Error("HTTP still answers after the mount stopped")
 	}
+}
+
+// writeTorrent writes random files under src/name and a .torrent of them (32 KiB pieces), and
+// returns its metainfo and path.
+func writeTorrent(t *testing.T, src, name string, files map[string]int, seed byte) (*torrentfile.Metainfo, string) {
+	t.Helper()
+	writeRandomFiles(t, filepath.Join(src, name), files, seed)
+	mi, raw, err := torrentfile.Create(t.Context(), filepath.Join(src, name), torrentfile.CreateOptions{PieceLength: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := filepath.Join(t.TempDir(), name+".torrent")
+	if err := os.WriteFile(tf, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return mi, tf
 }
 
 func mustRead(t *testing.T, path string) []byte {
