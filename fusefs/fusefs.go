@@ -6,7 +6,6 @@ package fusefs
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -245,18 +244,12 @@ func (f *FS) Add(t *fetch.Torrent, mtime time.Time) (string, error) {
 	if name, ok := f.torrents[mi.InfoHash]; ok {
 		return "", fmt.Errorf("add torrent %s: already shown as %q", info.Name, name)
 	}
-	visible := info.VisibleFiles()
-	if len(visible) == 0 {
-		return "", fmt.Errorf("add torrent %s: no files", info.Name)
-	}
-	top := info.Files[visible[0]].Path[0]
 	rootIn := f.root.EmbeddedInode()
-	if rootIn.GetChild(top) != nil {
-		top = top + "~" + hex.EncodeToString(mi.InfoHash[:4])
-		if rootIn.GetChild(top) != nil {
-			return "", fmt.Errorf("add torrent %s: name %q is taken", info.Name, top)
-		}
+	top, err := mi.EntryName(func(name string) bool { return rootIn.GetChild(name) != nil })
+	if err != nil {
+		return "", fmt.Errorf("add torrent %s: %w", info.Name, err)
 	}
+	visible := info.VisibleFiles()
 	ctx := context.Background()
 	files := map[uint64]*fileNode{}
 	newFile := func(i int) *fs.Inode {

@@ -2,7 +2,6 @@ package fusefs_test
 
 import (
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -13,7 +12,7 @@ import (
 	"github.com/gotfs/gotfs/fetch"
 	"github.com/gotfs/gotfs/fusefs"
 	"github.com/gotfs/gotfs/internal/testenv"
-	"github.com/gotfs/gotfs/torrentfile"
+	"github.com/gotfs/gotfs/internal/testswarm"
 )
 
 // TestMediaSeek mounts an H.264 MP4 whose index (moov) is at the end, as ffmpeg writes it by
@@ -23,22 +22,7 @@ func TestMediaSeek(t *testing.T) {
 	ffmpeg := testenv.RequireBinary(t, "ffmpeg")
 	ffprobe := testenv.RequireBinary(t, "ffprobe")
 	src := t.TempDir()
-	dir := filepath.Join(src, "Movie")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	video := filepath.Join(dir, "movie.mp4")
-	if b, err := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=20:size=320x240:rate=25",
-		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", video).CombinedOutput(); err != nil {
-		t.Fatalf("make a video: %v: %s", err, b)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("a note\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mi, _, err := torrentfile.Create(t.Context(), dir, torrentfile.CreateOptions{PieceLength: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mi := testswarm.MakeVideoTorrent(t, ffmpeg, src)
 	sd := startSeeder(t, "127.0.0.31", mi, src)
 	m := mountTorrents(t, t.TempDir(), fusefs.Options{HeadTail: fetch.HeadTailHint, MaxReadahead: 1 << 20}, []netip.AddrPort{sd.Addr()}, mi)
 	path := filepath.Join(m.dir, "Movie", "movie.mp4")

@@ -22,6 +22,7 @@ section create scripts/bench-create.sh
 section download scripts/bench-download.sh
 section mount scripts/bench-mount.sh
 section magnet scripts/bench-magnet.sh
+section http scripts/bench-http.sh
 section wan scripts/bench-wan.sh
 
 if ((${#failed[@]})); then echo "failed sections: ${failed[*]}" >&2; exit 1; fi

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gotfs/gotfs/internal/testenv"
+	"github.com/gotfs/gotfs/status"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -127,12 +128,12 @@ func soakMount(t *testing.T, readers int, mountFlags ...string) {
 	for e := range errs {
 		t.Error(e)
 	}
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
+	procStatus, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var hwmKiB int64
-	for _, line := range strings.Split(string(status), "\n") {
+	for _, line := range strings.Split(string(procStatus), "\n") {
 		if strings.HasPrefix(line, "VmHWM:") {
 			hwmKiB, _ = strconv.ParseInt(strings.Fields(line)[1], 10, 64)
 		}
@@ -142,7 +143,7 @@ func soakMount(t *testing.T, readers int, mountFlags ...string) {
 		t.Errorf("mount peak RSS %d MiB, want under 200 MiB", hwmKiB>>10)
 	}
 	out, err := exec.Command(bin, "status", "--json", mp).Output()
-	var st mountStatus
+	var st status.Mount
 	if err != nil || json.Unmarshal(out, &st) != nil || len(st.Torrents) != 1 {
 		t.Fatalf("status: %v: %s", err, out)
 	}

@@ -170,6 +170,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newSeedCmd(a),
 		newCacheCmd(a),
 		newMountCmd(a),
+		newServeCmd(a),
 		newUnmountCmd(a),
 		newStatusCmd(a),
 		newGenDocsCmd(a),

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -23,6 +22,7 @@ import (
 	"github.com/gotfs/gotfs/cache"
 	"github.com/gotfs/gotfs/fetch"
 	"github.com/gotfs/gotfs/fusefs"
+	"github.com/gotfs/gotfs/status"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -39,6 +39,7 @@ type mountFlags struct {
 	readTimeout time.Duration
 	pollEvery   time.Duration
 	debugFUSE   bool
+	http        httpFlags
 }
 
 func newMountCmd(a *app) *cobra.Command {
@@ -64,20 +65,28 @@ gotfs unmount MOUNTPOINT) unmounts and saves state.`,
 			return runMount(ctx, a, args[0], args[1], &f)
 		},
 	}
+	f.bindFetchFlags(cmd, "")
+	fl := cmd.Flags()
+	fl.BoolVar(&f.noPassthru, "no-passthrough", false, "serve every read through gotfs, even of fully verified files (by default the kernel reads those straight from the cache: FUSE passthrough, Linux 6.9+, root)")
+	fl.Bool("passthrough", true, "passthrough is the default now") // the former opt-in flag: accepted, ignored
+	_ = fl.MarkDeprecated("passthrough", "it is the default now (--no-passthrough turns it off)")
+	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
+	_ = fl.MarkHidden("debug-fuse")
+	return cmd
+}
+
+// bindFetchFlags adds the flags mount and serve share: the engine's, how reads fetch, and
+// --http (whose default is httpDefault).
+func (f *mountFlags) bindFetchFlags(cmd *cobra.Command, httpDefault string) {
 	f.engine.bind(cmd)
 	f.engine.bindCacheSize(cmd)
 	fl := cmd.Flags()
 	fl.Var(sizeValue{&f.readahead}, "readahead", "largest readahead window of each open file (0 = none)")
 	fl.BoolVar(&f.prefetch, "prefetch", false, "fetch every piece in the background, not only what is read")
 	fl.BoolVar(&f.verify, "verify", false, "re-hash every cached piece before mounting; damaged ones are fetched again")
-	fl.BoolVar(&f.noPassthru, "no-passthrough", false, "serve every read through gotfs, even of fully verified files (by default the kernel reads those straight from the cache: FUSE passthrough, Linux 6.9+, root)")
-	fl.Bool("passthrough", true, "passthrough is the default now") // the former opt-in flag: accepted, ignored
-	_ = fl.MarkDeprecated("passthrough", "it is the default now (--no-passthrough turns it off)")
-	fl.DurationVar(&f.readTimeout, "read-timeout", 0, "fail a read (EIO) that waits longer than this for its pieces (0 = wait)")
+	fl.DurationVar(&f.readTimeout, "read-timeout", 0, "fail a read (EIO, or a cut HTTP body) that waits longer than this for its pieces (0 = wait)")
 	fl.DurationVar(&f.pollEvery, "poll", defaultPollEvery, "how often a mounted folder is scanned for new .torrent files")
-	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
-	_ = fl.MarkHidden("debug-fuse")
-	return cmd
+	f.http.bind(cmd, httpDefault)
 }
 
 // mountSession is one running mount: the engine, the filesystem and the torrents in it.
@@ -86,7 +95,8 @@ type mountSession struct {
 	root   cache.Root
 	eng    *engine
 	client *fetch.Client
-	fs     *fusefs.FS
+	fs     *fusefs.FS // nil for gotfs serve
+	http   *httpServer
 	peers  []netip.AddrPort
 	flags  *mountFlags
 
@@ -108,12 +118,14 @@ type fileStamp struct {
 	mtime time.Time
 }
 
+// runMount mounts src at mountpoint; an empty mountpoint runs the same session without FUSE
+// (gotfs serve: HTTP only).
 func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags) error {
 	if f.readahead == 0 {
 		f.readahead = -1 // fetch.ReaderOptions: <0 means none
 	}
 	mp, err := filepath.Abs(mountpoint)
-	if err != nil {
+	if err != nil && mountpoint != "" {
 		return fmt.Errorf("mount point %s: %w", mountpoint, err)
 	}
 	// Fail on a bad torrent or magnet link before mounting anything.
@@ -124,7 +136,9 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 	} else if source, err = readTorrentSource(a, src); err != nil {
 		return err
 	}
-	if err := fusefs.PrepareMountPoint(mp, a.log); err != nil {
+	if mountpoint == "" {
+		mp = ""
+	} else if err := fusefs.PrepareMountPoint(mp, a.log); err != nil {
 		return err
 	}
 	if p, err := filepath.EvalSymlinks(mp); err == nil {
@@ -159,23 +173,30 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 		a: a, root: root, eng: eng, client: eng.client, peers: peers, flags: f,
 		byHash: map[torrentfile.Hash]bool{}, tried: map[string]fileStamp{},
 	}
-	fsys, err := fusefs.Mount(mp, fusefs.Options{
-		MaxReadahead:  f.readahead,
-		HeadTail:      fetch.HeadTailHint,
-		ReadTimeout:   f.readTimeout,
-		AllowOther:    os.Geteuid() == 0,
-		Debug:         f.debugFUSE,
-		NoPassthrough: f.noPassthru,
-		// A passthrough file is pinned whole while open: with a bounded cache only files
-		// that leave room for the rest (half the bound) go passthrough.
-		PassthroughMaxSize: f.engine.cacheSize / 2,
-		Logger:             a.log,
-	})
-	if err != nil {
-		eng.Close()
-		return fmt.Errorf("%w (is another process mounted there? try: gotfs unmount %s)", err, mp)
+	if mp == "" {
+		err = s.startHTTP()
+	} else {
+		s.fs, err = fusefs.Mount(mp, fusefs.Options{
+			MaxReadahead:  f.readahead,
+			HeadTail:      fetch.HeadTailHint,
+			ReadTimeout:   f.readTimeout,
+			AllowOther:    os.Geteuid() == 0,
+			Debug:         f.debugFUSE,
+			NoPassthrough: f.noPassthru,
+			// A passthrough file is pinned whole while open: with a bounded cache only files
+			// that leave room for the rest (half the bound) go passthrough.
+			PassthroughMaxSize: f.engine.cacheSize / 2,
+			Logger:             a.log,
+		})
+		if err != nil {
+			eng.Close()
+			return fmt.Errorf("%w (is another process mounted there? try: gotfs unmount %s)", err, mp)
+		}
+		err = s.startHTTP()
 	}
-	s.fs = fsys
+	if err != nil {
+		return errors.Join(err, s.shutdown())
+	}
 	err = s.run(ctx, src, isDir, first)
 	return errors.Join(err, s.shutdown())
 }
@@ -187,15 +208,17 @@ func (s *mountSession) run(ctx context.Context, src string, isDir bool, first *t
 	} else if err := s.addTorrent(src, first.mi, first.raw); err != nil {
 		return err
 	}
-	ln, err := s.listenStatus()
-	if err != nil {
-		s.a.log.Warn("no status socket; gotfs status will not work for this mount", "err", err)
-	} else {
-		defer func() {
-			ln.Close()
-			os.Remove(ln.Addr().String())
-		}()
-		go s.serveStatus(ln)
+	if s.fs != nil {
+		ln, err := s.listenStatus()
+		if err != nil {
+			s.a.log.Warn("no status socket; gotfs status will not work for this mount", "err", err)
+		} else {
+			defer func() {
+				ln.Close()
+				os.Remove(ln.Addr().String())
+			}()
+			go s.serveStatus(ln)
+		}
 	}
 	s.mu.Lock()
 	n := len(s.torrents)
@@ -204,7 +227,7 @@ func (s *mountSession) run(ctx context.Context, src string, isDir bool, first *t
 	if !isDir && n == 1 {
 		what = s.torrents[0].name
 	}
-	fmt.Fprintf(s.a.stderr, "gotfs: mounted %s at %s (Ctrl-C or gotfs unmount %s to stop)\n", what, s.fs.Dir(), s.fs.Dir())
+	s.announce(what)
 
 	var tick <-chan time.Time
 	if isDir {
@@ -215,9 +238,11 @@ func (s *mountSession) run(ctx context.Context, src string, isDir bool, first *t
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintf(s.a.stderr, "gotfs: unmounting %s\n", s.fs.Dir())
+			if s.fs != nil {
+				fmt.Fprintf(s.a.stderr, "gotfs: unmounting %s\n", s.fs.Dir())
+			}
 			return nil
-		case <-s.fs.Done():
+		case <-s.fsDone():
 			fmt.Fprintf(s.a.stderr, "gotfs: %s was unmounted\n", s.fs.Dir())
 			return nil
 		case <-tick:
@@ -301,7 +326,7 @@ func (s *mountSession) addTorrent(path string, mi *torrentfile.Metainfo, raw []b
 		st.Close()
 		return fail(fmt.Errorf("%s: %w", path, err))
 	}
-	name, err := s.fs.Add(tor, time.Time{})
+	name, err := s.show(tor)
 	if err != nil {
 		tor.Close()
 		st.Close()
@@ -317,9 +342,9 @@ func (s *mountSession) addTorrent(path string, mi *torrentfile.Metainfo, raw []b
 
 // shutdown unmounts, then stops the torrents and saves their state.
 func (s *mountSession) shutdown() error {
-	var errs []error
-	if err := s.fs.Unmount(); err != nil {
-		errs = append(errs, err)
+	errs := []error{s.http.Close()}
+	if s.fs != nil {
+		errs = append(errs, s.fs.Unmount())
 	}
 	s.mu.Lock()
 	torrents := s.torrents
@@ -400,55 +425,20 @@ func (s *mountSession) serveStatus(ln net.Listener) {
 	}
 }
 
-// mountStatus is what `gotfs status` shows.
-type mountStatus struct {
-	Mountpoint string `json:"mountpoint"`
-	PID        int    `json:"pid"`
-	// Passthrough says whether fully verified files are read by the kernel from the cache
-	// (FUSE passthrough); PassthroughOpens counts such opens, Reads the reads that reached gotfs.
-	Passthrough      bool            `json:"passthrough"`
-	PassthroughOpens int64           `json:"passthrough_opens"`
-	Reads            int64           `json:"reads"`
-	Torrents         []torrentStatus `json:"torrents"`
-}
-
-type torrentStatus struct {
-	Name           string  `json:"name"`
-	InfoHash       string  `json:"info_hash"`
-	Size           int64   `json:"size"`
-	VerifiedBytes  int64   `json:"verified_bytes"`
-	VerifiedPieces int     `json:"verified_pieces"`
-	Pieces         int     `json:"pieces"`
-	Peers          int     `json:"peers"`
-	DownloadRate   float64 `json:"download_rate"`
-	UploadRate     float64 `json:"upload_rate"`
-	Downloaded     int64   `json:"downloaded"`
-	Uploaded       int64   `json:"uploaded"`
-	Wasted         int64   `json:"wasted"`
-	Evicted        int     `json:"evicted_pieces"`
-	WaitingReads   int     `json:"waiting_reads"`
-}
-
-func (s *mountSession) status() mountStatus {
+// status is what `gotfs status` shows and the HTTP status page serves (/api/status).
+func (s *mountSession) status() status.Mount {
 	s.mu.Lock()
-	torrents := append([]*mountedTorrent(nil), s.torrents...)
+	entries := make([]status.Entry, 0, len(s.torrents))
+	for _, mt := range s.torrents {
+		entries = append(entries, status.Entry{Name: mt.name, Torrent: mt.tor})
+	}
 	s.mu.Unlock()
-	c := s.fs.Counters()
-	out := mountStatus{
-		Mountpoint: s.fs.Dir(), PID: os.Getpid(), Torrents: []torrentStatus{},
-		Passthrough: c.Passthrough, PassthroughOpens: c.PassthroughOpens, Reads: c.Reads,
+	out := status.Collect(entries)
+	out.PID = os.Getpid()
+	if s.fs != nil {
+		c := s.fs.Counters()
+		out.Mountpoint, out.Passthrough, out.PassthroughOpens, out.Reads = s.fs.Dir(), c.Passthrough, c.PassthroughOpens, c.Reads
 	}
-	for _, mt := range torrents {
-		mi := mt.tor.Metainfo()
-		st := mt.tor.Stats()
-		out.Torrents = append(out.Torrents, torrentStatus{
-			Name: mt.name, InfoHash: hex.EncodeToString(mi.InfoHash[:]), Size: mi.Info.Length,
-			VerifiedBytes: st.VerifiedBytes, VerifiedPieces: st.Verified, Pieces: st.Pieces,
-			Peers: st.Peers, DownloadRate: st.DownloadRate, UploadRate: st.UploadRate,
-			Downloaded: st.Downloaded, Uploaded: st.Uploaded, Wasted: st.Wasted, Evicted: st.Evicted, WaitingReads: st.WaitingReads,
-		})
-	}
-	sort.Slice(out.Torrents, func(i, j int) bool { return out.Torrents[i].Name < out.Torrents[j].Name })
 	return out
 }
 
@@ -513,7 +503,7 @@ func newStatusCmd(a *app) *cobra.Command {
 }
 
 // queryStatus asks the mount at mountpoint for its status over its socket.
-func queryStatus(ctx context.Context, root cache.Root, mountpoint string) (*mountStatus, error) {
+func queryStatus(ctx context.Context, root cache.Root, mountpoint string) (*status.Mount, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -550,14 +540,14 @@ func queryStatus(ctx context.Context, root cache.Root, mountpoint string) (*moun
 	if err != nil {
 		return nil, fmt.Errorf("status of %s: %w", mp, err)
 	}
-	var st mountStatus
+	var st status.Mount
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("status of %s: bad answer: %w", mp, err)
 	}
 	return &st, nil
 }
 
-func printStatus(w io.Writer, st *mountStatus) error {
+func printStatus(w io.Writer, st *status.Mount) error {
 	fmt.Fprintf(w, "%s (pid %d), %d torrent(s)\n", st.Mountpoint, st.PID, len(st.Torrents))
 	if st.Passthrough {
 		fmt.Fprintf(w, "reads through gotfs: %d; opens of complete files read by the kernel from the cache: %d\n", st.Reads, st.PassthroughOpens)

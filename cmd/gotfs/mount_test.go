@@ -21,6 +21,7 @@ import (
 	"github.com/gotfs/gotfs/cache"
 	"github.com/gotfs/gotfs/fetch"
 	"github.com/gotfs/gotfs/internal/testenv"
+	"github.com/gotfs/gotfs/status"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -198,7 +199,7 @@ func TestMountBinary(t *testing.T) {
 	// status, as JSON and as a table. Every file is complete now: a new open is read by the
 	// kernel from the cache (passthrough) once the last ordinary handle's release settled.
 	var out []byte
-	var status mountStatus
+	var ms status.Mount
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		if sha256File(t, movie) != sha256File(t, filepath.Join(src, "Movie", "movie.mkv")) {
 			t.Errorf("movie.mkv differs from the source on a second read")
@@ -207,19 +208,19 @@ func TestMountBinary(t *testing.T) {
 		if err != nil {
 			t.Fatalf("status: %v: %s", err, out)
 		}
-		if err := json.Unmarshal(out, &status); err != nil {
+		if err := json.Unmarshal(out, &ms); err != nil {
 			t.Fatalf("status --json: %v: %s", err, out)
 		}
-		if !status.Passthrough || status.PassthroughOpens > 0 || time.Now().After(deadline) {
+		if !ms.Passthrough || ms.PassthroughOpens > 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(400 * time.Millisecond)
 	}
-	if len(status.Torrents) != 1 || status.Torrents[0].Name != "Movie" || status.Torrents[0].VerifiedBytes != mi.Info.Length ||
-		status.Mountpoint != mp || status.PID != p.cmd.Process.Pid || status.Reads == 0 {
+	if len(ms.Torrents) != 1 || ms.Torrents[0].Name != "Movie" || ms.Torrents[0].VerifiedBytes != mi.Info.Length ||
+		ms.Mountpoint != mp || ms.PID != p.cmd.Process.Pid || ms.Reads == 0 {
 		t.Errorf("status: %s", out)
 	}
-	if testenv.InCI() && (!status.Passthrough || status.PassthroughOpens == 0) {
+	if testenv.InCI() && (!ms.Passthrough || ms.PassthroughOpens == 0) {
 		t.Errorf("status: no passthrough open of a complete file in CI (root, Linux 6.9+): %s", out)
 	}
 	// Without --cache-dir (and without any home), status finds the mount's socket in the

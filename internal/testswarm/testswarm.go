@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -83,4 +84,29 @@ func OpenSeed(t testing.TB, mi *torrentfile.Metainfo, dir string) *cache.Storage
 		t.Fatalf("seeder has %d of %d pieces", st.VerifiedCount(), mi.Info.NumPieces())
 	}
 	return st
+}
+
+// MakeVideoTorrent writes src/Movie/movie.mp4, 20 s of H.264 at 320x240 and 25 frames per
+// second with a key frame every second, made by ffmpeg (the path given) with its index (moov)
+// at the end as ffmpeg writes it by default (a player must read the end before it can play,
+// and seeks by time), beside a small notes.txt, and returns the metainfo of the folder
+// (16 KiB pieces).
+func MakeVideoTorrent(t testing.TB, ffmpeg, src string) *torrentfile.Metainfo {
+	t.Helper()
+	dir := filepath.Join(src, "Movie")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=20:size=320x240:rate=25",
+		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", filepath.Join(dir, "movie.mp4")).CombinedOutput(); err != nil {
+		t.Fatalf("make a video: %v: %s", err, b)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("a note\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mi, _, err := torrentfile.Create(t.Context(), dir, torrentfile.CreateOptions{PieceLength: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mi
 }
