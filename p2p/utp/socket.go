@@ -73,6 +73,9 @@ type Socket struct {
 // make us a traffic source.
 const maxResetsPerSecond = 200
 
+// socketBuffer is the kernel buffer size asked for a UDP socket.
+const socketBuffer = 4 << 20
+
 // Listen opens a UDP socket on address ("udp", "udp4" or "udp6" network) and runs uTP on it.
 func Listen(network, address string, cfg Config) (*Socket, error) {
 	pc, err := net.ListenPacket(network, address)
@@ -92,7 +95,12 @@ func NewSocket(pc net.PacketConn, cfg Config) *Socket {
 		done:     make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
-	s.udp, _ = pc.(*net.UDPConn)
+	if s.udp, _ = pc.(*net.UDPConn); s.udp != nil {
+		// Best effort: bursts of a full window must not overflow the kernel's default
+		// buffer (about 200 KiB) on a fast path; the kernel caps it at rmem_max.
+		_ = s.udp.SetReadBuffer(socketBuffer)
+		_ = s.udp.SetWriteBuffer(socketBuffer)
+	}
 	mss := cfg.MaxPayload
 	s.packets.New = func() any { return &outPacket{buf: make([]byte, 0, headerLen+mss)} }
 	s.payloads.New = func() any { b := make([]byte, 0, poolPayload); return &b }
