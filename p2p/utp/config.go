@@ -2,6 +2,7 @@ package utp
 
 import (
 	"errors"
+	"math/rand/v2"
 	"log/slog"
 	"time"
 )
@@ -48,6 +49,9 @@ type Config struct {
 	// LingerTimeout bounds how long a closed connection keeps sending what was written
 	// before Close, and its FIN (default 60 s).
 	LingerTimeout time.Duration
+
+	// firstSeq picks the first sequence number of a connection (tests start near the wrap).
+	firstSeq func() uint16
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +86,9 @@ func (c *Config) setDefaults() {
 	defDur(&c.IdleTimeout, 5*time.Minute)
 	defDur(&c.ZeroWindowTimeout, 60*time.Second)
 	defDur(&c.LingerTimeout, 60*time.Second)
+	if c.firstSeq == nil {
+		c.firstSeq = func() uint16 { return uint16(rand.Uint32()) }
+	}
 }
 
 // Errors a connection ends with (Read and Write return them once buffered data is gone).

@@ -204,7 +204,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		}
 		c.mu.Lock()
 		switch {
-		case c.userClosed:
+		case c.userClosed, c.finQueued:
 			c.mu.Unlock()
 			return n, net.ErrClosed
 		case c.err != nil:
@@ -248,6 +248,28 @@ func (c *Conn) Close() error {
 	}
 	c.finQueued = true
 	c.deadAt = now.Add(c.s.cfg.LingerTimeout)
+	c.flushLocked(now)
+	c.maybeFinishLocked()
+	c.armTimerLocked(now)
+	return nil
+}
+
+// CloseWrite sends a FIN after what was written (a half-close): the peer reads EOF, and
+// Read keeps working until the peer's own FIN. Write fails afterwards.
+func (c *Conn) CloseWrite() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.userClosed {
+		return net.ErrClosed
+	}
+	if c.err != nil {
+		return c.err
+	}
+	if c.finQueued || c.state != stateConnected {
+		return nil
+	}
+	now := time.Now()
+	c.finQueued = true
 	c.flushLocked(now)
 	c.maybeFinishLocked()
 	c.armTimerLocked(now)
@@ -425,8 +447,9 @@ func (c *Conn) flushLocked(now time.Time) {
 		c.transmitLocked(c.newPacketLocked(stFin, 0), now)
 	}
 	c.cc.cwndFull = blocked && c.inFlight+c.s.cfg.MaxPayload > c.cc.cwnd
-	// A closed receive window with data waiting: probe it, and give up after a while.
-	if blocked && c.inFlight == 0 && c.peerWnd < c.s.cfg.MaxPayload {
+	// A receive window too small for a packet, with data waiting: probe it, and give up
+	// after a while without progress.
+	if blocked && c.peerWnd < c.s.cfg.MaxPayload {
 		if c.zeroWndSince.IsZero() {
 			c.zeroWndSince = now
 			c.probeAt = now.Add(c.rto)
@@ -581,6 +604,9 @@ func (c *Conn) processAckLocked(h header, now time.Time) {
 		c.detectLossesLocked(highest)
 	}
 	if progress {
+		if !c.zeroWndSince.IsZero() {
+			c.zeroWndSince = now // a small window that moves is no reason to give up
+		}
 		c.timeouts = 0
 		c.rto = c.rtt.rto()
 		c.rtoAt = time.Time{}
@@ -723,9 +749,10 @@ func (c *Conn) receiveFinLocked(seq uint16, now time.Time) {
 	c.sendStateLocked(now)
 }
 
-// maybeFinishLocked removes a closed connection once its FIN is acknowledged.
+// maybeFinishLocked removes a connection once its FIN is acknowledged and it is closed, or
+// half-closed with the peer's FIN received too.
 func (c *Conn) maybeFinishLocked() {
-	if c.state == stateConnected && c.finSent && len(c.out) == 0 {
+	if c.state == stateConnected && c.finSent && len(c.out) == 0 && (c.userClosed || c.eof) {
 		c.failLocked(net.ErrClosed, false)
 	}
 }

@@ -153,7 +153,7 @@ func (s *Socket) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error
 	s.mu.Unlock()
 
 	c.mu.Lock()
-	c.seq = uint16(rand.Uint32())
+	c.seq = s.cfg.firstSeq()
 	c.transmitLocked(c.newPacketLocked(stSyn, 0), now)
 	c.armTimerLocked(now)
 	c.mu.Unlock()
@@ -324,7 +324,7 @@ func (s *Socket) handleSyn(h header, from netip.AddrPort, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ack = h.seq
-	c.seq = uint16(rand.Uint32())
+	c.seq = s.cfg.firstSeq()
 	c.peerWnd = int(h.wnd)
 	c.replyMicro = s.micros(now) - h.ts
 	c.deadAt = now.Add(s.cfg.HalfOpenTimeout)
