@@ -8,8 +8,9 @@ for pair in opentracker:opentracker mktorrent:mktorrent aria2c:aria2 transmissio
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done
+# libtorrent's Python binding: the uTP interop tests (p2p/utp) and the benchmarks.
+python3 -c 'import libtorrent' 2>/dev/null || /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need+=(python3-libtorrent)
 if [ "${WITH_BENCH_DEPS:-0}" = 1 ]; then
-  python3 -c 'import libtorrent' 2>/dev/null || /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need+=(python3-libtorrent)
   command -v btfs >/dev/null 2>&1 || need+=(btfs)
 fi
 if ((${#need[@]})); then

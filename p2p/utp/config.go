@@ -2,8 +2,8 @@ package utp
 
 import (
 	"errors"
-	"math/rand/v2"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 )
 
