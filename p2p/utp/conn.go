@@ -683,7 +683,7 @@ func (c *Conn) receiveDataLocked(seq uint16, payload []byte, now time.Time) {
 	case d <= 0:
 		c.stats.Duplicates++
 	case d == 1 && len(payload) <= room:
-		c.recvQ.write(payload, c.recvQ.Len()+len(payload))
+		c.recvQ.write(payload, c.s.cfg.RecvBuffer)
 		c.ack = seq
 		drained := c.drainReorderLocked()
 		signal(c.readable)
@@ -724,7 +724,7 @@ func (c *Conn) drainReorderLocked() bool {
 		if !slot.ok {
 			break
 		}
-		c.recvQ.write(slot.data, c.recvQ.Len()+len(slot.data))
+		c.recvQ.write(slot.data, c.s.cfg.RecvBuffer)
 		c.reorderBytes -= reorderCost(len(slot.data))
 		c.reorderCount--
 		c.s.putPayload(slot.data)

@@ -89,7 +89,7 @@ func transfer(t testing.TB, w, r net.Conn, data []byte, timeout time.Duration) t
 	go func() {
 		_, err := w.Write(data)
 		if err == nil {
-			err = w.(*Conn).CloseWrite()
+			err = w.(interface{ CloseWrite() error }).CloseWrite()
 		}
 		werr <- err
 	}()

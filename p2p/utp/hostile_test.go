@@ -38,17 +38,15 @@ func (r *rawPeer) recv(wait time.Duration) (header, []byte, net.Addr, bool) {
 	r.t.Helper()
 	buf := make([]byte, 65536)
 	r.pc.SetReadDeadline(time.Now().Add(wait))
-	for {
-		n, from, err := r.pc.ReadFrom(buf)
-		if err != nil {
-			return header{}, nil, nil, false
-		}
-		h, p, err := parsePacket(buf[:n])
-		if err != nil {
-			r.t.Fatalf("our socket sent a bad packet: %v", err)
-		}
-		return h, append([]byte(nil), p...), from, true
+	n, from, err := r.pc.ReadFrom(buf)
+	if err != nil {
+		return header{}, nil, nil, false
 	}
+	h, p, err := parsePacket(buf[:n])
+	if err != nil {
+		r.t.Fatalf("our socket sent a bad packet: %v", err)
+	}
+	return h, append([]byte(nil), p...), from, true
 }
 
 // TestSeqWrapTransfer: both directions start 16 packets before the 16-bit wrap and carry
