@@ -11,8 +11,9 @@ for pair in opentracker:opentracker mktorrent:mktorrent aria2c:aria2 transmissio
   # nginx is in /usr/sbin, which a user's PATH may lack.
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")
 done
+# libtorrent's Python binding: the uTP interop tests (p2p/utp) and the benchmarks.
+python3 -c 'import libtorrent' 2>/dev/null || /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need+=(python3-libtorrent)
 if [ "${WITH_BENCH_DEPS:-0}" = 1 ]; then
-  python3 -c 'import libtorrent' 2>/dev/null || /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || need+=(python3-libtorrent)
   command -v btfs >/dev/null 2>&1 || need+=(btfs)
 fi
 if ((${#need[@]})); then

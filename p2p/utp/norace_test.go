@@ -1,0 +1,5 @@
+//go:build !race
+
+package utp
+
+const raceEnabled = false
