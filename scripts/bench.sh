@@ -23,6 +23,7 @@ section download scripts/bench-download.sh
 section mount scripts/bench-mount.sh
 section magnet scripts/bench-magnet.sh
 section http scripts/bench-http.sh
+section webseed scripts/bench-webseed.sh
 section wan scripts/bench-wan.sh
 
 if ((${#failed[@]})); then echo "failed sections: ${failed[*]}" >&2; exit 1; fi
