@@ -53,6 +53,9 @@ type Config struct {
 	// of every torrent (default DefaultMaxInflight), so that a thousand peers cost what fifty
 	// do: each peer's pipeline is sized by its rate, within what is left of this budget.
 	MaxInflight int64
+	// Encryption is the protocol encryption (MSE/PE) policy; the zero value is
+	// EncryptionPrefer.
+	Encryption Encryption
 }
 
 // DefaultMaxInflight is Config.MaxInflight's default: 64 MiB, more than a full pipeline to
@@ -220,7 +223,7 @@ func (c *Client) handleIncoming(nc net.Conn, pending chan struct{}) {
 	// torrent closes before the handshake ends (addPeer then refuses the peer).
 	var t *Torrent
 	var f *metadataFetch
-	conn, hs, err := p2p.Accept(nc, c.peerID, func(ih [20]byte) (p2p.Options, bool) {
+	conn, hs, err := p2p.AcceptWith(nc, c.peerID, func(ih [20]byte) (p2p.Options, bool) {
 		c.mu.Lock()
 		tt := c.torrents[torrentfile.Hash(ih)]
 		ff := c.fetches[torrentfile.Hash(ih)]
@@ -234,7 +237,7 @@ func (c *Client) handleIncoming(nc net.Conn, pending chan struct{}) {
 			return metadataConnOptions(), true
 		}
 		return p2p.Options{}, false
-	})
+	}, c.acceptConfig())
 	if err != nil {
 		handedOver()
 		c.log.Debug("incoming handshake", "remote", nc.RemoteAddr(), "err", err)
@@ -305,25 +308,6 @@ func (c *Client) removeTorrent(t *Torrent) {
 		delete(c.torrents, t.hash)
 	}
 	c.mu.Unlock()
-}
-
-// dial opens a peer connection from the client's local address, if it has one, so that a
-// client bound to 127.0.0.12 is seen as 127.0.0.12 by the peer.
-func (c *Client) dial(ctx context.Context, addr netip.AddrPort, t *Torrent) (*p2p.Conn, p2p.Handshake, error) {
-	var d net.Dialer
-	if c.localIP.IsValid() && c.localIP.Is4() == addr.Addr().Unmap().Is4() {
-		d.LocalAddr = &net.TCPAddr{IP: c.localIP.AsSlice()}
-	}
-	nc, err := d.DialContext(ctx, "tcp", addr.String())
-	if err != nil {
-		return nil, p2p.Handshake{}, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	conn, hs, err := p2p.Client(ctx, nc, t.hash, c.peerID, t.connOptions())
-	if err != nil {
-		nc.Close()
-		return nil, p2p.Handshake{}, err
-	}
-	return conn, hs, nil
 }
 
 // inflightRoom is how many more blocks may be requested before the in-flight budget is spent.

@@ -98,6 +98,9 @@ var (
 	dhGenerator = big.NewInt(2)
 )
 
+// btProtocol starts a plaintext BitTorrent handshake.
+var btProtocol = []byte("\x13BitTorrent protocol")
+
 // ErrProtocol is wrapped by every error caused by the remote side breaking the handshake:
 // a public key out of range, no synchronisation point where one must be, a wrong VC, a pad
 // longer than allowed, no method in common.
@@ -352,6 +355,11 @@ func (s *session) initiate(skey [20]byte, provide Methods, ia []byte) (*Conn, er
 	}
 	if _, err := s.nc.Write(msg); err != nil {
 		return nil, fmt.Errorf("send public key: %w", err)
+	}
+	if head, err := s.br.Peek(len(btProtocol)); err == nil && bytes.Equal(head, btProtocol) {
+		// A plaintext-only peer that answered our key with its own handshake (which may be
+		// shorter than a key: do not wait for more).
+		return nil, protoErr("peer answered with a plaintext BitTorrent handshake")
 	}
 	var yb [KeyLen]byte
 	if err := s.readFull(yb[:], "public key"); err != nil {
