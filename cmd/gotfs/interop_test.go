@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -321,19 +322,21 @@ func aria2Args(ip string, port int) []string {
 }
 
 // interopGotfsDownload runs `gotfs download` through the torrent's tracker and checks the result.
-func interopGotfsDownload(t *testing.T, bin, torrent, src, ip string) {
+// extra flags go to gotfs download; it returns the download's output.
+func interopGotfsDownload(t *testing.T, bin, torrent, src, ip string, extra ...string) string {
 	t.Helper()
 	work := t.TempDir()
 	out := filepath.Join(work, "out")
 	port := interopPort(t, ip)
 	start := time.Now()
-	p := interopStart(t, work, bin, "download", torrent, "-o", out, "--cache-dir", filepath.Join(work, "cache"),
-		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "--json", "-v")
+	p := interopStart(t, work, bin, append([]string{"download", torrent, "-o", out, "--cache-dir", filepath.Join(work, "cache"),
+		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "--json", "-v"}, extra...)...)
 	if err := p.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("gotfs download: %v\n%s", err, p.out.String())
 	}
 	t.Logf("gotfs download took %v", time.Since(start).Round(time.Millisecond))
 	interopSame(t, src, filepath.Join(out, filepath.Base(src)))
+	return p.out.String()
 }
 
 // TestInteropDownloadFromAria2 has gotfs download a multi-file torrent with odd sizes (made by
@@ -431,13 +434,13 @@ func TestInteropTransmissionDownloadsFromGotfs(t *testing.T) {
 	interopCompare(t, src, filepath.Join(out, filepath.Base(src)), true)
 }
 
-// interopGotfsSeed starts `gotfs seed` on ip and waits until it listens.
-func interopGotfsSeed(t *testing.T, bin, torrent, src, ip string) *interopProc {
+// interopGotfsSeed starts `gotfs seed` (with the extra flags) on ip and waits until it listens.
+func interopGotfsSeed(t *testing.T, bin, torrent, src, ip string, extra ...string) *interopProc {
 	t.Helper()
 	work := t.TempDir()
 	port := interopPort(t, ip)
-	p := interopStart(t, work, bin, "seed", torrent, src, "--cache-dir", filepath.Join(work, "cache"),
-		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "-v")
+	p := interopStart(t, work, bin, append([]string{"seed", torrent, src, "--cache-dir", filepath.Join(work, "cache"),
+		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "-v"}, extra...)...)
 	interopWaitOutput(t, p, "listening on port", 20*time.Second)
 	return p
 }
@@ -466,6 +469,12 @@ type transmission struct {
 
 func startTransmission(t *testing.T, daemon, ip string) *transmission {
 	t.Helper()
+	return startTransmissionWith(t, daemon, ip, nil)
+}
+
+// startTransmissionWith is startTransmission with settings.json entries overridden by extra.
+func startTransmissionWith(t *testing.T, daemon, ip string, extra map[string]any) *transmission {
+	t.Helper()
 	conf := t.TempDir()
 	rpcPort := interopPort(t, "127.0.0.1")
 	peerPort := interopPort(t, ip)
@@ -477,6 +486,7 @@ func startTransmission(t *testing.T, daemon, ip string) *transmission {
 		"download-dir": conf, "incomplete-dir-enabled": false, "message-level": 2,
 		"ratio-limit-enabled": false, "idle-seeding-limit-enabled": false, "peer-port-random-on-start": false,
 	}
+	maps.Copy(settings, extra)
 	b, _ := json.Marshal(settings)
 	if err := os.WriteFile(filepath.Join(conf, "settings.json"), b, 0o600); err != nil {
 		t.Fatal(err)
