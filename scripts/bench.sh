@@ -23,5 +23,6 @@ section download scripts/bench-download.sh
 section mount scripts/bench-mount.sh
 section magnet scripts/bench-magnet.sh
 section wan scripts/bench-wan.sh
+section mse scripts/bench-mse.sh
 
 if ((${#failed[@]})); then echo "failed sections: ${failed[*]}" >&2; exit 1; fi

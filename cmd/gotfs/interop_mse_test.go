@@ -1,15 +1,12 @@
 package main
 
 // Protocol encryption (MSE/PE) against real clients that refuse plaintext: transmission-daemon
-// with "encryption": 2 (required) and aria2c with --bt-require-crypto=true, each way.
+// with "encryption": 2 (required) and aria2c with --bt-require-crypto=true, each way. The
+// scenarios are those of interop_test.go; gotfs runs at -vv and must log an RC4 peer.
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/gotfs/gotfs/internal/testenv"
 )
 
 // transmissionRequired are the settings.json entries that make transmission refuse plaintext
@@ -32,46 +29,15 @@ func wantRC4Peer(t *testing.T, out string) {
 // downloads from a transmission seeder that requires encryption.
 func TestInteropEncryptedDownloadFromTransmission(t *testing.T) {
 	t.Parallel()
-	testenv.RequireBinary(t, "transmission-remote")
-	daemon := testenv.RequireBinary(t, "transmission-daemon")
-	bin := interopGotfs(t)
-	ot := testenv.StartOpentracker(t)
-	data := t.TempDir()
-	src := filepath.Join(data, "enc.bin")
-	interopWrite(t, data, interopLayout{"enc.bin": 2<<20 + 12_345}, 21)
-	torrent, hash := interopCreate(t, bin, src, ot.UDPAnnounceURL(), "64KiB")
-	ot.Allow(t, hash)
-
-	tr := startTransmissionWith(t, daemon, "127.0.0.16", transmissionRequired)
-	tr.add(t, torrent, data)
-	tr.waitPercent(t, 100, 20*time.Second)
-	tr.waitAnnounced(t, 20*time.Second)
-	wantRC4Peer(t, interopGotfsDownload(t, bin, torrent, src, "127.0.0.45", "-v"))
+	wantRC4Peer(t, interopDownloadFromTransmission(t, 21, "127.0.0.16", "127.0.0.45", transmissionRequired, "-v"))
 }
 
 // TestInteropTransmissionDownloadsEncryptedFromGotfs: a transmission that requires encryption
-// downloads from `gotfs seed --encryption require`. Transmission never dials 127.0.0.0/8, so
-// gotfs dials it (found through the tracker), as in TestInteropTransmissionDownloadsFromGotfs.
+// downloads from `gotfs seed --encryption require` (gotfs dials it: transmission never dials
+// 127.0.0.0/8).
 func TestInteropTransmissionDownloadsEncryptedFromGotfs(t *testing.T) {
 	t.Parallel()
-	testenv.RequireBinary(t, "transmission-remote")
-	daemon := testenv.RequireBinary(t, "transmission-daemon")
-	bin := interopGotfs(t)
-	ot := testenv.StartOpentracker(t)
-	data := t.TempDir()
-	src := filepath.Join(data, "Enc Album")
-	interopWrite(t, src, oddLayout, 22)
-	torrent, hash := interopCreate(t, bin, src, ot.UDPAnnounceURL(), "32KiB")
-	ot.Allow(t, hash)
-
-	out := t.TempDir()
-	tr := startTransmissionWith(t, daemon, "127.0.0.17", transmissionRequired)
-	tr.add(t, torrent, out)
-	tr.waitAnnounced(t, 20*time.Second)
-	seeder := interopGotfsSeed(t, bin, torrent, src, "127.0.0.46", "--encryption", "require", "-v")
-	tr.waitPercent(t, 100, 60*time.Second)
-	tr.waitInfo(t, "-i", 10*time.Second, func(out string) bool { return strings.Contains(out, "Date finished:") })
-	interopCompare(t, src, filepath.Join(out, filepath.Base(src)), true)
+	seeder := interopTransmissionDownloadsFromGotfs(t, 22, "127.0.0.17", "127.0.0.46", transmissionRequired, "--encryption", "require", "-v")
 	wantRC4Peer(t, seeder.out.String())
 }
 
@@ -79,41 +45,13 @@ func TestInteropTransmissionDownloadsEncryptedFromGotfs(t *testing.T) {
 // downloads from an aria2c seeder that requires encryption.
 func TestInteropEncryptedDownloadFromAria2(t *testing.T) {
 	t.Parallel()
-	aria := testenv.RequireBinary(t, "aria2c")
-	bin := interopGotfs(t)
-	ot := testenv.StartOpentracker(t)
-	data := t.TempDir()
-	src := filepath.Join(data, "Enc Odd Album")
-	interopWrite(t, src, oddLayout, 23)
-	torrent, hash := interopCreate(t, bin, src, ot.HTTPAnnounceURL(), "32KiB")
-	ot.Allow(t, hash)
-
-	seeder := interopStart(t, data, aria, append(append(aria2Args("127.0.0.18", interopPort(t, "127.0.0.18")), aria2RequireCrypto...),
-		"-V", "--seed-ratio=0.0", "-d", data, torrent)...)
-	interopWaitOutput(t, seeder, "Verification finished successfully", 20*time.Second)
-	wantRC4Peer(t, interopGotfsDownload(t, bin, torrent, src, "127.0.0.47", "-v"))
+	wantRC4Peer(t, interopDownloadFromAria2(t, 23, "127.0.0.18", "127.0.0.47", aria2RequireCrypto, "-v"))
 }
 
 // TestInteropAria2DownloadsEncryptedFromGotfs: an aria2c that requires encryption downloads
 // from `gotfs seed --encryption require`.
 func TestInteropAria2DownloadsEncryptedFromGotfs(t *testing.T) {
 	t.Parallel()
-	aria := testenv.RequireBinary(t, "aria2c")
-	bin := interopGotfs(t)
-	ot := testenv.StartOpentracker(t)
-	data := t.TempDir()
-	src := filepath.Join(data, "enc2.bin")
-	interopWrite(t, data, interopLayout{"enc2.bin": 1<<20 + 999}, 24)
-	torrent, hash := interopCreate(t, bin, src, ot.HTTPAnnounceURL(), "32KiB")
-	ot.Allow(t, hash)
-	seeder := interopGotfsSeed(t, bin, torrent, src, "127.0.0.48", "--encryption", "require", "-v")
-
-	out := t.TempDir()
-	leecher := interopStart(t, out, aria, append(append(aria2Args("127.0.0.19", interopPort(t, "127.0.0.19")), aria2RequireCrypto...),
-		"--seed-time=0", "-d", out, torrent)...)
-	if err := leecher.wait(t, 60*time.Second); err != nil {
-		t.Fatalf("aria2c: %v\n%s", err, leecher.out.String())
-	}
-	interopSame(t, src, filepath.Join(out, filepath.Base(src)))
+	seeder := interopAria2DownloadsFromGotfs(t, 24, "127.0.0.48", "127.0.0.19", aria2RequireCrypto, "--encryption", "require", "-v")
 	wantRC4Peer(t, seeder.out.String())
 }

@@ -288,6 +288,23 @@ func (s *session) readPad(c *rc4.Cipher, what string) error {
 	return s.readDecrypted(c, pad[:n], what)
 }
 
+// sendKey makes our key pair and sends the public key and a random pad (step 1 or 2); it
+// returns the message's buffer for reuse.
+func (s *session) sendKey() (keyPair, []byte, error) {
+	k, err := newKeyPair(s.rnd)
+	if err != nil {
+		return keyPair{}, nil, err
+	}
+	msg, err := appendKeyAndPad(make([]byte, 0, KeyLen+MaxPad), k, s.rnd)
+	if err != nil {
+		return keyPair{}, nil, err
+	}
+	if _, err := s.nc.Write(msg); err != nil {
+		return keyPair{}, nil, fmt.Errorf("send public key: %w", err)
+	}
+	return k, msg, nil
+}
+
 // withDeadline runs f with the socket's deadline set to ctx's deadline or HandshakeTimeout,
 // whichever comes first, and cut short when ctx ends; the deadline is cleared afterwards.
 func withDeadline(ctx context.Context, nc net.Conn, f func() error) error {
@@ -301,6 +318,11 @@ func withDeadline(ctx context.Context, nc net.Conn, f func() error) error {
 	}
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	err := f()
+	if err != nil && hasDeadline && !time.Now().Before(ctxDeadline) {
+		// The socket deadline was ctx's and may have fired just before ctx noticed.
+		stop()
+		return fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
+	}
 	if !stop() || ctx.Err() != nil {
 		if err == nil {
 			err = ctx.Err()
@@ -345,16 +367,9 @@ func initiate(ctx context.Context, nc net.Conn, skey [20]byte, provide Methods, 
 }
 
 func (s *session) initiate(skey [20]byte, provide Methods, ia []byte) (*Conn, error) {
-	k, err := newKeyPair(s.rnd)
+	k, msg, err := s.sendKey()
 	if err != nil {
 		return nil, err
-	}
-	msg, err := appendKeyAndPad(make([]byte, 0, KeyLen+MaxPad), k, s.rnd)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.nc.Write(msg); err != nil {
-		return nil, fmt.Errorf("send public key: %w", err)
 	}
 	if head, err := s.br.Peek(len(btProtocol)); err == nil && bytes.Equal(head, btProtocol) {
 		// A plaintext-only peer that answered our key with its own handshake (which may be
@@ -441,20 +456,13 @@ func (s *session) receive(lookup SKeyLookup, allowed Methods) (*Conn, error) {
 	if err := s.readFull(ya[:], "public key"); err != nil {
 		return nil, err
 	}
-	k, err := newKeyPair(s.rnd)
+	k, msg, err := s.sendKey()
 	if err != nil {
 		return nil, err
 	}
 	secret, err := k.secret(ya[:])
 	if err != nil {
 		return nil, err
-	}
-	msg, err := appendKeyAndPad(make([]byte, 0, KeyLen+MaxPad), k, s.rnd)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.nc.Write(msg); err != nil {
-		return nil, fmt.Errorf("send public key: %w", err)
 	}
 
 	// Step 3: find HASH('req1', S) after PadA, then the stream and crypto_provide.
