@@ -67,10 +67,10 @@ for mode in require off; do
   timeout "$TIMEOUT" "$GOTFS" download "$W/t.torrent" -o "$W/out" --cache-dir "$W/cache" --listen 127.0.0.63:0 \
     --no-dht --encryption "$mode" "${peers[@]}" >"$W/download-$mode.log" 2>&1 ||
     { echo "bench-mse: download with --encryption $mode failed" >&2; tail -n 20 "$W/download-$mode.log" >&2; exit 1; }
-  SECS[$mode]=$(echo "$(date +%s.%N) - $start" | bc)
+  SECS[$mode]=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
   cmp -s "$DATA" "$W/out/$(basename "$DATA")" || { echo "bench-mse: downloaded data differs" >&2; exit 1; }
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   PIDS=()
   printf "download %d MiB from 2 gotfs seeders, --encryption %-7s %6.2f s\n" "$SIZE_MIB" "$mode" "${SECS[$mode]}"
 done
-printf "download: encrypted/plaintext speed ratio %.2f\n" "$(echo "${SECS[off]} / ${SECS[require]}" | bc -l)"
+awk -v off="${SECS[off]}" -v req="${SECS[require]}" 'BEGIN { printf "download: encrypted/plaintext speed ratio %.2f\n", off / req }'
