@@ -56,6 +56,9 @@ type Config struct {
 	MaxInflight int64
 	// NoWebSeeds ignores the torrents' web seeds (url-list, httpseeds).
 	NoWebSeeds bool
+	// Encryption is the protocol encryption (MSE/PE) policy; the zero value is
+	// EncryptionPrefer.
+	Encryption Encryption
 }
 
 // DefaultMaxInflight is Config.MaxInflight's default: 64 MiB, more than a full pipeline to
@@ -229,7 +232,7 @@ func (c *Client) handleIncoming(nc net.Conn, pending chan struct{}) {
 	// torrent closes before the handshake ends (addPeer then refuses the peer).
 	var t *Torrent
 	var f *metadataFetch
-	conn, hs, err := p2p.Accept(nc, c.peerID, func(ih [20]byte) (p2p.Options, bool) {
+	conn, hs, err := p2p.AcceptWith(nc, c.peerID, func(ih [20]byte) (p2p.Options, bool) {
 		c.mu.Lock()
 		tt := c.torrents[torrentfile.Hash(ih)]
 		ff := c.fetches[torrentfile.Hash(ih)]
@@ -243,7 +246,7 @@ func (c *Client) handleIncoming(nc net.Conn, pending chan struct{}) {
 			return metadataConnOptions(), true
 		}
 		return p2p.Options{}, false
-	})
+	}, c.acceptConfig())
 	if err != nil {
 		handedOver()
 		c.log.Debug("incoming handshake", "remote", nc.RemoteAddr(), "err", err)
@@ -317,25 +320,6 @@ func (c *Client) removeTorrent(t *Torrent) {
 		delete(c.torrents, t.hash)
 	}
 	c.mu.Unlock()
-}
-
-// dial opens a peer connection from the client's local address, if it has one, so that a
-// client bound to 127.0.0.12 is seen as 127.0.0.12 by the peer.
-func (c *Client) dial(ctx context.Context, addr netip.AddrPort, t *Torrent) (*p2p.Conn, p2p.Handshake, error) {
-	var d net.Dialer
-	if c.localIP.IsValid() && c.localIP.Is4() == addr.Addr().Unmap().Is4() {
-		d.LocalAddr = &net.TCPAddr{IP: c.localIP.AsSlice()}
-	}
-	nc, err := d.DialContext(ctx, "tcp", addr.String())
-	if err != nil {
-		return nil, p2p.Handshake{}, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	conn, hs, err := p2p.Client(ctx, nc, t.hash, c.peerID, t.connOptions())
-	if err != nil {
-		nc.Close()
-		return nil, p2p.Handshake{}, err
-	}
-	return conn, hs, nil
 }
 
 // inflightRoom is how many more blocks may be requested before the in-flight budget is spent.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -269,19 +268,8 @@ func (f *metadataFetch) askTracker(ctx context.Context, u string) {
 
 // fetchFrom asks one peer for metadata pieces until the metadata is complete.
 func (f *metadataFetch) fetchFrom(ctx context.Context, ap netip.AddrPort) error {
-	var d net.Dialer
-	if f.c.localIP.IsValid() && f.c.localIP.Is4() == ap.Addr().Unmap().Is4() {
-		d.LocalAddr = &net.TCPAddr{IP: f.c.localIP.AsSlice()}
-	}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	nc, err := d.DialContext(dctx, "tcp", ap.String())
-	cancel()
-	if err != nil {
-		return fmt.Errorf("dial: %w", err)
-	}
-	opts := metadataConnOptions()
 	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	conn, hs, err := p2p.Client(hctx, nc, f.hash, f.c.peerID, opts)
+	conn, hs, _, err := f.c.connect(hctx, ap, f.hash, metadataConnOptions(), false)
 	cancel()
 	if err != nil {
 		return err

@@ -34,19 +34,8 @@ func startNode(t testing.TB, ip string, mi *torrentfile.Metainfo, dataDir string
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewClient(Config{ListenAddr: ip + ":0", Logger: testLogger(t), DHT: dhtNode})
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts.Storage = st
-	opts.NoTrackers = true
-	tor, err := c.AddTorrent(mi, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &node{c, tor, st}
-	t.Cleanup(n.close)
-	return n
+	return runNode(t, Config{ListenAddr: ip + ":0", DHT: dhtNode}, mi, opts)
 }
 
 func TestMagnetMetadataFromPeers(t *testing.T) {

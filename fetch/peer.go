@@ -167,7 +167,7 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 	}
 	t.wg.Add(2)
 	t.mu.Unlock()
-	t.log.Debug("peer connected", "peer", addr, "incoming", incoming)
+	t.log.Debug("peer connected", "peer", addr, "incoming", incoming, "encryption", conn.Encryption())
 	go p.readLoop()
 	go p.writeLoop()
 	p.wake()

@@ -52,16 +52,27 @@ func (n *node) close() {
 // startSeeder seeds the files under dir from address ip.
 func startSeeder(t testing.TB, ip string, mi *torrentfile.Metainfo, dir string) *node {
 	t.Helper()
-	st := testswarm.OpenSeed(t, mi, dir)
-	c, err := NewClient(Config{ListenAddr: ip + ":0", Logger: testLogger(t)})
+	return runNode(t, Config{ListenAddr: ip + ":0"}, mi, TorrentOptions{Storage: testswarm.OpenSeed(t, mi, dir)})
+}
+
+// runNode starts a client with cfg (and the test's logger) and adds mi with opts (no
+// trackers); the test's cleanup closes both the client and opts.Storage.
+func runNode(t testing.TB, cfg Config, mi *torrentfile.Metainfo, opts TorrentOptions) *node {
+	t.Helper()
+	cfg.Logger = testLogger(t)
+	c, err := NewClient(cfg)
 	if err != nil {
+		opts.Storage.Close()
 		t.Fatal(err)
 	}
-	tor, err := c.AddTorrent(mi, TorrentOptions{Storage: st, NoTrackers: true})
+	opts.NoTrackers = true
+	tor, err := c.AddTorrent(mi, opts)
 	if err != nil {
+		c.Close()
+		opts.Storage.Close()
 		t.Fatal(err)
 	}
-	n := &node{c, tor, st}
+	n := &node{c, tor, opts.Storage}
 	t.Cleanup(n.close)
 	return n
 }
@@ -73,20 +84,9 @@ func startLeecher(t testing.TB, ip string, mi *torrentfile.Metainfo, dir, record
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewClient(Config{ListenAddr: ip + ":0", Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts.Storage = st
 	opts.Peers = peers
-	opts.NoTrackers = true
-	tor, err := c.AddTorrent(mi, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &node{c, tor, st}
-	t.Cleanup(n.close)
-	return n
+	return runNode(t, Config{ListenAddr: ip + ":0"}, mi, opts)
 }
 
 func waitComplete(t testing.TB, n *node, d time.Duration) {

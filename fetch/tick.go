@@ -274,7 +274,7 @@ func (t *Torrent) dialMoreLocked(now time.Time) {
 		c.connected = true
 		t.dialing++
 		t.wg.Add(1)
-		go t.dialPeer(addr, c)
+		go t.dialPeer(addr, c, c.plaintext)
 	}
 }
 
@@ -287,13 +287,18 @@ func (t *Torrent) connectedToLocked(addr netip.AddrPort) bool {
 	return false
 }
 
-func (t *Torrent) dialPeer(addr netip.AddrPort, c *candidate) {
+// dialPeer connects to a candidate; plaintext is what the candidate taught us about
+// encryption (see Client.connect).
+func (t *Torrent) dialPeer(addr netip.AddrPort, c *candidate, plaintext bool) {
 	defer t.wg.Done()
 	ctx, cancel := context.WithTimeout(t.ctx, dialTimeout)
-	conn, hs, err := t.c.dial(ctx, addr, t)
+	conn, hs, fellBack, err := t.c.connect(ctx, addr, t.hash, t.connOptions(), plaintext)
 	cancel()
 	t.mu.Lock()
 	t.dialing--
+	if fellBack {
+		c.plaintext = true
+	}
 	if err != nil {
 		c.connected = false
 		c.failures++

@@ -116,6 +116,7 @@ type candidate struct {
 	failures  int
 	nextTry   time.Time
 	connected bool
+	plaintext bool // dropped our encrypted handshake and took a plaintext one: dial it so
 }
 
 // AddTorrent starts fetching and serving mi with the given options.

@@ -1,8 +1,11 @@
 package p2p
 
 import (
+	"context"
 	"net"
 	"testing"
+
+	"github.com/gotfs/gotfs/p2p/mse"
 )
 
 // benchPieces streams b.N piece messages from one Conn to the other over the given
@@ -80,4 +83,26 @@ func BenchmarkWritePiece(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkReadPieceRC4: BenchmarkReadPiece through an MSE connection that selected RC4: the
+// ratio of the two is what encryption costs (scripts/bench.sh prints it).
+func BenchmarkReadPieceRC4(b *testing.B) {
+	wn, rn := loopbackPair(b)
+	skey := [20]byte{1}
+	type result struct {
+		c   *mse.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := mse.Receive(context.Background(), rn, func([20]byte) ([20]byte, bool) { return skey, true }, mse.RC4)
+		ch <- result{c, err}
+	}()
+	wc, err := mse.Initiate(context.Background(), wn, skey, mse.RC4, nil)
+	r := <-ch
+	if err != nil || r.err != nil {
+		b.Fatal(err, r.err)
+	}
+	benchPieces(b, wc, r.c)
 }

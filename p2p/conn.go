@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gotfs/gotfs/p2p/mse"
 )
 
 // Options configures a Conn for one torrent.
@@ -36,7 +38,8 @@ type Options struct {
 type Conn struct {
 	nc     net.Conn
 	remote netip.AddrPort
-	fast   bool // BEP 6 negotiated by both sides
+	fast   bool        // BEP 6 negotiated by both sides
+	mse    mse.Methods // the MSE method in use, 0 without MSE
 
 	// read side, owned by the reading goroutine
 	dr  deadlineReader
@@ -147,6 +150,10 @@ func (c *Conn) SetPieceSize(f func(index uint32) uint32) {
 // FastEnabled reports whether both sides announced the BEP 6 fast extension, so that its
 // messages may be sent and are accepted.
 func (c *Conn) FastEnabled() bool { return c.fast }
+
+// Encryption returns the MSE method the connection uses (mse.RC4, or mse.Plaintext after an
+// MSE handshake that selected it), or 0 when it began with a plain BEP 3 handshake.
+func (c *Conn) Encryption() mse.Methods { return c.mse }
 
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() netip.AddrPort { return c.remote }

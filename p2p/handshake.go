@@ -107,16 +107,21 @@ func Dial(ctx context.Context, addr netip.AddrPort, infoHash, peerID [20]byte, o
 // (for transports other than TCP, and tests), as Dial does. It takes ownership of nc: on
 // error nc is closed.
 func Client(ctx context.Context, nc net.Conn, infoHash, peerID [20]byte, opts Options) (*Conn, Handshake, error) {
-	c := newConn(nc)
-	h, err := c.clientHandshake(ctx, infoHash, peerID, opts)
+	return client(ctx, newConn(nc), infoHash, peerID, opts, false)
+}
+
+// client performs the initiating handshake on c; sent tells that our handshake already went
+// out (in an MSE handshake's initial payload). On error c is closed.
+func client(ctx context.Context, c *Conn, infoHash, peerID [20]byte, opts Options, sent bool) (*Conn, Handshake, error) {
+	h, err := c.clientHandshake(ctx, infoHash, peerID, opts, sent)
 	if err != nil {
-		nc.Close()
+		c.nc.Close()
 		return nil, Handshake{}, fmt.Errorf("p2p: handshake with %v: %w", c.remote, err)
 	}
 	return c, h, nil
 }
 
-func (c *Conn) clientHandshake(ctx context.Context, infoHash, peerID [20]byte, opts Options) (Handshake, error) {
+func (c *Conn) clientHandshake(ctx context.Context, infoHash, peerID [20]byte, opts Options, sent bool) (Handshake, error) {
 	deadline := time.Now().Add(HandshakeTimeout)
 	ctxDeadline, hasDeadline := ctx.Deadline()
 	if hasDeadline && ctxDeadline.Before(deadline) {
@@ -126,7 +131,7 @@ func (c *Conn) clientHandshake(ctx context.Context, infoHash, peerID [20]byte, o
 		return Handshake{}, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
-	h, err := c.clientExchange(infoHash, peerID, opts)
+	h, err := c.clientExchange(infoHash, peerID, opts, sent)
 	if err != nil && hasDeadline && !time.Now().Before(ctxDeadline) {
 		// The socket deadline was ctx's and may have fired just before ctx noticed.
 		return Handshake{}, fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
@@ -150,11 +155,13 @@ func (c *Conn) clientHandshake(ctx context.Context, infoHash, peerID [20]byte, o
 	return h, nil
 }
 
-func (c *Conn) clientExchange(infoHash, peerID [20]byte, opts Options) (Handshake, error) {
+func (c *Conn) clientExchange(infoHash, peerID [20]byte, opts Options, sent bool) (Handshake, error) {
 	ours := Handshake{Reserved: opts.Reserved, InfoHash: infoHash, PeerID: peerID}
 	// Straight to the socket: the write buffer would set its own deadline.
-	if _, err := c.nc.Write(AppendHandshake(c.hdr[:0], ours)); err != nil {
-		return Handshake{}, err
+	if !sent {
+		if _, err := c.nc.Write(AppendHandshake(c.hdr[:0], ours)); err != nil {
+			return Handshake{}, err
+		}
 	}
 	b, err := c.readFull(HandshakeLen)
 	if err != nil {
@@ -195,10 +202,14 @@ func (c *Conn) readFull(n int) ([]byte, error) {
 // ErrUnknownTorrent), replies with our handshake, then reads the peer id. The handshake is
 // bounded by HandshakeTimeout. Accept takes ownership of nc: on error nc is closed.
 func Accept(nc net.Conn, peerID [20]byte, lookup func(infoHash [20]byte) (Options, bool)) (*Conn, Handshake, error) {
-	c := newConn(nc)
+	return accept(newConn(nc), peerID, lookup)
+}
+
+// accept performs the receiving handshake on c; on error c is closed.
+func accept(c *Conn, peerID [20]byte, lookup func(infoHash [20]byte) (Options, bool)) (*Conn, Handshake, error) {
 	h, err := c.serverHandshake(peerID, lookup)
 	if err != nil {
-		nc.Close()
+		c.nc.Close()
 		return nil, Handshake{}, fmt.Errorf("p2p: handshake from %v: %w", c.remote, err)
 	}
 	return c, h, nil

@@ -25,5 +25,6 @@ section magnet scripts/bench-magnet.sh
 section http scripts/bench-http.sh
 section webseed scripts/bench-webseed.sh
 section wan scripts/bench-wan.sh
+section mse scripts/bench-mse.sh
 
 if ((${#failed[@]})); then echo "failed sections: ${failed[*]}" >&2; exit 1; fi

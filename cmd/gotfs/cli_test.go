@@ -265,6 +265,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"parse", "a", "b"}, []string{`gotfs: parse: unexpected argument "b"`}},
 		{[]string{"version", "x"}, []string{`gotfs: version: unexpected argument "x"`}},
 		{[]string{"download-piece", "x.torrent", "first"}, []string{`piece index "first"`}},
+		{[]string{"download", "x.torrent", "--encryption", "maybe"}, []string{`invalid argument "maybe" for "--encryption" flag: encryption "maybe": want prefer, require or off`}},
+		{[]string{"download-piece", "x.torrent", "0", "--encryption", "RC4"}, []string{`encryption "RC4": want prefer, require or off`}},
+		{[]string{"seed", "x.torrent", "--encryption", ""}, []string{`encryption "": want`}},
+		{[]string{"mount", "x.torrent", "/mnt", "--encryption", "on"}, []string{`encryption "on": want`}},
+		{[]string{"parse", "x.torrent", "--encryption", "1"}, []string{`encryption "1": want`}},
 		{[]string{"pars", "x"}, []string{"gotfs: unknown command \"pars\" for \"gotfs\"\n\nDid you mean this?\n\tparse\n", "Run 'gotfs --help' for usage."}},
 	} {
 		code, _, stderr := runCLI(t, "", tt.args...)

@@ -31,7 +31,9 @@ type engineFlags struct {
 	maxPeers int
 	noUpload bool
 	noWeb    bool
-	cacheDir string
+	// encryption is the MSE/PE policy (--encryption).
+	encryption fetch.Encryption
+	cacheDir   string
 	// cacheSize bounds the verified bytes kept (mount only: a download keeps all it fetched).
 	cacheSize int64
 
@@ -47,6 +49,7 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 	fl.IntVar(&f.maxPeers, "max-peers", 50, "most peers to connect to per torrent")
 	fl.BoolVar(&f.noUpload, "no-upload", false, "never upload to other peers")
 	fl.BoolVar(&f.noWeb, "no-webseeds", false, "do not download from the torrent's web seeds (url-list, httpseeds)")
+	fl.Var(encryptionValue{&f.encryption}, "encryption", "protocol encryption (MSE/PE): prefer (accept both, dial encrypted first and fall back to plaintext), require (encrypted only) or off (plaintext only)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache folder (default $XDG_CACHE_HOME/gotfs)")
 	fl.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
 	fl.StringVar(&f.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the peer listen address)")
@@ -57,6 +60,27 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 func (f *engineFlags) bindCacheSize(cmd *cobra.Command) {
 	cmd.Flags().Var(sizeValue{&f.cacheSize}, "cache-size", "most verified bytes to keep in the cache, e.g. 10GiB (default: no bound); the least recently read pieces go first")
 }
+
+// encryptionValue is a pflag.Value for --encryption: a bad value is a usage error.
+type encryptionValue struct{ e *fetch.Encryption }
+
+func (v encryptionValue) String() string {
+	if v.e == nil {
+		return fetch.EncryptionPrefer.String()
+	}
+	return v.e.String()
+}
+
+func (v encryptionValue) Set(s string) error {
+	e, err := fetch.ParseEncryption(s)
+	if err != nil {
+		return err
+	}
+	*v.e = e
+	return nil
+}
+
+func (v encryptionValue) Type() string { return "prefer|require|off" }
 
 // root returns the cache folder.
 func (f *engineFlags) root() (cache.Root, error) {
@@ -143,7 +167,7 @@ func (f *engineFlags) start(ctx context.Context, a *app) (*engine, error) {
 		go bootstrapDHT(ctx, a, node)
 	}
 	cfg := fetch.Config{ListenAddr: listen, MaxPeers: f.maxPeers, NoUpload: f.noUpload, Logger: a.log,
-		CacheLimit: f.cacheSize, DHT: e.dht, NoWebSeeds: f.noWeb}
+		CacheLimit: f.cacheSize, DHT: e.dht, NoWebSeeds: f.noWeb, Encryption: f.encryption}
 	var err error
 	if cfg.ListenAddr != "" {
 		e.client, err = fetch.NewClient(cfg)

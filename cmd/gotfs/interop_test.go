@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -321,85 +322,107 @@ func aria2Args(ip string, port int) []string {
 }
 
 // interopGotfsDownload runs `gotfs download` through the torrent's tracker and checks the result.
-func interopGotfsDownload(t *testing.T, bin, torrent, src, ip string) {
+// extra flags go to gotfs download; it returns the download's output.
+func interopGotfsDownload(t *testing.T, bin, torrent, src, ip string, extra ...string) string {
 	t.Helper()
 	work := t.TempDir()
 	out := filepath.Join(work, "out")
 	port := interopPort(t, ip)
 	start := time.Now()
-	p := interopStart(t, work, bin, "download", torrent, "-o", out, "--cache-dir", filepath.Join(work, "cache"),
-		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "--json", "-v")
+	p := interopStart(t, work, bin, append([]string{"download", torrent, "-o", out, "--cache-dir", filepath.Join(work, "cache"),
+		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "--json", "-v"}, extra...)...)
 	if err := p.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("gotfs download: %v\n%s", err, p.out.String())
 	}
 	t.Logf("gotfs download took %v", time.Since(start).Round(time.Millisecond))
 	interopSame(t, src, filepath.Join(out, filepath.Base(src)))
+	return p.out.String()
 }
 
 // TestInteropDownloadFromAria2 has gotfs download a multi-file torrent with odd sizes (made by
 // gotfs create) from an aria2c seeder found through opentracker over HTTP.
 func TestInteropDownloadFromAria2(t *testing.T) {
 	t.Parallel()
+	interopDownloadFromAria2(t, 1, "127.0.0.11", "127.0.0.41", nil)
+}
+
+// interopDownloadFromAria2 runs TestInteropDownloadFromAria2 with the given data seed and
+// addresses, extra aria2c flags and extra gotfs download flags; it returns gotfs's output.
+func interopDownloadFromAria2(t *testing.T, seed uint64, ariaIP, gotfsIP string, ariaExtra []string, gotfsExtra ...string) string {
 	aria := testenv.RequireBinary(t, "aria2c")
 	bin := interopGotfs(t)
 	ot := testenv.StartOpentracker(t)
 	data := t.TempDir()
 	src := filepath.Join(data, "Odd Album")
-	interopWrite(t, src, oddLayout, 1)
+	interopWrite(t, src, oddLayout, seed)
 	torrent, hash := interopCreate(t, bin, src, ot.HTTPAnnounceURL(), "32KiB")
 	ot.Allow(t, hash)
 
 	// -V checks our piece hashes: aria2c seeds only what it verified itself.
-	seeder := interopStart(t, data, aria, append(aria2Args("127.0.0.11", interopPort(t, "127.0.0.11")),
+	seeder := interopStart(t, data, aria, append(append(aria2Args(ariaIP, interopPort(t, ariaIP)), ariaExtra...),
 		"-V", "--seed-ratio=0.0", "-d", data, torrent)...)
 	interopWaitOutput(t, seeder, "Verification finished successfully", 20*time.Second)
-	interopGotfsDownload(t, bin, torrent, src, "127.0.0.41")
+	return interopGotfsDownload(t, bin, torrent, src, gotfsIP, gotfsExtra...)
 }
 
 // TestInteropDownloadFromTransmission has gotfs download from a transmission-daemon seeder
 // found through opentracker over UDP.
 func TestInteropDownloadFromTransmission(t *testing.T) {
 	t.Parallel()
+	interopDownloadFromTransmission(t, 2, "127.0.0.12", "127.0.0.42", nil)
+}
+
+// interopDownloadFromTransmission runs TestInteropDownloadFromTransmission with the given data
+// seed and addresses, transmission settings and extra gotfs download flags; it returns gotfs's
+// output.
+func interopDownloadFromTransmission(t *testing.T, seed uint64, trIP, gotfsIP string, trSettings map[string]any, gotfsExtra ...string) string {
 	testenv.RequireBinary(t, "transmission-remote")
 	daemon := testenv.RequireBinary(t, "transmission-daemon")
 	bin := interopGotfs(t)
 	ot := testenv.StartOpentracker(t)
 	data := t.TempDir()
 	src := filepath.Join(data, "single.bin")
-	interopWrite(t, data, interopLayout{"single.bin": 3<<20 + 54_321}, 2) // last piece short
+	interopWrite(t, data, interopLayout{"single.bin": 3<<20 + 54_321}, seed) // last piece short
 	torrent, hash := interopCreate(t, bin, src, ot.UDPAnnounceURL(), "256KiB")
 	ot.Allow(t, hash)
 
-	tr := startTransmission(t, daemon, "127.0.0.12")
+	tr := startTransmissionWith(t, daemon, trIP, trSettings)
 	tr.add(t, torrent, data)
 	tr.waitPercent(t, 100, 20*time.Second) // verified: it seeds
 	tr.waitAnnounced(t, 20*time.Second)
-	interopGotfsDownload(t, bin, torrent, src, "127.0.0.42")
+	return interopGotfsDownload(t, bin, torrent, src, gotfsIP, gotfsExtra...)
 }
 
 // TestInteropAria2DownloadsFromGotfs has aria2c download a multi-file torrent with odd sizes
 // from `gotfs seed`.
 func TestInteropAria2DownloadsFromGotfs(t *testing.T) {
 	t.Parallel()
+	interopAria2DownloadsFromGotfs(t, 3, "127.0.0.43", "127.0.0.14", nil)
+}
+
+// interopAria2DownloadsFromGotfs runs TestInteropAria2DownloadsFromGotfs with the given data
+// seed and addresses, extra aria2c flags and extra gotfs seed flags; it returns the seeder.
+func interopAria2DownloadsFromGotfs(t *testing.T, seed uint64, gotfsIP, ariaIP string, ariaExtra []string, gotfsExtra ...string) *interopProc {
 	aria := testenv.RequireBinary(t, "aria2c")
 	bin := interopGotfs(t)
 	ot := testenv.StartOpentracker(t)
 	data := t.TempDir()
 	src := filepath.Join(data, "Odd Album")
-	interopWrite(t, src, oddLayout, 3)
+	interopWrite(t, src, oddLayout, seed)
 	torrent, hash := interopCreate(t, bin, src, ot.HTTPAnnounceURL(), "32KiB")
 	ot.Allow(t, hash)
-	interopGotfsSeed(t, bin, torrent, src, "127.0.0.43")
+	seeder := interopGotfsSeed(t, bin, torrent, src, gotfsIP, gotfsExtra...)
 
 	out := t.TempDir()
 	start := time.Now()
-	leecher := interopStart(t, out, aria, append(aria2Args("127.0.0.14", interopPort(t, "127.0.0.14")),
+	leecher := interopStart(t, out, aria, append(append(aria2Args(ariaIP, interopPort(t, ariaIP)), ariaExtra...),
 		"--seed-time=0", "-d", out, torrent)...)
 	if err := leecher.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("aria2c: %v\n%s", err, leecher.out.String())
 	}
 	t.Logf("aria2c download took %v", time.Since(start).Round(time.Millisecond))
 	interopSame(t, src, filepath.Join(out, filepath.Base(src)))
+	return seeder
 }
 
 // TestInteropTransmissionDownloadsFromGotfs has transmission-daemon download from `gotfs seed`
@@ -408,36 +431,44 @@ func TestInteropAria2DownloadsFromGotfs(t *testing.T) {
 // it in the tracker's peer list, dials it.
 func TestInteropTransmissionDownloadsFromGotfs(t *testing.T) {
 	t.Parallel()
+	interopTransmissionDownloadsFromGotfs(t, 4, "127.0.0.15", "127.0.0.44", nil)
+}
+
+// interopTransmissionDownloadsFromGotfs runs TestInteropTransmissionDownloadsFromGotfs with the
+// given data seed and addresses, transmission settings and extra gotfs seed flags; it returns
+// the seeder.
+func interopTransmissionDownloadsFromGotfs(t *testing.T, seed uint64, trIP, gotfsIP string, trSettings map[string]any, gotfsExtra ...string) *interopProc {
 	testenv.RequireBinary(t, "transmission-remote")
 	daemon := testenv.RequireBinary(t, "transmission-daemon")
 	bin := interopGotfs(t)
 	ot := testenv.StartOpentracker(t)
 	data := t.TempDir()
 	src := filepath.Join(data, "Odd Album")
-	interopWrite(t, src, oddLayout, 4)
+	interopWrite(t, src, oddLayout, seed)
 	torrent, hash := interopCreate(t, bin, src, ot.UDPAnnounceURL(), "32KiB")
 	ot.Allow(t, hash)
 
 	out := t.TempDir()
-	tr := startTransmission(t, daemon, "127.0.0.15")
+	tr := startTransmissionWith(t, daemon, trIP, trSettings)
 	tr.add(t, torrent, out)
 	tr.waitAnnounced(t, 20*time.Second)
 	start := time.Now()
-	interopGotfsSeed(t, bin, torrent, src, "127.0.0.44")
+	seeder := interopGotfsSeed(t, bin, torrent, src, gotfsIP, gotfsExtra...)
 	tr.waitPercent(t, 100, 60*time.Second)
 	t.Logf("transmission download took %v", time.Since(start).Round(time.Millisecond))
 	// 100% means verified; "Date finished" is set once the torrent is complete and flushed.
 	tr.waitInfo(t, "-i", 10*time.Second, func(out string) bool { return strings.Contains(out, "Date finished:") })
 	interopCompare(t, src, filepath.Join(out, filepath.Base(src)), true)
+	return seeder
 }
 
-// interopGotfsSeed starts `gotfs seed` on ip and waits until it listens.
-func interopGotfsSeed(t *testing.T, bin, torrent, src, ip string) *interopProc {
+// interopGotfsSeed starts `gotfs seed` (with the extra flags) on ip and waits until it listens.
+func interopGotfsSeed(t *testing.T, bin, torrent, src, ip string, extra ...string) *interopProc {
 	t.Helper()
 	work := t.TempDir()
 	port := interopPort(t, ip)
-	p := interopStart(t, work, bin, "seed", torrent, src, "--cache-dir", filepath.Join(work, "cache"),
-		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "-v")
+	p := interopStart(t, work, bin, append([]string{"seed", torrent, src, "--cache-dir", filepath.Join(work, "cache"),
+		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "-v"}, extra...)...)
 	interopWaitOutput(t, p, "listening on port", 20*time.Second)
 	return p
 }
@@ -466,6 +497,12 @@ type transmission struct {
 
 func startTransmission(t *testing.T, daemon, ip string) *transmission {
 	t.Helper()
+	return startTransmissionWith(t, daemon, ip, nil)
+}
+
+// startTransmissionWith is startTransmission with settings.json entries overridden by extra.
+func startTransmissionWith(t *testing.T, daemon, ip string, extra map[string]any) *transmission {
+	t.Helper()
 	conf := t.TempDir()
 	rpcPort := interopPort(t, "127.0.0.1")
 	peerPort := interopPort(t, ip)
@@ -477,6 +514,7 @@ func startTransmission(t *testing.T, daemon, ip string) *transmission {
 		"download-dir": conf, "incomplete-dir-enabled": false, "message-level": 2,
 		"ratio-limit-enabled": false, "idle-seeding-limit-enabled": false, "peer-port-random-on-start": false,
 	}
+	maps.Copy(settings, extra)
 	b, _ := json.Marshal(settings)
 	if err := os.WriteFile(filepath.Join(conf, "settings.json"), b, 0o600); err != nil {
 		t.Fatal(err)
