@@ -53,6 +53,9 @@ type Config struct {
 	// of every torrent (default DefaultMaxInflight), so that a thousand peers cost what fifty
 	// do: each peer's pipeline is sized by its rate, within what is left of this budget.
 	MaxInflight int64
+	// MaxDownloadRate and MaxUploadRate cap the block bytes received from and sent to all
+	// peers of all torrents, in bytes per second (0 = no cap); SetRateLimits changes them.
+	MaxDownloadRate, MaxUploadRate int64
 }
 
 // DefaultMaxInflight is Config.MaxInflight's default: 64 MiB, more than a full pipeline to
@@ -91,6 +94,8 @@ type Client struct {
 	inflight      atomic.Int64 // blocks requested from peers and not received or forgotten yet
 	evicting      sync.Mutex   // one eviction at a time
 
+	downLimit, upLimit *byteLimiter // client-wide caps (ratelimit.go)
+
 	// Test hooks, nil outside tests; set before the client is used.
 	testHookEvictPicked func()                         // evictOnce: after the pick, before evict
 	testHookEvicting    func(t *Torrent, pieces []int) // evict: after the decision, before the punch
@@ -114,7 +119,8 @@ func NewClient(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, handshaking: map[net.Conn]struct{}{}, dht: cfg.DHT}
+	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, handshaking: map[net.Conn]struct{}{}, dht: cfg.DHT,
+		downLimit: newByteLimiter(cfg.MaxDownloadRate), upLimit: newByteLimiter(cfg.MaxUploadRate)}
 	if c.peerID == ([20]byte{}) {
 		copy(c.peerID[:], PeerIDPrefix)
 		if _, err := rand.Read(c.peerID[len(PeerIDPrefix):]); err != nil {
