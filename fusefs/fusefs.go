@@ -55,14 +55,14 @@ type Options struct {
 	// 0 waits until the data comes, the read is interrupted, or the filesystem is unmounted.
 	ReadTimeout time.Duration
 	// AllowOther lets other users read the mount (root, or user_allow_other in /etc/fuse.conf).
-	// The kernel then checks every access against the owner and mode shown (the mount gets
-	// default_permissions), so Owner and Umask decide who may read.
 	AllowOther bool
 	// Owner is the owner shown for every file and folder; nil means the mounting process's
 	// user and group.
 	Owner *Owner
 	// Umask clears permission bits from what is shown: files are 0444 and folders 0555 before
-	// it (umask 027 shows 0440 and 0550). Only the bits 0777 count.
+	// it (umask 027 shows 0440 and 0550). Only the bits 0777 count. With an Owner or a Umask
+	// the mount gets default_permissions: the kernel checks every access against the owner
+	// and mode shown (without them everyone the mount lets in may read, as 0444 says).
 	Umask uint32
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
@@ -150,8 +150,8 @@ func Mount(dir string, opts Options) (*FS, error) {
 		f.uid, f.gid = opts.Owner.UID, opts.Owner.GID
 	}
 	mountOpts := []string{"ro"}
-	if opts.AllowOther {
-		// Other users' access is then checked by the kernel against the owner and mode shown.
+	if opts.Owner != nil || opts.Umask&0o777 != 0 {
+		// The kernel checks every access against the owner and mode shown.
 		mountOpts = append(mountOpts, "default_permissions")
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())

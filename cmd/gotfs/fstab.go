@@ -57,13 +57,13 @@ func helperArgs(root *cobra.Command, args []string) ([]string, error) {
 		case strings.HasPrefix(a, "-o"):
 			opts = append(opts, strings.Split(a[2:], ",")...)
 		case strings.HasPrefix(a, "-"):
-			return nil, usageError{fmt.Sprintf("mount helper: unknown argument %q\nUsage: gotfs SOURCE MOUNTPOINT -o OPTION,...", a)}
+			return args, nil // not the helper form: let cobra say what is wrong
 		default:
 			pos = append(pos, a)
 		}
 	}
-	if len(pos) != 2 {
-		// Not the helper form: let cobra say what is unknown.
+	if len(pos) != 2 || opts == nil {
+		// Not the helper form (mount.fuse3 always passes -o): let cobra say what is unknown.
 		return args, nil
 	}
 	out := []string{"mount", "--daemon"}
