@@ -4,7 +4,8 @@
 set -euo pipefail
 need=()
 for pair in opentracker:opentracker mktorrent:mktorrent aria2c:aria2 transmission-cli:transmission-cli \
-  transmission-daemon:transmission-daemon ffmpeg:ffmpeg ffprobe:ffmpeg fusermount3:fuse3; do
+  transmission-daemon:transmission-daemon ffmpeg:ffmpeg ffprobe:ffmpeg fusermount3:fuse3 mount.fuse3:fuse3 mount:mount umount:mount \
+  runuser:util-linux unshare:util-linux sha256sum:coreutils; do
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done

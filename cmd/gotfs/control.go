@@ -85,6 +85,23 @@ const maxControlRequest = torrentfile.MaxTorrentSize/3*4 + 64<<10
 // controlReadTimeout bounds the wait for a request.
 const controlReadTimeout = 5 * time.Second
 
+// parseControlRequest reads one request (hostile input: any bytes a local process sends).
+func parseControlRequest(line []byte) (controlRequest, error) {
+	var req controlRequest
+	if err := json.Unmarshal(line, &req); err != nil {
+		return req, err
+	}
+	switch req.Op {
+	case "", opStatus, opAdd, opRemove, opSet:
+	default:
+		return req, fmt.Errorf("unknown operation %q", req.Op)
+	}
+	if (req.MaxDownloadRate != nil && *req.MaxDownloadRate < 0) || (req.MaxUploadRate != nil && *req.MaxUploadRate < 0) {
+		return req, errors.New("a rate cannot be negative")
+	}
+	return req, nil
+}
+
 // serveControl answers each connection on ln until ln is closed; ctx ends long operations
 // (a magnet's metadata) when the mount stops.
 func (s *mountSession) serveControl(ctx context.Context, ln net.Listener) {
@@ -104,7 +121,7 @@ func (s *mountSession) handleControl(ctx context.Context, c net.Conn) {
 	var req controlRequest
 	line, err := br.ReadBytes('\n')
 	if err == nil || (errors.Is(err, io.EOF) && len(line) > 0) {
-		err = json.Unmarshal(line, &req)
+		req, err = parseControlRequest(line)
 	}
 	var rep controlReply
 	if err != nil {
@@ -151,15 +168,10 @@ func (s *mountSession) do(ctx context.Context, c net.Conn, req *controlRequest) 
 		if req.MaxUploadRate != nil {
 			l.Upload = *req.MaxUploadRate
 		}
-		if l.Download < 0 || l.Upload < 0 {
-			err = errors.New("a rate cannot be negative")
-			break
-		}
 		s.client.SetRateLimits(l)
 		s.a.log.Info("rate caps changed", "max_download_rate", l.Download, "max_upload_rate", l.Upload)
-		rep.Limits = &rateLimits{MaxDownloadRate: l.Download, MaxUploadRate: l.Upload}
-	default:
-		err = fmt.Errorf("unknown operation %q", req.Op)
+		lim := rateLimitsOf(s.client)
+		rep.Limits = &lim
 	}
 	if err != nil {
 		rep.Error = err.Error()
