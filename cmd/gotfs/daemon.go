@@ -147,18 +147,18 @@ func daemonize(ctx context.Context, a *app, logFile string) error {
 		return nil
 	}
 	werr := child.Wait()
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
 	var ee *exec.ExitError
-	if errors.As(werr, &ee) {
-		if ctx.Err() != nil {
-			return errInterrupted
-		}
+	if errors.As(werr, &ee) && ee.ExitCode() > 0 {
 		// The child printed its own error (relayed above).
 		return childExit{code: ee.ExitCode()}
 	}
-	if werr == nil {
-		werr = err
+	if werr = errors.Join(werr, err); werr != nil {
+		return fmt.Errorf("daemon: the mount process ended before the mount was ready: %w", werr)
 	}
-	return fmt.Errorf("daemon: the mount process ended before the mount was ready: %v", werr)
+	return errors.New("daemon: the mount process exited before the mount was ready")
 }
 
 // relayUntilReady copies what the child reports to w until the ready marker (true) or the end

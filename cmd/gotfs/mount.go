@@ -211,6 +211,9 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 	})
 	if err != nil {
 		eng.Close()
+		if f.service.allowOther && os.Geteuid() != 0 {
+			return err // fusefs says what allow_other needs
+		}
 		return fmt.Errorf("%w (is another process mounted there? try: gotfs unmount %s)", err, mp)
 	}
 	s.fs = fsys

@@ -500,3 +500,69 @@ func TestServiceFlagErrors(t *testing.T) {
 		t.Errorf("set on a plain folder: exit %d, %q", code, stderr)
 	}
 }
+
+// TestMountAsUserAllowOther: a user other than root mounts through fusermount3 with
+// --allow-other, which /etc/fuse.conf must allow: refused with a clear error without
+// user_allow_other, and with it root and a third user read the file, and the user unmounts.
+// A private mount namespace gets its own /etc/fuse.conf (fusermount3 reads it there).
+func TestMountAsUserAllowOther(t *testing.T) {
+	testenv.RequireFUSE(t)
+	for _, b := range []string{"fusermount3", "runuser", "unshare", "sha256sum"} {
+		testenv.RequireBinary(t, b)
+	}
+	bin := buildBinary(t)
+	mi, tf, src := serviceTorrent(t, "Doc", map[string]int{"d.pdf": 300_000}, 32<<10, 26)
+	seed := startTestSeeder(t, mi, src, "127.0.0.243:0")
+	mp := publicMountPoint(t)
+	dir := filepath.Dir(mp)
+	killStrays(t, mp)
+	// Everything the user needs, where the user can reach it.
+	copyFile := func(from, to string, mode os.FileMode) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(bin, filepath.Join(dir, "gotfs"), 0o755)
+	copyFile(tf, filepath.Join(dir, "doc.torrent"), 0o644)
+	os.WriteFile(filepath.Join(dir, "fuse.conf.without"), []byte("# nothing\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "fuse.conf.with"), []byte("user_allow_other\n"), 0o644)
+	for _, d := range []string{mp, filepath.Join(dir, "cache")} {
+		os.MkdirAll(d, 0o755)
+		os.Chown(d, 65534, 65534)
+	}
+	script := `set -u
+mount --bind "$DIR/fuse.conf.without" /etc/fuse.conf
+runuser -u nobody -- env -u XDG_RUNTIME_DIR "$DIR/gotfs" mount --daemon --allow-other $FLAGS "$DIR/doc.torrent" "$MP" 2>&1 && echo refused=no || echo refused=yes
+mount --bind "$DIR/fuse.conf.with" /etc/fuse.conf
+runuser -u nobody -- env -u XDG_RUNTIME_DIR "$DIR/gotfs" mount --daemon --allow-other $FLAGS "$DIR/doc.torrent" "$MP" || exit 1
+grep " $MP " /proc/self/mounts
+sha256sum "$MP/Doc/d.pdf"
+runuser -u daemon -- sha256sum "$MP/Doc/d.pdf"
+runuser -u nobody -- env -u XDG_RUNTIME_DIR "$DIR/gotfs" unmount "$MP" && echo unmounted
+`
+	flags := "--no-dht --listen 127.0.0.244:0 --peer " + seed.Addr().String() + " --cache-dir " + filepath.Join(dir, "cache") +
+		" --log-file " + filepath.Join(dir, "cache", "log")
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "DIR="+dir, "MP="+mp, "FLAGS="+flags)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "cache", "log"))
+		t.Fatalf("script: %v; log:\n%s", err, log)
+	}
+	want := sha256File(t, filepath.Join(src, "Doc", "d.pdf"))
+	sum := hex.EncodeToString(want[:]) + "  " + mp + "/Doc/d.pdf"
+	if strings.Count(string(out), sum) != 2 {
+		t.Errorf("root and another user should both read the file (%s)", sum)
+	}
+	for _, line := range []string{"user_allow_other in /etc/fuse.conf", "refused=yes", "fuse.gotfs", "user_id=65534", "allow_other", "unmounted"} {
+		if !strings.Contains(string(out), line) {
+			t.Errorf("output lacks %q", line)
+		}
+	}
+	waitNoProcess(t, mp, 10*time.Second)
+}
