@@ -51,10 +51,13 @@ once; each read fetches the pieces under it first (then a readahead window), so 
 within seconds and copying one file fetches only that file's pieces. Fetched pieces stay in
 the cache folder, so a remount serves them without any peer. .torrent files added to a
 mounted folder appear within a few seconds. Runs in the foreground: Ctrl-C (or SIGTERM, or
-gotfs unmount MOUNTPOINT) unmounts and saves state.`,
+gotfs unmount MOUNTPOINT) unmounts and saves state. With --daemon it runs in the background and
+returns once the mount is ready. gotfs add, remove and set change a running mount; as
+"gotfs SOURCE MOUNTPOINT -o OPTIONS" it is the helper of mount -t fuse.gotfs and /etc/fstab.`,
 		Example: `  gotfs mount movie.torrent /mnt/t
   gotfs mount ~/torrents/ /mnt/t
-  gotfs mount --prefetch --peer 10.0.0.5:6881 linux.torrent /mnt/t`,
+  gotfs mount --prefetch --peer 10.0.0.5:6881 linux.torrent /mnt/t
+  gotfs mount --daemon --allow-other --uid 1000 --umask 027 movie.torrent /mnt/t`,
 		Args: exactArgs("TORRENT", "MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -236,7 +239,10 @@ func (s *mountSession) run(ctx context.Context, src string, isDir bool, first *t
 			ln.Close()
 			os.Remove(ln.Addr().String())
 		}()
-		go s.serveControl(ctx, ln)
+		// Requests still running (a magnet's metadata) end with the mount.
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go s.serveControl(cctx, ln)
 	}
 	s.mu.Lock()
 	n := len(s.torrents)
