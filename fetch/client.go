@@ -59,6 +59,9 @@ type Config struct {
 	// Encryption is the protocol encryption (MSE/PE) policy; the zero value is
 	// EncryptionPrefer.
 	Encryption Encryption
+	// MaxDownloadRate and MaxUploadRate cap the block bytes received from and sent to all
+	// peers of all torrents, in bytes per second (0 = no cap); SetRateLimits changes them.
+	MaxDownloadRate, MaxUploadRate int64
 }
 
 // DefaultMaxInflight is Config.MaxInflight's default: 64 MiB, more than a full pipeline to
@@ -99,6 +102,8 @@ type Client struct {
 	web           *webseed.Client // HTTP for every torrent's web seeds; nil with NoWebSeeds
 	evicting      sync.Mutex      // one eviction at a time
 
+	downLimit, upLimit *byteLimiter // client-wide caps (ratelimit.go)
+
 	// Test hooks, nil outside tests; set before the client is used.
 	testHookEvictPicked func()                         // evictOnce: after the pick, before evict
 	testHookEvicting    func(t *Torrent, pieces []int) // evict: after the decision, before the punch
@@ -122,7 +127,8 @@ func NewClient(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, handshaking: map[net.Conn]struct{}{}, dht: cfg.DHT}
+	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, handshaking: map[net.Conn]struct{}{}, dht: cfg.DHT,
+		downLimit: newByteLimiter(cfg.MaxDownloadRate), upLimit: newByteLimiter(cfg.MaxUploadRate)}
 	c.blockBufs.New = func() any { b := make([]byte, p2p.BlockSize); return &b }
 	if !cfg.NoWebSeeds {
 		c.web = webseed.NewClient(webseed.Config{Logger: log, UserAgent: "gotfs"})

@@ -220,6 +220,13 @@ func (p *peer) readLoop() {
 		if m.KeepAlive {
 			continue
 		}
+		if m.ID == p2p.MsgPiece {
+			// The download cap: until the bucket allows this block, nothing more is read from
+			// the connection, and TCP slows the peer down.
+			if err = t.c.downLimit.wait(t.ctx, len(m.Payload)); err != nil {
+				break
+			}
+		}
 		t.mu.Lock()
 		w, herr := t.handleMessageLocked(p, m)
 		t.mu.Unlock()
@@ -600,8 +607,17 @@ func (p *peer) send(msgs []p2p.Message, ups []blockReq, block []byte) error {
 			return err
 		}
 	}
+	if len(msgs) > 0 && len(ups) > 0 && p.t.c.upLimit.limit.Load() > 0 {
+		// Our own requests and control messages must not wait behind capped blocks.
+		if err := p.conn.Flush(); err != nil {
+			return err
+		}
+	}
 	var sent int64
 	for _, u := range ups {
+		if err := p.t.c.upLimit.wait(p.t.ctx, int(u.length)); err != nil {
+			return err
+		}
 		buf := block[:u.length]
 		if err := p.t.store.ReadBlock(int(u.piece), int(u.begin), buf); err != nil {
 			return fmt.Errorf("read block %d+%d to upload: %w", u.piece, u.begin, err)

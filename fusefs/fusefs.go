@@ -55,6 +55,14 @@ type Options struct {
 	ReadTimeout time.Duration
 	// AllowOther lets other users read the mount (root, or user_allow_other in /etc/fuse.conf).
 	AllowOther bool
+	// Owner is the owner shown for every file and folder; nil means the mounting process's
+	// user and group.
+	Owner *Owner
+	// Umask clears permission bits from what is shown: files are 0444 and folders 0555 before
+	// it (umask 027 shows 0440 and 0550). Only the bits 0777 count. With an Owner or a Umask
+	// the mount gets default_permissions: the kernel checks every access against the owner
+	// and mode shown (without them everyone the mount lets in may read, as 0444 says).
+	Umask uint32
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
 	// NoPassthrough turns FUSE passthrough off. By default a file whose every byte is verified
@@ -73,6 +81,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Owner is a user and group id.
+type Owner struct{ UID, GID uint32 }
+
 // FS is a mounted filesystem holding any number of torrents, one entry per torrent at its root.
 type FS struct {
 	opts   Options
@@ -82,6 +93,8 @@ type FS struct {
 	root   *rootNode
 	uid    uint32
 	gid    uint32
+	// fileMode and dirMode are the permission bits shown (0444 and 0555 less Options.Umask).
+	fileMode, dirMode uint32
 
 	// ctx is cancelled by Unmount so that blocked reads return at once.
 	ctx    context.Context
@@ -113,7 +126,7 @@ type FS struct {
 	done chan struct{} // closed when the FUSE server stops (unmounted, here or elsewhere)
 
 	mu       sync.Mutex
-	torrents map[torrentfile.Hash]string // info hash → entry name at the root
+	torrents map[torrentfile.Hash]*entry // the torrents shown, by info hash
 	unmount  error
 	unmnted  bool
 }
@@ -127,9 +140,18 @@ func Mount(dir string, opts Options) (*FS, error) {
 	}
 	f := &FS{
 		opts: opts, log: log, dir: dir, done: make(chan struct{}),
-		torrents: map[torrentfile.Hash]string{},
+		torrents: map[torrentfile.Hash]*entry{},
 		files:    map[uint64]*fileNode{},
 		uid:      uint32(os.Getuid()), gid: uint32(os.Getgid()),
+		fileMode: 0o444 &^ (opts.Umask & 0o777), dirMode: 0o555 &^ (opts.Umask & 0o777),
+	}
+	if opts.Owner != nil {
+		f.uid, f.gid = opts.Owner.UID, opts.Owner.GID
+	}
+	mountOpts := []string{"ro"}
+	if opts.Owner != nil || opts.Umask&0o777 != 0 {
+		// The kernel checks every access against the owner and mode shown.
+		mountOpts = append(mountOpts, "default_permissions")
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.root = &rootNode{dirNode: dirNode{fs: f, mtime: time.Now()}}
@@ -151,7 +173,7 @@ func Mount(dir string, opts Options) (*FS, error) {
 			AllowOther:   opts.AllowOther,
 			MaxWrite:     maxRead,
 			MaxReadAhead: kernelReadahead,
-			Options:      []string{"ro"},
+			Options:      mountOpts,
 			Debug:        opts.Debug,
 		},
 	}
@@ -161,6 +183,10 @@ func Mount(dir string, opts Options) (*FS, error) {
 	server, err := fuse.NewServer(raw, dir, &fopts.MountOptions)
 	if err != nil {
 		f.cancel()
+		if opts.AllowOther && os.Geteuid() != 0 {
+			// fusermount3 says why on its stderr, which go-fuse does not pass on.
+			return nil, fmt.Errorf("mount %s: %w (as a user other than root, allow_other needs user_allow_other in /etc/fuse.conf)", dir, err)
+		}
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	f.server = server
@@ -241,8 +267,8 @@ func (f *FS) Add(t *fetch.Torrent, mtime time.Time) (string, error) {
 	if f.unmnted {
 		return "", errors.New("add torrent: filesystem is unmounted")
 	}
-	if name, ok := f.torrents[mi.InfoHash]; ok {
-		return "", fmt.Errorf("add torrent %s: already shown as %q", info.Name, name)
+	if e, ok := f.torrents[mi.InfoHash]; ok {
+		return "", fmt.Errorf("add torrent %s: already shown as %q", info.Name, e.name)
 	}
 	rootIn := f.root.EmbeddedInode()
 	top, err := mi.EntryName(func(name string) bool { return rootIn.GetChild(name) != nil })
@@ -251,9 +277,10 @@ func (f *FS) Add(t *fetch.Torrent, mtime time.Time) (string, error) {
 	}
 	visible := info.VisibleFiles()
 	ctx := context.Background()
+	e := &entry{name: top, idle: make(chan struct{})}
 	files := map[uint64]*fileNode{}
 	newFile := func(i int) *fs.Inode {
-		n := &fileNode{fs: f, t: t, idx: i, size: info.Files[i].Length, mtime: mtime}
+		n := &fileNode{fs: f, t: t, e: e, idx: i, size: info.Files[i].Length, mtime: mtime}
 		in := rootIn.NewPersistentInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG})
 		files[in.StableAttr().Ino] = n
 		return in
@@ -295,10 +322,15 @@ func (f *FS) Add(t *fetch.Torrent, mtime time.Time) (string, error) {
 	f.filesMu.Unlock()
 	rootIn.AddChild(top, topIn, false)
 	for _, i := range visible {
-		f.totalSize.Add(info.Files[i].Length)
-		f.fileCount.Add(1)
+		e.size += info.Files[i].Length
 	}
-	f.torrents[mi.InfoHash] = top
+	e.count = int64(len(visible))
+	f.totalSize.Add(e.size)
+	f.fileCount.Add(e.count)
+	for ino := range files {
+		e.inodes = append(e.inodes, ino)
+	}
+	f.torrents[mi.InfoHash] = e
 	// Drop a negative entry the kernel may hold for the new name.
 	if errno := rootIn.NotifyEntry(top); errno != 0 && errno != syscall.ENOENT {
 		f.log.Debug("notify new entry", "name", top, "err", errno)

@@ -197,6 +197,15 @@ func PrepareMountPoint(dir string, log *slog.Logger) error {
 		}
 	}
 	fi, err := os.Stat(dir)
+	if err == nil && fi.IsDir() {
+		// A stale mount with default_permissions may answer stat from the kernel's attribute
+		// cache for a second after its process died; opening it asks the dead process.
+		if d, oerr := os.Open(dir); oerr != nil {
+			err = oerr
+		} else {
+			d.Close()
+		}
+	}
 	if errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED) {
 		log.Warn("cleaning a stale mount left by a crashed process", "dir", dir)
 		if uerr := Unmount(dir, true); uerr != nil {

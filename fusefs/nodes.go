@@ -16,7 +16,7 @@ import (
 // blockSize is the st_blksize reported for files: tools such as cp read this much at a time.
 const blockSize = 1 << 20
 
-// dirNode is a read-only folder (0555) whose children are persistent inodes.
+// dirNode is a read-only folder (0555 less the umask) whose children are persistent inodes.
 type dirNode struct {
 	fs.Inode
 	fs    *FS
@@ -35,7 +35,7 @@ var (
 
 // Getattr reports a read-only folder.
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = fuse.S_IFDIR | 0o555
+	out.Mode = fuse.S_IFDIR | d.fs.dirMode
 	out.Nlink = 2
 	out.Owner = fuse.Owner{Uid: d.fs.uid, Gid: d.fs.gid}
 	out.SetTimes(nil, &d.mtime, &d.mtime)
@@ -76,7 +76,8 @@ type fileNode struct {
 	fs.Inode
 	fs    *FS
 	t     *fetch.Torrent
-	idx   int // index in Info.Files
+	e     *entry // the torrent's entry: counts open handles, refuses opens once removed
+	idx   int    // index in Info.Files
 	size  int64
 	mtime time.Time
 
@@ -90,9 +91,9 @@ type fileNode struct {
 	backingID int32
 }
 
-// Getattr reports a 0444 file; st_blocks counts its verified bytes so du shows progress.
+// Getattr reports a read-only file (0444 less the umask); st_blocks counts its verified bytes so du shows progress.
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = fuse.S_IFREG | 0o444
+	out.Mode = fuse.S_IFREG | n.fs.fileMode
 	out.Nlink = 1
 	out.Size = uint64(n.size)
 	verified := n.t.Storage().VerifiedBytesInFile(n.idx)
@@ -118,8 +119,12 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if n.fs.closed.Load() {
 		return nil, 0, syscall.EIO
 	}
+	if !n.e.acquire() {
+		return nil, 0, syscall.ENOENT // the torrent was removed from the mount
+	}
 	r, err := n.t.NewReader(n.idx, fetch.ReaderOptions{MaxReadahead: n.fs.opts.MaxReadahead, HeadTail: n.fs.opts.HeadTail})
 	if err != nil {
+		n.e.release(n.fs)
 		n.fs.log.Warn("open", "file", n.t.Metainfo().Info.Files[n.idx].RelPath(), "err", err)
 		return nil, 0, syscall.EIO
 	}
@@ -315,6 +320,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if err := h.r.Close(); err != nil {
 		h.n.fs.log.Debug("close reader", "err", err)
 	}
+	n.e.release(n.fs)
 	if hook := n.fs.testHookReleased.Load(); hook != nil {
 		(*hook)(pass)
 	}

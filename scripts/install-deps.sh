@@ -6,7 +6,8 @@ set -euo pipefail
 need=()
 for pair in opentracker:opentracker mktorrent:mktorrent aria2c:aria2 transmission-cli:transmission-cli \
   transmission-daemon:transmission-daemon ffmpeg:ffmpeg ffprobe:ffmpeg fusermount3:fuse3 nginx:nginx \
-  curl:curl chromium:chromium; do
+  curl:curl chromium:chromium mount.fuse3:fuse3 mount:mount umount:mount \
+  runuser:util-linux unshare:util-linux sha256sum:coreutils; do
   bin=${pair%%:*} pkg=${pair#*:}
   # nginx is in /usr/sbin, which a user's PATH may lack.
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need+=("$pkg")

@@ -29,10 +29,13 @@ type Mount struct {
 	PID        int    `json:"pid"`
 	// Passthrough says whether fully verified files are read by the kernel from the cache
 	// (FUSE passthrough); PassthroughOpens counts such opens, Reads the reads that reached gotfs.
-	Passthrough      bool      `json:"passthrough"`
-	PassthroughOpens int64     `json:"passthrough_opens"`
-	Reads            int64     `json:"reads"`
-	Torrents         []Torrent `json:"torrents"`
+	Passthrough      bool  `json:"passthrough"`
+	PassthroughOpens int64 `json:"passthrough_opens"`
+	Reads            int64 `json:"reads"`
+	// MaxDownloadRate and MaxUploadRate are the caps in force (bytes per second, 0 = none).
+	MaxDownloadRate int64     `json:"max_download_rate"`
+	MaxUploadRate   int64     `json:"max_upload_rate"`
+	Torrents        []Torrent `json:"torrents"`
 }
 
 // Torrent is one torrent's status.

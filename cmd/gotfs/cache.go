@@ -95,7 +95,14 @@ the verified pieces of mounts and downloaded pieces, and a completion record.`,
 				return err
 			}
 			for _, h := range hashes {
-				if err := r.Remove(h); err != nil {
+				// A running mount holds its torrents' locks: their caches stay.
+				lock, err := r.Lock(h)
+				if errors.Is(err, cache.ErrLocked) {
+					return err
+				} // else (a symlink, say) Remove says what is wrong
+				err = r.Remove(h)
+				lock.Close()
+				if err != nil {
 					return err
 				}
 				fmt.Fprintf(a.stdout, "removed %x\n", h)
@@ -184,6 +191,11 @@ func verifyCached(cmd *cobra.Command, a *app, r cache.Root, h torrentfile.Hash) 
 	if err != nil {
 		return fmt.Errorf("verify %x: %w", h, err)
 	}
+	lock, err := r.Lock(h)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	opts := r.Options(h)
 	opts.Logger = a.log
 	st, err := cache.Open(info, opts)

@@ -36,6 +36,8 @@ type engineFlags struct {
 	cacheDir   string
 	// cacheSize bounds the verified bytes kept (mount only: a download keeps all it fetched).
 	cacheSize int64
+	// maxDown and maxUp cap the client's bytes per second from and to peers (0 = none).
+	maxDown, maxUp int64
 
 	noDHT        bool
 	dhtListen    string
@@ -54,6 +56,7 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 	fl.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
 	fl.StringVar(&f.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the peer listen address)")
 	fl.StringSliceVar(&f.dhtBootstrap, "dht-bootstrap", nil, "DHT nodes to start from, host:port,... (default: the public routers)")
+	bindRateFlags(cmd, &f.maxDown, &f.maxUp)
 }
 
 // bindCacheSize adds --cache-size, for commands whose data lives in the cache.
@@ -167,7 +170,8 @@ func (f *engineFlags) start(ctx context.Context, a *app) (*engine, error) {
 		go bootstrapDHT(ctx, a, node)
 	}
 	cfg := fetch.Config{ListenAddr: listen, MaxPeers: f.maxPeers, NoUpload: f.noUpload, Logger: a.log,
-		CacheLimit: f.cacheSize, DHT: e.dht, NoWebSeeds: f.noWeb, Encryption: f.encryption}
+		CacheLimit: f.cacheSize, DHT: e.dht, NoWebSeeds: f.noWeb, Encryption: f.encryption,
+		MaxDownloadRate: f.maxDown, MaxUploadRate: f.maxUp}
 	var err error
 	if cfg.ListenAddr != "" {
 		e.client, err = fetch.NewClient(cfg)

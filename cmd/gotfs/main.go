@@ -30,6 +30,31 @@ type app struct {
 	stdout, stderr io.Writer
 	verbose        int
 	log            *slog.Logger
+
+	// args is the command line run was given (a --daemon mount runs it again).
+	args []string
+	// onReady, set in the background child of `mount --daemon`, tells the parent that the
+	// mount is ready.
+	onReady func(msg string)
+}
+
+// ready reports that a mount is up: to the parent of a --daemon child, once.
+func (a *app) ready(msg string) {
+	if a.onReady != nil {
+		a.onReady(msg)
+		a.onReady = nil
+	}
+}
+
+// logLevel is the level -v asks for: warnings by default, -v info, -vv debug.
+func (a *app) logLevel() slog.Level {
+	switch {
+	case a.verbose == 1:
+		return slog.LevelInfo
+	case a.verbose >= 2:
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
 
 func main() {
@@ -54,8 +79,13 @@ func run(a *app, args []string) int {
 		}
 	}()
 	root := newRootCmd(a)
+	args, err := helperArgs(root, args)
+	if err != nil {
+		return report(a.stderr, err)
+	}
+	a.args = args
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	err = root.ExecuteContext(ctx)
 	var sig signalError
 	if errors.As(context.Cause(ctx), &sig) {
 		return reportSignal(a.stderr, sig, err)
@@ -91,6 +121,10 @@ func reportSignal(stderr io.Writer, sig signalError, err error) int {
 func report(stderr io.Writer, err error) int {
 	if err == nil {
 		return 0
+	}
+	var ce childExit
+	if errors.As(err, &ce) {
+		return ce.code // the --daemon child's error was printed already
 	}
 	var ue usageError
 	if isUsage := errors.As(err, &ue); isUsage || isCobraUsageError(err) {
@@ -145,14 +179,7 @@ func newRootCmd(a *app) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			level := slog.LevelWarn
-			switch {
-			case a.verbose == 1:
-				level = slog.LevelInfo
-			case a.verbose >= 2:
-				level = slog.LevelDebug
-			}
-			a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+			a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: a.logLevel()}))
 		},
 	}
 	root.SetVersionTemplate("gotfs {{.Version}}\n")
@@ -173,6 +200,9 @@ func newRootCmd(a *app) *cobra.Command {
 		newServeCmd(a),
 		newUnmountCmd(a),
 		newStatusCmd(a),
+		newAddCmd(a),
+		newRemoveCmd(a),
+		newSetCmd(a),
 		newGenDocsCmd(a),
 	)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +39,7 @@ type mountFlags struct {
 	pollEvery   time.Duration
 	debugFUSE   bool
 	http        httpFlags
+	service     serviceFlags
 }
 
 func newMountCmd(a *app) *cobra.Command {
@@ -52,15 +52,30 @@ once; each read fetches the pieces under it first (then a readahead window), so 
 within seconds and copying one file fetches only that file's pieces. Fetched pieces stay in
 the cache folder, so a remount serves them without any peer. .torrent files added to a
 mounted folder appear within a few seconds. Runs in the foreground: Ctrl-C (or SIGTERM, or
-gotfs unmount MOUNTPOINT) unmounts and saves state.`,
+gotfs unmount MOUNTPOINT) unmounts and saves state. With --daemon it runs in the background and
+returns once the mount is ready. gotfs add, remove and set change a running mount; as
+"gotfs SOURCE MOUNTPOINT -o OPTIONS" it is the helper of mount -t fuse.gotfs and /etc/fstab.`,
 		Example: `  gotfs mount movie.torrent /mnt/t
   gotfs mount ~/torrents/ /mnt/t
-  gotfs mount --prefetch --peer 10.0.0.5:6881 linux.torrent /mnt/t`,
+  gotfs mount --prefetch --peer 10.0.0.5:6881 linux.torrent /mnt/t
+  gotfs mount --daemon --allow-other --uid 1000 --umask 027 movie.torrent /mnt/t`,
 		Args: exactArgs("TORRENT", "MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if ctx == nil {
 				ctx = context.Background()
+			}
+			if err := f.service.check(cmd); err != nil {
+				return err
+			}
+			if err := startDaemonChild(a, f.service.logFile); err != nil {
+				return err
+			}
+			if f.service.daemon && a.onReady == nil {
+				if args[0] == "-" {
+					return newUsageError(cmd, "--daemon cannot read the torrent from standard input")
+				}
+				return daemonize(ctx, a, f.service.logFile)
 			}
 			return runMount(ctx, a, args[0], args[1], &f)
 		},
@@ -72,6 +87,7 @@ gotfs unmount MOUNTPOINT) unmounts and saves state.`,
 	_ = fl.MarkDeprecated("passthrough", "it is the default now (--no-passthrough turns it off)")
 	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request")
 	_ = fl.MarkHidden("debug-fuse")
+	f.service.bind(cmd)
 	return cmd
 }
 
@@ -100,8 +116,12 @@ type mountSession struct {
 	peers  []netip.AddrPort
 	flags  *mountFlags
 
+	// stopping is closed when the mount starts to shut down.
+	stopping chan struct{}
+
 	mu       sync.Mutex
 	torrents []*mountedTorrent
+	removing map[*mountedTorrent]bool // removed, stopping once their open files are closed
 	byHash   map[torrentfile.Hash]bool
 	tried    map[string]fileStamp // .torrent files of a mounted folder already looked at
 }
@@ -111,6 +131,23 @@ type mountedTorrent struct {
 	name string // entry name at the mount's root
 	tor  *fetch.Torrent
 	st   *cache.Storage
+	lock *cache.Lock // the torrent's cache folder, held while the torrent runs
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// close stops the torrent, saves its state and frees its cache lock (once; later calls
+// return the first one's result).
+func (mt *mountedTorrent) close() error {
+	mt.closeOnce.Do(func() {
+		err := mt.tor.Close()
+		if serr := mt.st.Close(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("save %s: %w", mt.name, serr))
+		}
+		mt.closeErr = errors.Join(err, mt.lock.Close())
+	})
+	return mt.closeErr
 }
 
 type fileStamp struct {
@@ -171,16 +208,20 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 	}
 	s := &mountSession{
 		a: a, root: root, eng: eng, client: eng.client, peers: peers, flags: f,
+		stopping: make(chan struct{}), removing: map[*mountedTorrent]bool{},
 		byHash: map[torrentfile.Hash]bool{}, tried: map[string]fileStamp{},
 	}
 	if mp == "" {
 		err = s.startHTTP()
 	} else {
 		s.fs, err = fusefs.Mount(mp, fusefs.Options{
-			MaxReadahead:  f.readahead,
-			HeadTail:      fetch.HeadTailHint,
-			ReadTimeout:   f.readTimeout,
-			AllowOther:    os.Geteuid() == 0,
+			MaxReadahead: f.readahead,
+			HeadTail:     fetch.HeadTailHint,
+			ReadTimeout:  f.readTimeout,
+			// root's mounts have always been open to every user (as the modes say).
+			AllowOther:    f.service.allowOther || os.Geteuid() == 0,
+			Owner:         f.service.owner(),
+			Umask:         f.service.umask,
 			Debug:         f.debugFUSE,
 			NoPassthrough: f.noPassthru,
 			// A passthrough file is pinned whole while open: with a bounded cache only files
@@ -190,6 +231,9 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 		})
 		if err != nil {
 			eng.Close()
+			if f.service.allowOther && os.Geteuid() != 0 {
+				return err // fusefs says what allow_other needs
+			}
 			return fmt.Errorf("%w (is another process mounted there? try: gotfs unmount %s)", err, mp)
 		}
 		err = s.startHTTP()
@@ -205,19 +249,22 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 func (s *mountSession) run(ctx context.Context, src string, isDir bool, first *torrentSource) error {
 	if isDir {
 		s.scanFolder(src)
-	} else if err := s.addTorrent(src, first.mi, first.raw); err != nil {
+	} else if _, err := s.addTorrent(src, first.mi, first.raw); err != nil {
 		return err
 	}
 	if s.fs != nil {
 		ln, err := s.listenStatus()
 		if err != nil {
-			s.a.log.Warn("no status socket; gotfs status will not work for this mount", "err", err)
+			s.a.log.Warn("no control socket; gotfs status, add, remove and set will not work for this mount", "err", err)
 		} else {
 			defer func() {
 				ln.Close()
 				os.Remove(ln.Addr().String())
 			}()
-			go s.serveStatus(ln)
+			// Requests still running (a magnet's metadata) end with the mount.
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go s.serveControl(cctx, ln)
 		}
 	}
 	s.mu.Lock()
@@ -227,7 +274,13 @@ func (s *mountSession) run(ctx context.Context, src string, isDir bool, first *t
 	if !isDir && n == 1 {
 		what = s.torrents[0].name
 	}
-	s.announce(what)
+	where := s.announce(what)
+	s.a.ready(fmt.Sprintf("mounted %s at %s", what, where))
+	notify := newSDNotifier(s.a.log)
+	notify.send("READY=1\nSTATUS=" + s.progressLine())
+	notifyTick := notify.ticker(statusNotifyEvery)
+	defer notifyTick.Stop()
+	defer notify.send("STOPPING=1\nSTATUS=stopping " + where)
 
 	var tick <-chan time.Time
 	if isDir {
@@ -247,6 +300,8 @@ func (s *mountSession) run(ctx context.Context, src string, isDir bool, first *t
 			return nil
 		case <-tick:
 			s.scanFolder(src)
+		case <-notifyTick.C:
+			notify.send("STATUS=" + s.progressLine())
 		}
 	}
 }
@@ -278,29 +333,40 @@ func (s *mountSession) scanFolder(dir string) {
 		}
 		mi, raw, err := readTorrentFile(s.a, path)
 		if err == nil {
-			err = s.addTorrent(path, mi, raw)
+			_, err = s.addTorrent(path, mi, raw)
 		}
-		if err != nil {
+		if errors.Is(err, errAlreadyMounted) {
+			s.a.log.Info("torrent already mounted", "path", path, "err", err)
+		} else if err != nil {
 			fmt.Fprintf(s.a.stderr, "gotfs: skipping %s\n", oneLine(err.Error()))
 		}
 	}
 }
 
-// addTorrent opens the cache of one torrent, starts it and shows it in the mount.
-func (s *mountSession) addTorrent(path string, mi *torrentfile.Metainfo, raw []byte) error {
+// errAlreadyMounted is returned by addTorrent for a torrent the mount already shows.
+var errAlreadyMounted = errors.New("already in the mount")
+
+// addTorrent locks the cache of one torrent, opens it, starts the torrent and shows it in the
+// mount; it returns the entry's name.
+func (s *mountSession) addTorrent(path string, mi *torrentfile.Metainfo, raw []byte) (string, error) {
 	s.mu.Lock()
 	dup := s.byHash[mi.InfoHash]
 	s.byHash[mi.InfoHash] = true
 	s.mu.Unlock()
 	if dup {
-		s.a.log.Info("torrent already mounted", "path", path, "info_hash", hex.EncodeToString(mi.InfoHash[:]))
-		return nil
+		return "", fmt.Errorf("%s (%s): %w", path, mi.InfoHash.Hex(), errAlreadyMounted)
 	}
-	fail := func(err error) error {
+	var lock *cache.Lock
+	fail := func(err error) (string, error) {
+		lock.Close()
 		s.mu.Lock()
 		delete(s.byHash, mi.InfoHash)
 		s.mu.Unlock()
-		return err
+		return "", err
+	}
+	lock, err := s.root.Lock(mi.InfoHash)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", path, err))
 	}
 	if err := s.root.SaveMetainfo(mi.InfoHash, mi.InfoBytes, raw); err != nil {
 		return fail(fmt.Errorf("%s: %w", path, err))
@@ -333,15 +399,16 @@ func (s *mountSession) addTorrent(path string, mi *torrentfile.Metainfo, raw []b
 		return fail(err)
 	}
 	s.mu.Lock()
-	s.torrents = append(s.torrents, &mountedTorrent{name: name, tor: tor, st: st})
+	s.torrents = append(s.torrents, &mountedTorrent{name: name, tor: tor, st: st, lock: lock})
 	s.mu.Unlock()
 	s.a.log.Info("torrent mounted", "name", name, "info_hash", hex.EncodeToString(mi.InfoHash[:]),
 		"size", mi.Info.Length, "verified", st.VerifiedBytes())
-	return nil
+	return name, nil
 }
 
 // shutdown unmounts, then stops the torrents and saves their state.
 func (s *mountSession) shutdown() error {
+	close(s.stopping)
 	errs := []error{s.http.Close()}
 	if s.fs != nil {
 		errs = append(errs, s.fs.Unmount())
@@ -349,18 +416,25 @@ func (s *mountSession) shutdown() error {
 	s.mu.Lock()
 	torrents := s.torrents
 	s.torrents = nil
+	var removed []*mountedTorrent
+	for mt := range s.removing {
+		removed = append(removed, mt)
+	}
 	s.mu.Unlock()
-	for _, mt := range torrents {
-		if err := mt.tor.Close(); err != nil {
+	for _, mt := range removed {
+		if err := mt.close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	for _, mt := range torrents {
+		mt.tor.Close() // every torrent stops before the engine; mt.close reports its error
 	}
 	if err := s.eng.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stop peer engine: %w", err))
 	}
 	for _, mt := range torrents {
-		if err := mt.st.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("save %s: %w", mt.name, err))
+		if err := mt.close(); err != nil { // the torrent is closed: this saves and unlocks
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -410,21 +484,6 @@ func (s *mountSession) listenStatus() (net.Listener, error) {
 	return nil, fmt.Errorf("status socket: %w", errors.Join(errs...))
 }
 
-// serveStatus answers each connection with the mount's status as JSON.
-func (s *mountSession) serveStatus(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			json.NewEncoder(c).Encode(s.status())
-		}()
-	}
-}
-
 // status is what `gotfs status` shows and the HTTP status page serves (/api/status).
 func (s *mountSession) status() status.Mount {
 	s.mu.Lock()
@@ -439,6 +498,8 @@ func (s *mountSession) status() status.Mount {
 		c := s.fs.Counters()
 		out.Mountpoint, out.Passthrough, out.PassthroughOpens, out.Reads = s.fs.Dir(), c.Passthrough, c.PassthroughOpens, c.Reads
 	}
+	l := rateLimitsOf(s.client)
+	out.MaxDownloadRate, out.MaxUploadRate = l.MaxDownloadRate, l.MaxUploadRate
 	return out
 }
 
@@ -482,10 +543,9 @@ func newStatusCmd(a *app) *cobra.Command {
   gotfs status --json /mnt/t | jq '.torrents[].verified_bytes'`,
 		Args: exactArgs("MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ef := engineFlags{cacheDir: cacheDir}
-			root, err := ef.root()
-			if err != nil && cacheDir != "" {
-				return err // without --cache-dir the runtime folder may still have the socket
+			root, err := controlSocketRoot(cacheDir)
+			if err != nil {
+				return err
 			}
 			st, err := queryStatus(cmd.Context(), root, args[0])
 			if err != nil {
@@ -498,53 +558,20 @@ func newStatusCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "cache folder the mount uses, if it has no runtime folder (/run/gotfs, $XDG_RUNTIME_DIR/gotfs)")
+	bindControlSocketDir(cmd, &cacheDir)
 	return cmd
 }
 
-// queryStatus asks the mount at mountpoint for its status over its socket.
+// queryStatus asks the mount at mountpoint for its status over its control socket.
 func queryStatus(ctx context.Context, root cache.Root, mountpoint string) (*status.Mount, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	mp, err := filepath.Abs(mountpoint)
+	rep, err := callMount(ctx, root, mountpoint, controlRequest{Op: opStatus}, 10*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("mount point %s: %w", mountpoint, err)
+		return nil, err
 	}
-	if p, err := filepath.EvalSymlinks(mp); err == nil {
-		mp = p
+	if rep.Status == nil {
+		return nil, fmt.Errorf("status of %s: empty answer", mountpoint)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var d net.Dialer
-	var c net.Conn
-	var tried []string
-	for _, dir := range statusSocketDirs(root) {
-		path := filepath.Join(dir, statusSocketName(mp))
-		if c, err = d.DialContext(ctx, "unix", path); err == nil {
-			break
-		}
-		tried = append(tried, dir)
-	}
-	if c == nil {
-		if fstype, err := fusefs.MountFSType(mp); err != nil || fstype != fusefs.FSType {
-			return nil, fmt.Errorf("%s: not a gotfs mount", mp)
-		}
-		return nil, fmt.Errorf("%s: no status socket in %s (is the mount another user's, or was it mounted with another --cache-dir?)", mp, strings.Join(tried, " or "))
-	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
-	b, err := io.ReadAll(c)
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", mp, err)
-	}
-	var st status.Mount
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("status of %s: bad answer: %w", mp, err)
-	}
-	return &st, nil
+	return rep.Status, nil
 }
 
 func printStatus(w io.Writer, st *status.Mount) error {
@@ -553,6 +580,9 @@ func printStatus(w io.Writer, st *status.Mount) error {
 		fmt.Fprintf(w, "reads through gotfs: %d; opens of complete files read by the kernel from the cache: %d\n", st.Reads, st.PassthroughOpens)
 	} else {
 		fmt.Fprintf(w, "reads through gotfs: %d (passthrough off)\n", st.Reads)
+	}
+	if st.MaxDownloadRate > 0 || st.MaxUploadRate > 0 {
+		fmt.Fprintf(w, "rate caps: download %s, upload %s\n", formatRate(st.MaxDownloadRate), formatRate(st.MaxUploadRate))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERIFIED\tPIECES\tPEERS\tDOWN\tUP\tWAITING READS")

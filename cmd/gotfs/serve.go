@@ -150,6 +150,7 @@ func (s *mountSession) startHTTP() error {
 		MaxReadahead: s.flags.readahead, HeadTail: fetch.HeadTailHint,
 		ReadTimeout: s.flags.readTimeout,
 		Logger:      s.a.log,
+		Control:     httpControl{s},
 	})
 	h := &httpServer{srv: srv, url: "http://" + ln.Addr().String() + "/", done: make(chan error, 1)}
 	go func() { h.done <- srv.Serve(ln) }()
@@ -187,18 +188,25 @@ func (s *mountSession) show(tor *fetch.Torrent) (string, error) {
 	return name, nil
 }
 
-// announce says what the session shows, and where.
-func (s *mountSession) announce(what string) {
+// announce says what the session shows, and returns where: the mount point, else the URL.
+func (s *mountSession) announce(what string) (where string) {
 	if s.fs != nil {
-		fmt.Fprintf(s.a.stderr, "gotfs: mounted %s at %s (Ctrl-C or gotfs unmount %s to stop)\n", what, s.fs.Dir(), s.fs.Dir())
+		where = s.fs.Dir()
+		if s.a.onReady != nil { // a daemon: no terminal to press Ctrl-C in
+			fmt.Fprintf(s.a.stderr, "gotfs: mounted %s at %s (pid %d; gotfs unmount %s to stop)\n", what, where, os.Getpid(), where)
+		} else {
+			fmt.Fprintf(s.a.stderr, "gotfs: mounted %s at %s (Ctrl-C or gotfs unmount %s to stop)\n", what, where, where)
+		}
 	}
 	if s.http != nil {
 		stop := ""
 		if s.fs == nil {
 			stop = " (Ctrl-C to stop)"
+			where = s.http.url
 		}
 		fmt.Fprintf(s.a.stderr, "gotfs: serving %s at %s%s\n", what, s.http.url, stop)
 	}
+	return where
 }
 
 // fsDone is closed when the mount was unmounted; nil (never) for gotfs serve.
