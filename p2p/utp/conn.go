@@ -92,7 +92,8 @@ type Conn struct {
 	stats      ConnStats
 
 	// send side
-	seq          uint16 // next sequence number to send
+	seq          uint16   // next sequence number to send
+	txq          [][]byte // datagrams transmitted but not yet handed to the socket (batch.go)
 	sendQ        byteRing
 	out          []*outPacket // unacknowledged packets, out[i].seq == out[0].seq+i
 	outBytes     int          // payload bytes in out
@@ -124,7 +125,8 @@ type Conn struct {
 	gotFin       bool
 	eof          bool
 	replyMicro   uint32 // one-way delay of the peer's last packet, echoed in timestamp_difference
-	ackPending   int
+	ackPending   int  // in-order packets not acknowledged yet
+	ackNow       bool // an ACK is due at the end of the read batch
 	ackAt        time.Time
 	lastWnd      int // the window we last advertised
 }
@@ -338,7 +340,7 @@ func (c *Conn) sendStateLocked(now time.Time) {
 	}
 	var buf [headerLen + 2 + maxSACKBytes]byte
 	c.sendRawLocked(appendHeader(buf[:0], h), now)
-	c.ackPending = 0
+	c.ackPending, c.ackNow = 0, false
 }
 
 // sendRawLocked sends one datagram to the peer.
@@ -370,7 +372,8 @@ func (c *Conn) newPacketLocked(typ packetType, n int) *outPacket {
 	return p
 }
 
-// transmitLocked (re)sends p with a fresh timestamp, ACK and window.
+// transmitLocked (re)sends p with a fresh timestamp, ACK and window: it queues it for
+// sendQueuedLocked, which flushLocked calls.
 func (c *Conn) transmitLocked(p *outPacket, now time.Time) {
 	b := p.buf
 	binary.BigEndian.PutUint32(b[4:], c.s.micros(now))
@@ -398,9 +401,10 @@ func (c *Conn) transmitLocked(p *outPacket, now time.Time) {
 		c.stats.Retransmits++
 	}
 	if c.reorderCount == 0 {
-		c.ackPending = 0 // the packet carries the ACK
+		c.ackPending, c.ackNow = 0, false // the packet carries the ACK
 	}
-	c.sendRawLocked(b, now)
+	c.lastSend = now
+	c.txq = append(c.txq, b)
 }
 
 // canSendLocked reports whether n more payload bytes fit the congestion window and the
@@ -413,11 +417,17 @@ func (c *Conn) canSendLocked(n int) bool {
 	return c.inFlight+n <= min(c.cc.cwnd, c.peerWnd)
 }
 
-// flushLocked sends what the windows allow: lost packets first, then new data, then the FIN.
+// flushLocked sends what the windows allow (lost packets first, then new data, then the
+// FIN) together with whatever else was queued.
 func (c *Conn) flushLocked(now time.Time) {
-	if c.state != stateConnected {
-		return
+	if c.state == stateConnected {
+		c.fillLocked(now)
 	}
+	c.sendQueuedLocked()
+}
+
+// fillLocked queues what the windows allow: lost packets first, then new data, then the FIN.
+func (c *Conn) fillLocked(now time.Time) {
 	blocked := false
 	if c.lostCount > 0 {
 		for _, p := range c.out {
@@ -485,7 +495,9 @@ func (c *Conn) windowUpdateLocked(now time.Time) {
 
 // ---- packets in ----
 
-// handlePacket processes one packet for this connection (called by the socket's read loop).
+// handlePacket processes one packet for this connection (called by the socket's read loop,
+// which calls endBatch once the packets of the same read are processed: ACKs and new data
+// go out there).
 func (c *Conn) handlePacket(h header, payload []byte, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -534,11 +546,8 @@ func (c *Conn) handlePacket(h header, payload []byte, now time.Time) {
 	case stData:
 		c.receiveDataLocked(h.seq, payload, now)
 	case stFin:
-		c.receiveFinLocked(h.seq, now)
+		c.receiveFinLocked(h.seq)
 	}
-	c.flushLocked(now)
-	c.maybeFinishLocked()
-	c.armTimerLocked(now)
 }
 
 // processAckLocked takes the cumulative and selective acknowledgements of h, measures the
@@ -708,7 +717,7 @@ func (c *Conn) receiveDataLocked(seq uint16, payload []byte, now time.Time) {
 		c.reorderCount++
 		c.reorderBytes += reorderCost(len(payload))
 	}
-	c.sendStateLocked(now)
+	c.ackNow = true
 }
 
 // reorderCost is what a reordered payload counts against the receive window: the buffer
@@ -741,12 +750,12 @@ func (c *Conn) drainReorderLocked() bool {
 	return drained
 }
 
-func (c *Conn) receiveFinLocked(seq uint16, now time.Time) {
+func (c *Conn) receiveFinLocked(seq uint16) {
 	if !c.gotFin && seqLess(c.ack, seq) {
 		c.gotFin, c.finSeq = true, seq
 		c.drainReorderLocked()
 	}
-	c.sendStateLocked(now)
+	c.ackNow = true
 }
 
 // maybeFinishLocked removes a connection once its FIN is acknowledged and it is closed, or
@@ -901,6 +910,8 @@ func (c *Conn) failLocked(err error, reset bool) {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	clear(c.txq) // their buffers go back to the pool
+	c.txq = nil
 	for _, p := range c.out {
 		c.s.putPacket(p)
 	}

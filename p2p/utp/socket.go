@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,14 @@ type Socket struct {
 
 	packets  sync.Pool // *outPacket
 	payloads sync.Pool // *[]byte of poolPayload capacity
+	sendBufs sync.Pool // *gsoBuffer
+
+	// gso: equal-size datagrams to one peer leave in one system call (UDP_SEGMENT); cleared
+	// for good when the path turns out not to support it. gro: reads may return a run of
+	// datagrams (UDP_GRO). Both need pc to be a *net.UDPConn on Linux.
+	gso               atomic.Bool
+	gro               bool
+	gsoSends, groRuns atomic.Uint64 // offloaded sends and coalesced reads, for tests
 
 	resetMu     sync.Mutex
 	resetWindow time.Time
@@ -100,7 +109,13 @@ func NewSocket(pc net.PacketConn, cfg Config) *Socket {
 		// buffer (about 200 KiB) on a fast path; the kernel caps it at rmem_max.
 		_ = s.udp.SetReadBuffer(socketBuffer)
 		_ = s.udp.SetWriteBuffer(socketBuffer)
+		if !cfg.noOffload {
+			gso, gro := enableOffload(s.udp)
+			s.gso.Store(gso)
+			s.gro = gro
+		}
 	}
+	s.sendBufs.New = func() any { return &gsoBuffer{b: make([]byte, 0, maxGSOBytes)} }
 	mss := cfg.MaxPayload
 	s.packets.New = func() any { return &outPacket{buf: make([]byte, 0, headerLen+mss)} }
 	s.payloads.New = func() any { b := make([]byte, 0, poolPayload); return &b }
@@ -155,6 +170,7 @@ func (s *Socket) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error
 	c.mu.Lock()
 	c.seq = s.cfg.firstSeq()
 	c.transmitLocked(c.newPacketLocked(stSyn, 0), now)
+	c.sendQueuedLocked()
 	c.armTimerLocked(now)
 	c.mu.Unlock()
 
@@ -214,12 +230,15 @@ func (s *Socket) Close() error {
 	return err
 }
 
-// readLoop reads every datagram and dispatches it.
+// readLoop reads every datagram and dispatches it. A coalesced read (GRO) is a batch of
+// datagrams; the connections it touched answer once, after the whole batch (batch.go).
 func (s *Socket) readLoop() {
 	defer close(s.readDone)
 	buf := make([]byte, 64<<10)
+	oob := make([]byte, oobSize)
+	var touched []*Conn
 	for {
-		n, from, err := s.readFrom(buf)
+		n, seg, from, err := s.read(buf, oob)
 		if err != nil {
 			select {
 			case <-s.done:
@@ -233,7 +252,47 @@ func (s *Socket) readLoop() {
 			time.Sleep(time.Millisecond) // do not spin on a persistent error
 			continue
 		}
-		s.handleDatagram(buf[:n], from, time.Now())
+		now := time.Now()
+		b := buf[:n]
+		if seg <= 0 {
+			seg = n
+		}
+		for len(b) > 0 {
+			k := min(seg, len(b))
+			if c := s.handleDatagram(b[:k], from, now); c != nil && !slices.Contains(touched, c) {
+				touched = append(touched, c)
+			}
+			b = b[k:]
+		}
+		for i, c := range touched {
+			c.endBatch(now)
+			touched[i] = nil
+		}
+		touched = touched[:0]
+	}
+}
+
+// read reads one datagram, or with GRO a run of datagrams of seg bytes each (the last may
+// be shorter); seg is 0 for a single one.
+func (s *Socket) read(buf, oob []byte) (n, seg int, from netip.AddrPort, err error) {
+	if !s.gro {
+		n, from, err = s.readFrom(buf)
+		return n, 0, from, err
+	}
+	for {
+		n, oobn, flags, ap, err := s.udp.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			return 0, 0, ap, err
+		}
+		if truncated(flags) {
+			s.malformed.Add(1) // larger than any datagram a peer may send us
+			continue
+		}
+		seg := groSegmentSize(oob[:oobn])
+		if seg > 0 && seg < n {
+			s.groRuns.Add(1)
+		}
+		return n, seg, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 	}
 }
 
@@ -265,7 +324,8 @@ func (s *Socket) writeTo(b []byte, to netip.AddrPort) error {
 }
 
 // handleDatagram dispatches one datagram: to NonUTP, to its connection, or it opens one.
-func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time) {
+// It returns the connection that still has to answer (Conn.endBatch), if any.
+func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time) *Conn {
 	if !isUTP(b) {
 		s.nonUTP.Add(1)
 		s.mu.Lock()
@@ -274,20 +334,20 @@ func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time) {
 		if other != nil {
 			other.deliver(b, from)
 		}
-		return
+		return nil
 	}
 	h, payload, err := parsePacket(b)
 	if err != nil {
 		s.malformed.Add(1)
-		return
+		return nil
 	}
 	switch h.typ {
 	case stSyn:
 		s.handleSyn(h, from, now)
-		return
+		return nil
 	case stReset:
 		s.handleReset(h, from)
-		return
+		return nil
 	}
 	s.mu.Lock()
 	c := s.conns[connKey{from, h.connID}]
@@ -295,9 +355,10 @@ func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time) {
 	if c == nil {
 		s.unknown.Add(1)
 		s.sendReset(h, from, now)
-		return
+		return nil
 	}
 	c.handlePacket(h, payload, now)
+	return c
 }
 
 // handleSyn answers a SYN: a repeated one goes to its connection, a new one opens a
@@ -308,6 +369,7 @@ func (s *Socket) handleSyn(h header, from netip.AddrPort, now time.Time) {
 	if c := s.conns[key]; c != nil {
 		s.mu.Unlock()
 		c.handlePacket(h, nil, now)
+		c.endBatch(now)
 		return
 	}
 	if s.closed || len(s.conns) >= s.cfg.MaxConns || s.halfOpen >= s.cfg.MaxHalfOpen {

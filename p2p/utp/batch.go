@@ -1,0 +1,111 @@
+package utp
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Batching. A connection queues the datagrams it transmits while it holds its lock
+// (Conn.txq) and sends them together before it lets go (sendQueuedLocked); runs of
+// equal-size datagrams leave in one system call where GSO works. The read loop hands every
+// datagram of a read to its connection first and lets each connection answer once at the
+// end (Conn.endBatch): one ACK and one flush of new data per batch, not per packet.
+
+const (
+	// maxGSOSegments bounds the datagrams of one offloaded send (the kernel's
+	// UDP_MAX_SEGMENTS is 64 on older kernels).
+	maxGSOSegments = 64
+	// maxGSOBytes bounds the bytes of one offloaded send: one IP packet's worth, for IPv4
+	// and IPv6 alike.
+	maxGSOBytes = 65000
+)
+
+// gsoBuffer is where the datagrams of one offloaded send are laid end to end.
+type gsoBuffer struct {
+	b   []byte
+	oob []byte
+}
+
+// writeBatch sends datagrams to one peer, in order.
+func (s *Socket) writeBatch(dgrams [][]byte, to netip.AddrPort) {
+	for len(dgrams) > 0 {
+		n := 1
+		if s.gso.Load() {
+			n = gsoRun(dgrams)
+		}
+		if n == 1 {
+			if err := s.writeTo(dgrams[0], to); err != nil {
+				s.log.Debug("utp: send", "peer", to, "err", err)
+			}
+			dgrams = dgrams[1:]
+			continue
+		}
+		if err := s.writeGSO(dgrams[:n], to); err != nil {
+			if gsoUnsupported(err) {
+				s.log.Debug("utp: segmentation offload fails, sending datagrams one by one", "peer", to, "err", err)
+				s.gso.Store(false)
+				continue // the same datagrams again, one by one
+			}
+			s.log.Debug("utp: send", "peer", to, "err", err)
+		}
+		dgrams = dgrams[n:]
+	}
+}
+
+// gsoRun is how many datagrams from the start of dgrams one offloaded send can carry: all
+// of one size, except that the last may be shorter.
+func gsoRun(dgrams [][]byte) int {
+	size := len(dgrams[0])
+	limit := min(len(dgrams), maxGSOSegments, maxGSOBytes/size)
+	n := 1
+	for n < limit && len(dgrams[n]) <= size {
+		n++
+		if len(dgrams[n-1]) < size {
+			break
+		}
+	}
+	return n
+}
+
+// writeGSO sends dgrams (a gsoRun) in one system call.
+func (s *Socket) writeGSO(dgrams [][]byte, to netip.AddrPort) error {
+	buf := s.sendBufs.Get().(*gsoBuffer)
+	defer s.sendBufs.Put(buf)
+	b := buf.b[:0]
+	for _, d := range dgrams {
+		b = append(b, d...)
+	}
+	buf.oob = gsoCmsg(buf.oob, len(dgrams[0]))
+	_, _, err := s.udp.WriteMsgUDPAddrPort(b, buf.oob, to)
+	if err == nil {
+		s.gsoSends.Add(1)
+	}
+	return err
+}
+
+// sendQueuedLocked sends the datagrams transmitLocked queued.
+func (c *Conn) sendQueuedLocked() {
+	if len(c.txq) == 0 {
+		return
+	}
+	c.s.writeBatch(c.txq, c.remote)
+	clear(c.txq)
+	c.txq = c.txq[:0]
+}
+
+// endBatch answers the packets handlePacket took from one read: it sends what the
+// acknowledgements let out (which carries our ACK), an ACK of its own if one is still due,
+// and re-arms the timer.
+func (c *Conn) endBatch(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateDone {
+		return
+	}
+	c.flushLocked(now)
+	if c.ackNow {
+		c.sendStateLocked(now)
+	}
+	c.maybeFinishLocked()
+	c.armTimerLocked(now)
+}
