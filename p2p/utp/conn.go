@@ -125,8 +125,8 @@ type Conn struct {
 	gotFin       bool
 	eof          bool
 	replyMicro   uint32 // one-way delay of the peer's last packet, echoed in timestamp_difference
-	ackPending   int  // in-order packets not acknowledged yet
-	ackNow       bool // an ACK is due at the end of the read batch
+	ackPending   int    // in-order packets not acknowledged yet
+	ackNow       bool   // an ACK is due at the end of the read batch
 	ackAt        time.Time
 	lastWnd      int // the window we last advertised
 }
