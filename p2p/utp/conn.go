@@ -536,8 +536,10 @@ func (c *Conn) handlePacket(h header, payload []byte, now time.Time) {
 			return
 		}
 	}
+	prevWnd := c.peerWnd
 	c.peerWnd = int(h.wnd)
-	c.processAckLocked(h, now)
+	c.cc.onPeerDelaySample(c.replyMicro, now)
+	c.processAckLocked(h, prevWnd, now)
 	if c.state == stateDone {
 		return
 	}
@@ -551,8 +553,9 @@ func (c *Conn) handlePacket(h header, payload []byte, now time.Time) {
 }
 
 // processAckLocked takes the cumulative and selective acknowledgements of h, measures the
-// RTT, detects losses and drives the congestion window.
-func (c *Conn) processAckLocked(h header, now time.Time) {
+// RTT, detects losses and drives the congestion window. prevWnd is the peer's window before
+// h: an ACK that opens it is a window update (the peer read data), not a duplicate ACK.
+func (c *Conn) processAckLocked(h header, prevWnd int, now time.Time) {
 	if h.wnd == 0 {
 		c.timeouts = 0 // it answers: only ZeroWindowTimeout may end this
 	}
@@ -580,7 +583,7 @@ func (c *Conn) processAckLocked(h header, now time.Time) {
 		c.out = c.out[:n]
 		c.dupAcks, progress = 0, true
 		signal(c.writable)
-	} else if h.typ == stState && h.ack == c.lastAckNr {
+	} else if h.typ == stState && h.ack == c.lastAckNr && int(h.wnd) <= prevWnd {
 		c.dupAcks++
 		if c.dupAcks == dupAckThreshold && !c.out[0].sacked {
 			c.markLostLocked(c.out[0])

@@ -279,3 +279,55 @@ func TestNonUTPHandoff(t *testing.T) {
 		t.Fatalf("reply %q from %v: %v", buf[:n], src, err)
 	}
 }
+
+// TestWindowUpdateIsNotDuplicateAck: ACKs that repeat the last acknowledgement while opening
+// the peer's window are window updates (the peer's application read), and three of them do
+// not set off a fast retransmission; three that leave the window alone do.
+func TestWindowUpdateIsNotDuplicateAck(t *testing.T) {
+	s := listen(t, "127.0.0.1", Config{MinRTO: 10 * time.Second})
+	raw := newRawPeer(t, "127.0.0.2")
+	dialed := make(chan net.Conn, 1)
+	go func() {
+		c, err := s.Dial(context.Background(), raw.pc.LocalAddr().(*net.UDPAddr).AddrPort())
+		if err != nil {
+			t.Error(err)
+		}
+		dialed <- c
+	}()
+	syn, _, from, ok := raw.recv(5 * time.Second)
+	if !ok || syn.typ != stSyn {
+		t.Fatalf("no SYN: %+v", syn)
+	}
+	ack := func(wnd uint32) {
+		raw.send(from, header{typ: stState, connID: syn.connID, seq: 100, ack: syn.seq, wnd: wnd}, nil)
+	}
+	ack(100000)
+	c := <-dialed
+	if c == nil {
+		t.FailNow()
+	}
+	if _, err := c.Write(make([]byte, 2000)); err != nil {
+		t.Fatal(err)
+	}
+	first, _, _, ok := raw.recv(5 * time.Second)
+	if !ok || first.typ != stData || first.seq != syn.seq+1 {
+		t.Fatalf("first data packet: %+v", first)
+	}
+	raw.recv(time.Second) // the second one
+	for _, wnd := range []uint32{200000, 300000, 400000} {
+		ack(wnd)
+	}
+	if h, _, _, ok := raw.recv(300 * time.Millisecond); ok {
+		t.Fatalf("window updates set off a retransmission: %+v", h)
+	}
+	for range dupAckThreshold {
+		ack(400000)
+	}
+	h, _, _, ok := raw.recv(2 * time.Second)
+	if !ok || h.typ != stData || h.seq != first.seq {
+		t.Fatalf("three duplicate ACKs: got %+v (ok=%v), want a retransmission of %d", h, ok, first.seq)
+	}
+	if st := c.(*Conn).Stats(); st.Retransmits != 1 {
+		t.Fatalf("retransmits %d, want 1", st.Retransmits)
+	}
+}
