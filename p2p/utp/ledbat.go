@@ -113,8 +113,8 @@ type ledbat struct {
 	ssthresh  int
 	slowStart bool
 	maxCwnd   int
-	target    uint32 // microseconds
-	cwndFull  bool   // the window, not the application, limited the last send
+	target    uint32       // microseconds
+	cwndFull  bool         // the window, not the application, limited the last send
 	base      delayHistory // of our packets' one-way delay, as the peer measures it
 	peerBase  delayHistory // of the peer's packets' one-way delay, as we measure it
 	ourDelay  uint32       // latest delay above base, µs
