@@ -94,7 +94,8 @@ type Conn struct {
 	// send side
 	seq          uint16   // next sequence number to send
 	txq          [][]byte // datagrams transmitted but not yet handed to the socket (batch.go)
-	sendQ        byteRing
+	unsent       []*outPacket // written, not sent yet: payload only, packed to MaxPayload
+	unsentBytes  int
 	out          []*outPacket // unacknowledged packets, out[i].seq == out[0].seq+i
 	outBytes     int          // payload bytes in out
 	inFlight     int          // payload bytes sent and not acknowledged, sacked or lost
@@ -214,8 +215,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 			c.mu.Unlock()
 			return n, err
 		}
-		if free := c.s.cfg.SendBuffer - c.sendQ.Len() - c.outBytes; free > 0 && n < len(p) {
-			n += c.sendQ.write(p[n:], c.sendQ.Len()+free)
+		if free := c.s.cfg.SendBuffer - c.unsentBytes - c.outBytes; free > 0 && n < len(p) {
+			n += c.queueLocked(p[n:min(len(p), n+free)])
 			now := time.Now()
 			c.flushLocked(now)
 			c.armTimerLocked(now)
@@ -351,12 +352,64 @@ func (c *Conn) sendRawLocked(b []byte, now time.Time) {
 	}
 }
 
-// newPacketLocked makes an outstanding packet of type typ with the next sequence number
-// and n bytes from the send queue.
-func (c *Conn) newPacketLocked(typ packetType, n int) *outPacket {
+// queueLocked copies p into packets waiting to be sent, filling the last one first, so that
+// a byte is copied once on its way from Write to the socket.
+func (c *Conn) queueLocked(p []byte) int {
+	mss := c.s.cfg.MaxPayload
+	n := 0
+	for n < len(p) {
+		var q *outPacket
+		if k := len(c.unsent); k > 0 && len(c.unsent[k-1].buf) < headerLen+mss {
+			q = c.unsent[k-1]
+		} else {
+			q = c.s.getPacket()
+			q.buf = q.buf[:headerLen]
+			c.unsent = append(c.unsent, q)
+		}
+		k := min(len(p)-n, headerLen+mss-len(q.buf))
+		q.buf = append(q.buf, p[n:n+k]...)
+		n += k
+	}
+	c.unsentBytes += n
+	return n
+}
+
+// takeUnsentLocked removes up to n bytes from the front of the unsent queue as one packet
+// (splitting the first when a small window asks for less than it holds).
+func (c *Conn) takeUnsentLocked(n int) *outPacket {
+	q := c.unsent[0]
+	if len(q.buf)-headerLen <= n {
+		c.unsent[0] = nil
+		c.unsent = c.unsent[1:]
+		c.unsentBytes -= len(q.buf) - headerLen
+		return q
+	}
 	p := c.s.getPacket()
-	p.buf = p.buf[:headerLen+n]
-	c.sendQ.read(p.buf[headerLen:])
+	p.buf = append(p.buf[:headerLen], q.buf[headerLen:headerLen+n]...)
+	q.buf = q.buf[:headerLen+copy(q.buf[headerLen:], q.buf[headerLen+n:])]
+	c.unsentBytes -= n
+	return p
+}
+
+// unsentHeadLocked is the payload size of the next unsent packet (0 when none).
+func (c *Conn) unsentHeadLocked() int {
+	if len(c.unsent) == 0 {
+		return 0
+	}
+	return len(c.unsent[0].buf) - headerLen
+}
+
+// newPacketLocked makes an outstanding packet of type typ with the next sequence number:
+// a SYN or FIN without payload, or data of up to n bytes from the unsent queue.
+func (c *Conn) newPacketLocked(typ packetType, n int) *outPacket {
+	var p *outPacket
+	if typ == stData {
+		p = c.takeUnsentLocked(n)
+	} else {
+		p = c.s.getPacket()
+		p.buf = p.buf[:headerLen]
+	}
+	n = len(p.buf) - headerLen
 	p.buf[0] = byte(typ)<<4 | protocolVersion
 	p.buf[1] = 0
 	connID := c.sendID
@@ -441,8 +494,8 @@ func (c *Conn) fillLocked(now time.Time) {
 			c.transmitLocked(p, now)
 		}
 	}
-	for !blocked && c.sendQ.Len() > 0 {
-		n := min(c.sendQ.Len(), c.s.cfg.MaxPayload)
+	for !blocked && c.unsentBytes > 0 {
+		n := c.unsentHeadLocked()
 		if c.inFlight == 0 && c.peerWnd > 0 && c.peerWnd < n {
 			n = c.peerWnd // a small window: fill it exactly
 		}
@@ -452,7 +505,7 @@ func (c *Conn) fillLocked(now time.Time) {
 		}
 		c.transmitLocked(c.newPacketLocked(stData, n), now)
 	}
-	if !blocked && c.finQueued && !c.finSent && c.sendQ.Len() == 0 {
+	if !blocked && c.finQueued && !c.finSent && c.unsentBytes == 0 {
 		c.finSent = true
 		c.transmitLocked(c.newPacketLocked(stFin, 0), now)
 	}
@@ -479,7 +532,7 @@ func (c *Conn) probeLocked(now time.Time) {
 			return
 		}
 	}
-	if c.sendQ.Len() > 0 {
+	if c.unsentBytes > 0 {
 		c.transmitLocked(c.newPacketLocked(stData, 1), now)
 	}
 }
@@ -925,6 +978,9 @@ func (c *Conn) failLocked(err error, reset bool) {
 		}
 	}
 	c.reorder, c.reorderBytes, c.reorderCount = nil, 0, 0
-	c.sendQ = byteRing{}
+	for _, p := range c.unsent {
+		c.s.putPacket(p)
+	}
+	c.unsent, c.unsentBytes = nil, 0
 	c.s.remove(c, wasHalfOpen)
 }
