@@ -92,8 +92,8 @@ type Conn struct {
 	stats      ConnStats
 
 	// send side
-	seq          uint16   // next sequence number to send
-	txq          [][]byte // datagrams transmitted but not yet handed to the socket (batch.go)
+	seq          uint16       // next sequence number to send
+	txq          [][]byte     // datagrams transmitted but not yet handed to the socket (batch.go)
 	unsent       []*outPacket // written, not sent yet: payload only, packed to MaxPayload
 	unsentBytes  int
 	out          []*outPacket // unacknowledged packets, out[i].seq == out[0].seq+i
