@@ -44,6 +44,12 @@ type outPacket struct {
 	inFlight bool
 }
 
+// reset clears the packet's state for reuse (not its buffer).
+func (p *outPacket) reset() {
+	p.seq, p.payload, p.tx, p.count = 0, 0, 0, 0
+	p.sacked, p.lost, p.inFlight = false, false, false
+}
+
 // reorderSlot holds a packet that arrived ahead of a gap.
 type reorderSlot struct {
 	data []byte
@@ -94,7 +100,9 @@ type Conn struct {
 	// send side
 	seq          uint16       // next sequence number to send
 	txq          [][]byte     // datagrams transmitted but not yet handed to the socket (batch.go)
-	unsent       []*outPacket // written, not sent yet: payload only, packed to MaxPayload
+	unsent       []*outPacket // written, not sent yet (from unsentHead on): payload only
+	unsentHead   int
+	spare        []*outPacket // acknowledged packets kept for reuse, at most maxSpare
 	unsentBytes  int
 	out          []*outPacket // unacknowledged packets, out[i].seq == out[0].seq+i
 	outBytes     int          // payload bytes in out
@@ -359,11 +367,16 @@ func (c *Conn) queueLocked(p []byte) int {
 	n := 0
 	for n < len(p) {
 		var q *outPacket
-		if k := len(c.unsent); k > 0 && len(c.unsent[k-1].buf) < headerLen+mss {
+		if k := len(c.unsent); k > c.unsentHead && len(c.unsent[k-1].buf) < headerLen+mss {
 			q = c.unsent[k-1]
 		} else {
-			q = c.s.getPacket()
+			q = c.getPacketLocked()
 			q.buf = q.buf[:headerLen]
+			if len(c.unsent) == cap(c.unsent) && c.unsentHead > 0 {
+				k := copy(c.unsent, c.unsent[c.unsentHead:])
+				clear(c.unsent[k:])
+				c.unsent, c.unsentHead = c.unsent[:k], 0
+			}
 			c.unsent = append(c.unsent, q)
 		}
 		k := min(len(p)-n, headerLen+mss-len(q.buf))
@@ -377,14 +390,17 @@ func (c *Conn) queueLocked(p []byte) int {
 // takeUnsentLocked removes up to n bytes from the front of the unsent queue as one packet
 // (splitting the first when a small window asks for less than it holds).
 func (c *Conn) takeUnsentLocked(n int) *outPacket {
-	q := c.unsent[0]
+	q := c.unsent[c.unsentHead]
 	if len(q.buf)-headerLen <= n {
-		c.unsent[0] = nil
-		c.unsent = c.unsent[1:]
+		c.unsent[c.unsentHead] = nil
+		c.unsentHead++
+		if c.unsentHead == len(c.unsent) {
+			c.unsent, c.unsentHead = c.unsent[:0], 0
+		}
 		c.unsentBytes -= len(q.buf) - headerLen
 		return q
 	}
-	p := c.s.getPacket()
+	p := c.getPacketLocked()
 	p.buf = append(p.buf[:headerLen], q.buf[headerLen:headerLen+n]...)
 	q.buf = q.buf[:headerLen+copy(q.buf[headerLen:], q.buf[headerLen+n:])]
 	c.unsentBytes -= n
@@ -393,10 +409,33 @@ func (c *Conn) takeUnsentLocked(n int) *outPacket {
 
 // unsentHeadLocked is the payload size of the next unsent packet (0 when none).
 func (c *Conn) unsentHeadLocked() int {
-	if len(c.unsent) == 0 {
+	if c.unsentHead == len(c.unsent) {
 		return 0
 	}
-	return len(c.unsent[0].buf) - headerLen
+	return len(c.unsent[c.unsentHead].buf) - headerLen
+}
+
+// maxSpare bounds the packets a connection keeps for reuse: a window's worth of ACKs
+// frees them and the next Write refills them, without the socket's pool in between.
+const maxSpare = 128
+
+func (c *Conn) getPacketLocked() *outPacket {
+	if k := len(c.spare); k > 0 {
+		p := c.spare[k-1]
+		c.spare[k-1] = nil
+		c.spare = c.spare[:k-1]
+		p.reset()
+		return p
+	}
+	return c.s.getPacket()
+}
+
+func (c *Conn) putPacketLocked(p *outPacket) {
+	if len(c.spare) < maxSpare && cap(p.buf) == headerLen+c.s.cfg.MaxPayload {
+		c.spare = append(c.spare, p)
+		return
+	}
+	c.s.putPacket(p)
 }
 
 // newPacketLocked makes an outstanding packet of type typ with the next sequence number:
@@ -406,7 +445,7 @@ func (c *Conn) newPacketLocked(typ packetType, n int) *outPacket {
 	if typ == stData {
 		p = c.takeUnsentLocked(n)
 	} else {
-		p = c.s.getPacket()
+		p = c.getPacketLocked()
 		p.buf = p.buf[:headerLen]
 	}
 	n = len(p.buf) - headerLen
@@ -732,7 +771,7 @@ func (c *Conn) releaseLocked(p *outPacket) {
 		c.lostCount--
 	}
 	c.outBytes -= p.payload
-	c.s.putPacket(p)
+	c.putPacketLocked(p)
 }
 
 // receiveDataLocked takes a data packet: in order into the read queue, ahead of a gap into
@@ -978,9 +1017,12 @@ func (c *Conn) failLocked(err error, reset bool) {
 		}
 	}
 	c.reorder, c.reorderBytes, c.reorderCount = nil, 0, 0
-	for _, p := range c.unsent {
+	for _, p := range c.unsent[c.unsentHead:] {
 		c.s.putPacket(p)
 	}
-	c.unsent, c.unsentBytes = nil, 0
+	for _, p := range c.spare {
+		c.s.putPacket(p)
+	}
+	c.unsent, c.unsentHead, c.unsentBytes, c.spare = nil, 0, 0, nil
 	c.s.remove(c, wasHalfOpen)
 }

@@ -472,8 +472,7 @@ func (s *Socket) remove(c *Conn, halfOpen bool) {
 
 func (s *Socket) getPacket() *outPacket {
 	p := s.packets.Get().(*outPacket)
-	p.seq, p.payload, p.tx, p.count = 0, 0, 0, 0
-	p.sacked, p.lost, p.inFlight = false, false, false
+	p.reset()
 	return p
 }
 
