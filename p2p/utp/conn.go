@@ -102,7 +102,6 @@ type Conn struct {
 	txq          [][]byte     // datagrams transmitted but not yet handed to the socket (batch.go)
 	unsent       []*outPacket // written, not sent yet (from unsentHead on): payload only
 	unsentHead   int
-	spare        []*outPacket // acknowledged packets kept for reuse, at most maxSpare
 	unsentBytes  int
 	out          []*outPacket // unacknowledged packets, out[i].seq == out[0].seq+i
 	outBytes     int          // payload bytes in out
@@ -370,7 +369,7 @@ func (c *Conn) queueLocked(p []byte) int {
 		if k := len(c.unsent); k > c.unsentHead && len(c.unsent[k-1].buf) < headerLen+mss {
 			q = c.unsent[k-1]
 		} else {
-			q = c.getPacketLocked()
+			q = c.s.getPacket()
 			q.buf = q.buf[:headerLen]
 			if len(c.unsent) == cap(c.unsent) && c.unsentHead > 0 {
 				k := copy(c.unsent, c.unsent[c.unsentHead:])
@@ -400,7 +399,7 @@ func (c *Conn) takeUnsentLocked(n int) *outPacket {
 		c.unsentBytes -= len(q.buf) - headerLen
 		return q
 	}
-	p := c.getPacketLocked()
+	p := c.s.getPacket()
 	p.buf = append(p.buf[:headerLen], q.buf[headerLen:headerLen+n]...)
 	q.buf = q.buf[:headerLen+copy(q.buf[headerLen:], q.buf[headerLen+n:])]
 	c.unsentBytes -= n
@@ -415,29 +414,6 @@ func (c *Conn) unsentHeadLocked() int {
 	return len(c.unsent[c.unsentHead].buf) - headerLen
 }
 
-// maxSpare bounds the packets a connection keeps for reuse: a window's worth of ACKs
-// frees them and the next Write refills them, without the socket's pool in between.
-const maxSpare = 128
-
-func (c *Conn) getPacketLocked() *outPacket {
-	if k := len(c.spare); k > 0 {
-		p := c.spare[k-1]
-		c.spare[k-1] = nil
-		c.spare = c.spare[:k-1]
-		p.reset()
-		return p
-	}
-	return c.s.getPacket()
-}
-
-func (c *Conn) putPacketLocked(p *outPacket) {
-	if len(c.spare) < maxSpare && cap(p.buf) == headerLen+c.s.cfg.MaxPayload {
-		c.spare = append(c.spare, p)
-		return
-	}
-	c.s.putPacket(p)
-}
-
 // newPacketLocked makes an outstanding packet of type typ with the next sequence number:
 // a SYN or FIN without payload, or data of up to n bytes from the unsent queue.
 func (c *Conn) newPacketLocked(typ packetType, n int) *outPacket {
@@ -445,7 +421,7 @@ func (c *Conn) newPacketLocked(typ packetType, n int) *outPacket {
 	if typ == stData {
 		p = c.takeUnsentLocked(n)
 	} else {
-		p = c.getPacketLocked()
+		p = c.s.getPacket()
 		p.buf = p.buf[:headerLen]
 	}
 	n = len(p.buf) - headerLen
@@ -771,7 +747,7 @@ func (c *Conn) releaseLocked(p *outPacket) {
 		c.lostCount--
 	}
 	c.outBytes -= p.payload
-	c.putPacketLocked(p)
+	c.s.putPacket(p)
 }
 
 // receiveDataLocked takes a data packet: in order into the read queue, ahead of a gap into
@@ -1020,9 +996,6 @@ func (c *Conn) failLocked(err error, reset bool) {
 	for _, p := range c.unsent[c.unsentHead:] {
 		c.s.putPacket(p)
 	}
-	for _, p := range c.spare {
-		c.s.putPacket(p)
-	}
-	c.unsent, c.unsentHead, c.unsentBytes, c.spare = nil, 0, 0, nil
+	c.unsent, c.unsentHead, c.unsentBytes = nil, 0, 0
 	c.s.remove(c, wasHalfOpen)
 }
