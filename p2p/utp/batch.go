@@ -20,17 +20,11 @@ const (
 	maxGSOBytes = 65000
 )
 
-// gsoBuffer is where the datagrams of one offloaded send are laid end to end.
-type gsoBuffer struct {
-	b   []byte
-	oob []byte
-}
-
 // writeBatch sends datagrams to one peer, in order.
 func (s *Socket) writeBatch(dgrams [][]byte, to netip.AddrPort) {
 	for len(dgrams) > 0 {
 		n := 1
-		if s.gso.Load() {
+		if s.gso.Load() && s.off.canSegment(to) {
 			n = gsoRun(dgrams)
 		}
 		if n == 1 {
@@ -40,13 +34,15 @@ func (s *Socket) writeBatch(dgrams [][]byte, to netip.AddrPort) {
 			dgrams = dgrams[1:]
 			continue
 		}
-		if err := s.writeGSO(dgrams[:n], to); err != nil {
+		if err := s.off.sendRun(dgrams[:n], to); err != nil {
 			if gsoUnsupported(err) {
 				s.log.Debug("utp: segmentation offload fails, sending datagrams one by one", "peer", to, "err", err)
 				s.gso.Store(false)
 				continue // the same datagrams again, one by one
 			}
 			s.log.Debug("utp: send", "peer", to, "err", err)
+		} else {
+			s.gsoSends.Add(1)
 		}
 		dgrams = dgrams[n:]
 	}
@@ -65,22 +61,6 @@ func gsoRun(dgrams [][]byte) int {
 		}
 	}
 	return n
-}
-
-// writeGSO sends dgrams (a gsoRun) in one system call.
-func (s *Socket) writeGSO(dgrams [][]byte, to netip.AddrPort) error {
-	buf := s.sendBufs.Get().(*gsoBuffer)
-	defer s.sendBufs.Put(buf)
-	b := buf.b[:0]
-	for _, d := range dgrams {
-		b = append(b, d...)
-	}
-	buf.oob = gsoCmsg(buf.oob, len(dgrams[0]))
-	_, _, err := s.udp.WriteMsgUDPAddrPort(b, buf.oob, to)
-	if err == nil {
-		s.gsoSends.Add(1)
-	}
-	return err
 }
 
 // sendQueuedLocked sends the datagrams transmitLocked queued.

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,18 +20,60 @@ import (
 // gsoCmsgData is the size of UDP_SEGMENT's value (a __u16).
 const gsoCmsgData = 2
 
+// offload is what the kernel offers a socket; fixed once the socket starts.
+type offload struct {
+	gso, gro bool
+	v6       bool // an AF_INET6 socket: IPv4 peers take IPv4-mapped addresses
+	raw      syscall.RawConn
+}
+
 // enableOffload turns on GRO for reads on pc and reports which offloads work on it.
-func enableOffload(pc *net.UDPConn) (gso, gro bool) {
-	rc, err := pc.SyscallConn()
+func enableOffload(pc *net.UDPConn) offload {
+	var o offload
+	raw, err := pc.SyscallConn()
 	if err != nil {
-		return false, false
+		return o
 	}
-	_ = rc.Control(func(fd uintptr) {
-		_, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
-		gso = err == nil
-		gro = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+	o.raw = raw
+	_ = raw.Control(func(fd uintptr) {
+		domain, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+		if err != nil {
+			return
+		}
+		o.v6 = domain == unix.AF_INET6
+		_, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+		o.gso = err == nil
+		o.gro = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
 	})
-	return gso, gro
+	return o
+}
+
+// canSegment reports whether sends to to may go through sendRun (a zoned IPv6 address or
+// an IPv6 peer of an IPv4 socket takes the net package's path).
+func (o *offload) canSegment(to netip.AddrPort) bool {
+	return o.gso && to.Addr().Zone() == "" && (o.v6 || to.Addr().Is4())
+}
+
+// sendRun sends dgrams (a gsoRun) in one sendmsg that the kernel splits into datagrams of
+// the first one's size. The kernel reads them where they lie (a scatter-gather list), so
+// they are not copied into one buffer first.
+func (o *offload) sendRun(dgrams [][]byte, to netip.AddrPort) error {
+	var sa unix.Sockaddr
+	if o.v6 {
+		sa = &unix.SockaddrInet6{Port: int(to.Port()), Addr: to.Addr().As16()}
+	} else {
+		sa = &unix.SockaddrInet4{Port: int(to.Port()), Addr: to.Addr().As4()}
+	}
+	oob := gsoCmsg(nil, len(dgrams[0]))
+	var err error
+	werr := o.raw.Write(func(fd uintptr) bool {
+		_, err = unix.SendmsgBuffers(int(fd), dgrams, oob, sa, 0)
+		return err != unix.EAGAIN
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
 }
 
 // gsoCmsg returns a control message asking the kernel to split a send into datagrams of

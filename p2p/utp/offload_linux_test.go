@@ -23,21 +23,39 @@ func requireOffload(t *testing.T, s *Socket) {
 }
 
 // TestOffloadTransfer: over real UDP sockets data leaves in offloaded sends and arrives in
-// coalesced reads, byte-identical; with offloads off the same transfer takes neither path.
+// coalesced reads, byte-identical: IPv4, IPv6, and a dual-stack socket sending to IPv4 (its
+// sends take IPv4-mapped addresses). With offloads off the same transfer takes neither path.
 func TestOffloadTransfer(t *testing.T) {
-	for _, off := range []bool{false, true} {
-		t.Run(fmt.Sprintf("noOffload=%v", off), func(t *testing.T) {
-			a := listen(t, "127.0.0.1", Config{noOffload: off})
-			b := listen(t, "127.0.0.2", Config{noOffload: off})
-			if !off {
+	for _, tc := range []struct {
+		name        string
+		netA, addrA string
+		netB, addrB string
+		noOffload   bool
+	}{
+		{"ipv4", "udp4", "127.0.0.1:0", "udp4", "127.0.0.2:0", false},
+		{"ipv4-nooffload", "udp4", "127.0.0.1:0", "udp4", "127.0.0.2:0", true},
+		{"ipv6", "udp6", "[::1]:0", "udp6", "[::1]:0", false},
+		{"dualstack-to-ipv4", "udp", "[::]:0", "udp4", "127.0.0.2:0", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			open := func(network, addr string) *Socket {
+				s, err := Listen(network, addr, Config{noOffload: tc.noOffload})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+			a, b := open(tc.netA, tc.addrA), open(tc.netB, tc.addrB)
+			if !tc.noOffload {
 				requireOffload(t, a)
 			}
 			ca, cb := connect(t, a, b)
 			transfer(t, ca, cb, randomBytes(8<<20, 12), 20*time.Second)
 			sends, runs := a.gsoSends.Load(), b.groRuns.Load()
 			t.Logf("offloaded sends %d, coalesced reads %d; sender %+v", sends, runs, ca.Stats())
-			if off && (sends != 0 || runs != 0) || !off && (sends == 0 || runs == 0) {
-				t.Fatalf("noOffload=%v but %d offloaded sends and %d coalesced reads", off, sends, runs)
+			if tc.noOffload && (sends != 0 || runs != 0) || !tc.noOffload && (sends == 0 || runs == 0) {
+				t.Fatalf("noOffload=%v but %d offloaded sends and %d coalesced reads", tc.noOffload, sends, runs)
 			}
 		})
 	}

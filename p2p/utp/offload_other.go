@@ -2,13 +2,24 @@
 
 package utp
 
-import "net"
+import (
+	"errors"
+	"net"
+	"net/netip"
+)
 
-// enableOffload: segmentation offloads are Linux's; elsewhere every datagram is a system
-// call.
-func enableOffload(*net.UDPConn) (gso, gro bool) { return false, false }
+// offload: segmentation offloads are Linux's; elsewhere every datagram is a system call.
+type offload struct {
+	gso, gro bool
+}
 
-func gsoCmsg(buf []byte, _ int) []byte { return buf[:0] }
+func enableOffload(*net.UDPConn) offload { return offload{} }
+
+func (o *offload) canSegment(netip.AddrPort) bool { return false }
+
+func (o *offload) sendRun([][]byte, netip.AddrPort) error {
+	return errors.New("utp: no segmentation offload on this system")
+}
 
 func groSegmentSize([]byte) int { return 0 }
 

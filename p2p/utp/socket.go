@@ -62,11 +62,12 @@ type Socket struct {
 
 	packets  sync.Pool // *outPacket
 	payloads sync.Pool // *[]byte of poolPayload capacity
-	sendBufs sync.Pool // *gsoBuffer
 
+	// off is what the kernel offers (both offloads need pc to be a *net.UDPConn on Linux).
 	// gso: equal-size datagrams to one peer leave in one system call (UDP_SEGMENT); cleared
 	// for good when the path turns out not to support it. gro: reads may return a run of
-	// datagrams (UDP_GRO). Both need pc to be a *net.UDPConn on Linux.
+	// datagrams (UDP_GRO).
+	off               offload
 	gso               atomic.Bool
 	gro               bool
 	gsoSends, groRuns atomic.Uint64 // offloaded sends and coalesced reads, for tests
@@ -110,12 +111,11 @@ func NewSocket(pc net.PacketConn, cfg Config) *Socket {
 		_ = s.udp.SetReadBuffer(socketBuffer)
 		_ = s.udp.SetWriteBuffer(socketBuffer)
 		if !cfg.noOffload {
-			gso, gro := enableOffload(s.udp)
-			s.gso.Store(gso)
-			s.gro = gro
+			s.off = enableOffload(s.udp)
+			s.gso.Store(s.off.gso)
+			s.gro = s.off.gro
 		}
 	}
-	s.sendBufs.New = func() any { return &gsoBuffer{b: make([]byte, 0, maxGSOBytes)} }
 	mss := cfg.MaxPayload
 	s.packets.New = func() any { return &outPacket{buf: make([]byte, 0, headerLen+mss)} }
 	s.payloads.New = func() any { b := make([]byte, 0, poolPayload); return &b }
