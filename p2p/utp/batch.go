@@ -2,6 +2,7 @@ package utp
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -73,12 +74,59 @@ func (c *Conn) sendQueuedLocked() {
 	c.txq = c.txq[:0]
 }
 
-// endBatch answers the packets handlePacket took from one read: it sends what the
-// acknowledgements let out (which carries our ACK), an ACK of its own if one is still due,
-// and re-arms the timer.
-func (c *Conn) endBatch(now time.Time) {
+// readBatch is the read loop's state across the datagrams of one read: the connections they
+// went to, and the one whose lock it holds, so that a run of packets for one connection
+// takes its lock once. It never holds two connection locks.
+type readBatch struct {
+	held    *Conn
+	touched []*Conn
+}
+
+// lock makes c the held connection (and one that answers at the end of the batch).
+func (rb *readBatch) lock(c *Conn) {
+	if rb.held == c {
+		return
+	}
+	rb.release()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	rb.held = c
+	if !slices.Contains(rb.touched, c) {
+		rb.touched = append(rb.touched, c)
+	}
+}
+
+// release lets go of the held connection.
+func (rb *readBatch) release() {
+	if rb.held != nil {
+		rb.held.mu.Unlock()
+		rb.held = nil
+	}
+}
+
+// cached returns the held connection if it is the one for (from, id) and still in the
+// socket's table, saving a look-up.
+func (rb *readBatch) cached(from netip.AddrPort, id uint16) *Conn {
+	if c := rb.held; c != nil && c.remote == from && c.recvID == id && c.state != stateDone {
+		return c
+	}
+	return nil
+}
+
+// finish lets every touched connection answer, and releases them.
+func (rb *readBatch) finish(now time.Time) {
+	for i, c := range rb.touched {
+		rb.lock(c)
+		c.endBatchLocked(now)
+		rb.touched[i] = nil
+	}
+	rb.release()
+	rb.touched = rb.touched[:0]
+}
+
+// endBatchLocked answers the packets handlePacketLocked took from one read: it sends what
+// the acknowledgements let out (which carries our ACK), an ACK of its own if one is still
+// due, and re-arms the timer.
+func (c *Conn) endBatchLocked(now time.Time) {
 	if c.state == stateDone {
 		return
 	}

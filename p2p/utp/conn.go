@@ -563,12 +563,18 @@ func (c *Conn) windowUpdateLocked(now time.Time) {
 
 // ---- packets in ----
 
-// handlePacket processes one packet for this connection (called by the socket's read loop,
-// which calls endBatch once the packets of the same read are processed: ACKs and new data
-// go out there).
+// handlePacket processes one packet for this connection and answers it.
 func (c *Conn) handlePacket(h header, payload []byte, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.handlePacketLocked(h, payload, now)
+	c.endBatchLocked(now)
+}
+
+// handlePacketLocked processes one packet for this connection (called by the socket's read
+// loop, which calls endBatchLocked once the packets of the same read are processed: ACKs and
+// new data go out there).
+func (c *Conn) handlePacketLocked(h header, payload []byte, now time.Time) {
 	if c.state == stateDone {
 		return
 	}

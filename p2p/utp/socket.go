@@ -19,7 +19,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -236,7 +235,7 @@ func (s *Socket) readLoop() {
 	defer close(s.readDone)
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, oobSize)
-	var touched []*Conn
+	var rb readBatch
 	for {
 		n, seg, from, err := s.read(buf, oob)
 		if err != nil {
@@ -259,16 +258,10 @@ func (s *Socket) readLoop() {
 		}
 		for len(b) > 0 {
 			k := min(seg, len(b))
-			if c := s.handleDatagram(b[:k], from, now); c != nil && !slices.Contains(touched, c) {
-				touched = append(touched, c)
-			}
+			s.handleDatagram(b[:k], from, now, &rb)
 			b = b[k:]
 		}
-		for i, c := range touched {
-			c.endBatch(now)
-			touched[i] = nil
-		}
-		touched = touched[:0]
+		rb.finish(now)
 	}
 }
 
@@ -323,9 +316,9 @@ func (s *Socket) writeTo(b []byte, to netip.AddrPort) error {
 	return err
 }
 
-// handleDatagram dispatches one datagram: to NonUTP, to its connection, or it opens one.
-// It returns the connection that still has to answer (Conn.endBatch), if any.
-func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time) *Conn {
+// handleDatagram dispatches one datagram of the read batch rb: to NonUTP, to its
+// connection, or it opens one.
+func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time, rb *readBatch) {
 	if !isUTP(b) {
 		s.nonUTP.Add(1)
 		s.mu.Lock()
@@ -334,31 +327,36 @@ func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time) *C
 		if other != nil {
 			other.deliver(b, from)
 		}
-		return nil
+		return
 	}
 	h, payload, err := parsePacket(b)
 	if err != nil {
 		s.malformed.Add(1)
-		return nil
+		return
 	}
 	switch h.typ {
 	case stSyn:
+		rb.release() // these take connection locks of their own
 		s.handleSyn(h, from, now)
-		return nil
+		return
 	case stReset:
+		rb.release()
 		s.handleReset(h, from)
-		return nil
+		return
 	}
-	s.mu.Lock()
-	c := s.conns[connKey{from, h.connID}]
-	s.mu.Unlock()
+	c := rb.cached(from, h.connID)
+	if c == nil {
+		s.mu.Lock()
+		c = s.conns[connKey{from, h.connID}]
+		s.mu.Unlock()
+	}
 	if c == nil {
 		s.unknown.Add(1)
 		s.sendReset(h, from, now)
-		return nil
+		return
 	}
-	c.handlePacket(h, payload, now)
-	return c
+	rb.lock(c)
+	c.handlePacketLocked(h, payload, now)
 }
 
 // handleSyn answers a SYN: a repeated one goes to its connection, a new one opens a
@@ -369,7 +367,6 @@ func (s *Socket) handleSyn(h header, from netip.AddrPort, now time.Time) {
 	if c := s.conns[key]; c != nil {
 		s.mu.Unlock()
 		c.handlePacket(h, nil, now)
-		c.endBatch(now)
 		return
 	}
 	if s.closed || len(s.conns) >= s.cfg.MaxConns || s.halfOpen >= s.cfg.MaxHalfOpen {
