@@ -10,7 +10,7 @@ import (
 // (Conn.txq) and sends them together before it lets go (sendQueuedLocked); runs of
 // equal-size datagrams leave in one system call where GSO works. The read loop hands every
 // datagram of a read to its connection first and lets each connection answer once at the
-// end (Conn.endBatch): one ACK and one flush of new data per batch, not per packet.
+// end (Conn.endBatchLocked): one ACK and one flush of new data per batch, not per packet.
 
 const (
 	// maxGSOSegments bounds the datagrams of one offloaded send (the kernel's
