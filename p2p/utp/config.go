@@ -52,6 +52,8 @@ type Config struct {
 
 	// firstSeq picks the first sequence number of a connection (tests start near the wrap).
 	firstSeq func() uint16
+	// noOffload keeps GSO and GRO off, so that tests cover the one-datagram-per-call path.
+	noOffload bool
 }
 
 func (c *Config) setDefaults() {

@@ -49,6 +49,33 @@ func (r *rawPeer) recv(wait time.Duration) (header, []byte, net.Addr, bool) {
 	return h, append([]byte(nil), p...), from, true
 }
 
+// rawPeerSeq is the sequence number a rawPeer's SYN-ACK carries.
+const rawPeerSeq = 100
+
+// dial connects s to the raw peer, which answers the SYN with an ST_STATE advertising wnd.
+// It returns the connection, the SYN and the address it came from.
+func (r *rawPeer) dial(s *Socket, wnd uint32) (*Conn, header, net.Addr) {
+	r.t.Helper()
+	dialed := make(chan net.Conn, 1)
+	go func() {
+		c, err := s.Dial(context.Background(), r.pc.LocalAddr().(*net.UDPAddr).AddrPort())
+		if err != nil {
+			r.t.Error(err)
+		}
+		dialed <- c
+	}()
+	syn, _, from, ok := r.recv(5 * time.Second)
+	if !ok || syn.typ != stSyn {
+		r.t.Fatalf("no SYN: %+v", syn)
+	}
+	r.send(from, header{typ: stState, connID: syn.connID, seq: rawPeerSeq, ack: syn.seq, wnd: wnd}, nil)
+	c := <-dialed
+	if c == nil {
+		r.t.FailNow()
+	}
+	return c.(*Conn), syn, from
+}
+
 // TestSeqWrapTransfer: both directions start 16 packets before the 16-bit wrap and carry
 // thousands of packets across it.
 func TestSeqWrapTransfer(t *testing.T) {
@@ -105,25 +132,7 @@ func TestSYNFlood(t *testing.T) {
 func TestZeroWindowTimeout(t *testing.T) {
 	s := listen(t, "127.0.0.1", Config{MinRTO: 50 * time.Millisecond, ZeroWindowTimeout: 600 * time.Millisecond})
 	raw := newRawPeer(t, "127.0.0.2")
-	peer := raw.pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	dialed := make(chan net.Conn, 1)
-	go func() {
-		c, err := s.Dial(context.Background(), peer)
-		if err != nil {
-			t.Error(err)
-		}
-		dialed <- c
-	}()
-	syn, _, from, ok := raw.recv(5 * time.Second)
-	if !ok || syn.typ != stSyn {
-		t.Fatalf("no SYN: %+v", syn)
-	}
-	const ourSeq = 100
-	raw.send(from, header{typ: stState, connID: syn.connID, seq: ourSeq, ack: syn.seq, wnd: 0}, nil)
-	c := <-dialed
-	if c == nil {
-		t.FailNow()
-	}
+	c, syn, from := raw.dial(s, 0)
 	if _, err := c.Write(make([]byte, 10000)); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +151,7 @@ func TestZeroWindowTimeout(t *testing.T) {
 				t.Fatalf("sent %d bytes into a closed window", len(p))
 			}
 			// Acknowledge nothing new, keep the window shut.
-			raw.send(from, header{typ: stState, connID: syn.connID, seq: ourSeq, ack: syn.seq, wnd: 0}, nil)
+			raw.send(from, header{typ: stState, connID: syn.connID, seq: rawPeerSeq, ack: syn.seq, wnd: 0}, nil)
 		}
 	}
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -277,5 +286,41 @@ func TestNonUTPHandoff(t *testing.T) {
 	n, src, err := raw.pc.ReadFrom(buf)
 	if err != nil || string(buf[:n]) != "d1:y1:re" || src.String() != s.Addr().String() {
 		t.Fatalf("reply %q from %v: %v", buf[:n], src, err)
+	}
+}
+
+// TestWindowUpdateIsNotDuplicateAck: ACKs that repeat the last acknowledgement while opening
+// the peer's window are window updates (the peer's application read), and three of them do
+// not set off a fast retransmission; three that leave the window alone do.
+func TestWindowUpdateIsNotDuplicateAck(t *testing.T) {
+	s := listen(t, "127.0.0.1", Config{MinRTO: 10 * time.Second})
+	raw := newRawPeer(t, "127.0.0.2")
+	c, syn, from := raw.dial(s, 100000)
+	ack := func(wnd uint32) {
+		raw.send(from, header{typ: stState, connID: syn.connID, seq: rawPeerSeq, ack: syn.seq, wnd: wnd}, nil)
+	}
+	if _, err := c.Write(make([]byte, 2000)); err != nil {
+		t.Fatal(err)
+	}
+	first, _, _, ok := raw.recv(5 * time.Second)
+	if !ok || first.typ != stData || first.seq != syn.seq+1 {
+		t.Fatalf("first data packet: %+v", first)
+	}
+	raw.recv(time.Second) // the second one
+	for _, wnd := range []uint32{200000, 300000, 400000} {
+		ack(wnd)
+	}
+	if h, _, _, ok := raw.recv(300 * time.Millisecond); ok {
+		t.Fatalf("window updates set off a retransmission: %+v", h)
+	}
+	for range dupAckThreshold {
+		ack(400000)
+	}
+	h, _, _, ok := raw.recv(2 * time.Second)
+	if !ok || h.typ != stData || h.seq != first.seq {
+		t.Fatalf("three duplicate ACKs: got %+v (ok=%v), want a retransmission of %d", h, ok, first.seq)
+	}
+	if st := c.Stats(); st.Retransmits != 1 {
+		t.Fatalf("retransmits %d, want 1", st.Retransmits)
 	}
 }

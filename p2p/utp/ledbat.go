@@ -5,7 +5,8 @@ import "time"
 // The congestion controller: LEDBAT (BEP 29, RFC 6817) on one-way delay, with slow start,
 // a halving on loss once per window, and one packet after a timeout. It weighs:
 //   - the one-way delay of our packets, as the peer reports it in timestamp_difference,
-//     less the base delay (the minimum seen, one minimum per minute over baseHistory minutes);
+//     less the base delay (the minimum seen, one minimum per minute over baseHistory minutes),
+//     which moves with the drift between the two clocks (onPeerDelaySample);
 //   - the target delay (Config.TargetDelay, 100 ms by default);
 //   - the bytes each ACK newly acknowledges, and whether the window limited us lately;
 //   - losses (fast retransmit, SACK) and retransmission timeouts.
@@ -21,6 +22,9 @@ const (
 	initialRTO = time.Second
 	// maxRTO caps the exponential back-off.
 	maxRTO = 16 * time.Second
+	// maxDriftStep is the most one fall of the peer's base delay moves ours (libutp's
+	// 10 ms): more is a change of path, not clock drift.
+	maxDriftStep = 10000
 )
 
 // delayHistory keeps the base delay: the lowest one-way delay sample of each of the last
@@ -50,13 +54,25 @@ func (d *delayHistory) add(sample uint32, now time.Time) uint32 {
 	case wrapLess(sample, d.mins[d.cur]):
 		d.mins[d.cur] = sample
 	}
+	return sample - d.base()
+}
+
+// base is the lowest sample of the history (0 when it is empty).
+func (d *delayHistory) base() uint32 {
 	base := d.mins[d.cur]
 	for i := 0; i < d.n; i++ {
 		if wrapLess(d.mins[i], base) {
 			base = d.mins[i]
 		}
 	}
-	return sample - base
+	return base
+}
+
+// shift moves every minimum up by delta microseconds.
+func (d *delayHistory) shift(delta uint32) {
+	for i := 0; i < d.n; i++ {
+		d.mins[i] += delta
+	}
 }
 
 // rttEstimator is RFC 6298's smoothed RTT and variance.
@@ -97,10 +113,11 @@ type ledbat struct {
 	ssthresh  int
 	slowStart bool
 	maxCwnd   int
-	target    uint32 // microseconds
-	cwndFull  bool   // the window, not the application, limited the last send
-	base      delayHistory
-	ourDelay  uint32 // latest delay above base, µs
+	target    uint32       // microseconds
+	cwndFull  bool         // the window, not the application, limited the last send
+	base      delayHistory // of our packets' one-way delay, as the peer measures it
+	peerBase  delayHistory // of the peer's packets' one-way delay, as we measure it
+	ourDelay  uint32       // latest delay above base, µs
 	haveDelay bool
 }
 
@@ -120,6 +137,20 @@ func (l *ledbat) onDelaySample(tsDiff uint32, now time.Time) {
 	}
 	l.ourDelay = l.base.add(tsDiff, now)
 	l.haveDelay = true
+}
+
+// onPeerDelaySample records the one-way delay of a packet from the peer as we measure it
+// (our clock less its timestamp), to correct for clock drift as libutp does. Delays are
+// clock differences: if the peer's clock runs fast against ours, the delay it reports for
+// our packets creeps up with no queue behind it, and the delay we measure for its packets
+// creeps down by as much. So when the base of the latter falls, ours moves up by as much.
+func (l *ledbat) onPeerDelaySample(sample uint32, now time.Time) {
+	had := l.peerBase.n > 0
+	prev := l.peerBase.base()
+	l.peerBase.add(sample, now)
+	if d := prev - l.peerBase.base(); had && l.base.n > 0 && int32(d) > 0 && d <= maxDriftStep {
+		l.base.shift(d)
+	}
 }
 
 // onAck grows (or shrinks) the window for acked newly acknowledged bytes.

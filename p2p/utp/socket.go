@@ -62,6 +62,15 @@ type Socket struct {
 	packets  sync.Pool // *outPacket
 	payloads sync.Pool // *[]byte of poolPayload capacity
 
+	// off is what the kernel offers (both offloads need pc to be a *net.UDPConn on Linux).
+	// gso: equal-size datagrams to one peer leave in one system call (UDP_SEGMENT); cleared
+	// for good when the path turns out not to support it. gro: reads may return a run of
+	// datagrams (UDP_GRO).
+	off               offload
+	gso               atomic.Bool
+	gro               bool
+	gsoSends, groRuns atomic.Uint64 // offloaded sends and coalesced reads, for tests
+
 	resetMu     sync.Mutex
 	resetWindow time.Time
 	resetCount  int
@@ -100,6 +109,11 @@ func NewSocket(pc net.PacketConn, cfg Config) *Socket {
 		// buffer (about 200 KiB) on a fast path; the kernel caps it at rmem_max.
 		_ = s.udp.SetReadBuffer(socketBuffer)
 		_ = s.udp.SetWriteBuffer(socketBuffer)
+		if !cfg.noOffload {
+			s.off = enableOffload(s.udp)
+			s.gso.Store(s.off.gso)
+			s.gro = s.off.gro
+		}
 	}
 	mss := cfg.MaxPayload
 	s.packets.New = func() any { return &outPacket{buf: make([]byte, 0, headerLen+mss)} }
@@ -155,6 +169,7 @@ func (s *Socket) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error
 	c.mu.Lock()
 	c.seq = s.cfg.firstSeq()
 	c.transmitLocked(c.newPacketLocked(stSyn, 0), now)
+	c.sendQueuedLocked()
 	c.armTimerLocked(now)
 	c.mu.Unlock()
 
@@ -214,12 +229,15 @@ func (s *Socket) Close() error {
 	return err
 }
 
-// readLoop reads every datagram and dispatches it.
+// readLoop reads every datagram and dispatches it. A coalesced read (GRO) is a batch of
+// datagrams; the connections it touched answer once, after the whole batch (batch.go).
 func (s *Socket) readLoop() {
 	defer close(s.readDone)
 	buf := make([]byte, 64<<10)
+	oob := make([]byte, oobSize)
+	var rb readBatch
 	for {
-		n, from, err := s.readFrom(buf)
+		n, seg, from, err := s.read(buf, oob)
 		if err != nil {
 			select {
 			case <-s.done:
@@ -233,7 +251,41 @@ func (s *Socket) readLoop() {
 			time.Sleep(time.Millisecond) // do not spin on a persistent error
 			continue
 		}
-		s.handleDatagram(buf[:n], from, time.Now())
+		now := time.Now()
+		b := buf[:n]
+		if seg <= 0 {
+			seg = n
+		}
+		for len(b) > 0 {
+			k := min(seg, len(b))
+			s.handleDatagram(b[:k], from, now, &rb)
+			b = b[k:]
+		}
+		rb.finish(now)
+	}
+}
+
+// read reads one datagram, or with GRO a run of datagrams of seg bytes each (the last may
+// be shorter); seg is 0 for a single one.
+func (s *Socket) read(buf, oob []byte) (n, seg int, from netip.AddrPort, err error) {
+	if !s.gro {
+		n, from, err = s.readFrom(buf)
+		return n, 0, from, err
+	}
+	for {
+		n, oobn, flags, ap, err := s.udp.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			return 0, 0, ap, err
+		}
+		if truncated(flags) {
+			s.malformed.Add(1) // larger than any datagram a peer may send us
+			continue
+		}
+		seg := groSegmentSize(oob[:oobn])
+		if seg > 0 && seg < n {
+			s.groRuns.Add(1)
+		}
+		return n, seg, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 	}
 }
 
@@ -264,8 +316,9 @@ func (s *Socket) writeTo(b []byte, to netip.AddrPort) error {
 	return err
 }
 
-// handleDatagram dispatches one datagram: to NonUTP, to its connection, or it opens one.
-func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time) {
+// handleDatagram dispatches one datagram of the read batch rb: to NonUTP, to its
+// connection, or it opens one.
+func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time, rb *readBatch) {
 	if !isUTP(b) {
 		s.nonUTP.Add(1)
 		s.mu.Lock()
@@ -283,21 +336,27 @@ func (s *Socket) handleDatagram(b []byte, from netip.AddrPort, now time.Time) {
 	}
 	switch h.typ {
 	case stSyn:
+		rb.release() // these take connection locks of their own
 		s.handleSyn(h, from, now)
 		return
 	case stReset:
+		rb.release()
 		s.handleReset(h, from)
 		return
 	}
-	s.mu.Lock()
-	c := s.conns[connKey{from, h.connID}]
-	s.mu.Unlock()
+	c := rb.cached(from, h.connID)
+	if c == nil {
+		s.mu.Lock()
+		c = s.conns[connKey{from, h.connID}]
+		s.mu.Unlock()
+	}
 	if c == nil {
 		s.unknown.Add(1)
 		s.sendReset(h, from, now)
 		return
 	}
-	c.handlePacket(h, payload, now)
+	rb.lock(c)
+	c.handlePacketLocked(h, payload, now)
 }
 
 // handleSyn answers a SYN: a repeated one goes to its connection, a new one opens a
@@ -410,8 +469,7 @@ func (s *Socket) remove(c *Conn, halfOpen bool) {
 
 func (s *Socket) getPacket() *outPacket {
 	p := s.packets.Get().(*outPacket)
-	p.seq, p.payload, p.tx, p.count = 0, 0, 0, 0
-	p.sacked, p.lost, p.inFlight = false, false, false
+	p.reset()
 	return p
 }
 

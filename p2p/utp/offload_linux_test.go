@@ -1,0 +1,90 @@
+package utp
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gotfs/gotfs/internal/testenv"
+)
+
+// requireOffload fails in CI, and skips elsewhere, when the kernel lacks UDP GSO or GRO.
+func requireOffload(t *testing.T, s *Socket) {
+	t.Helper()
+	if s.gso.Load() && s.gro {
+		return
+	}
+	if testenv.InCI() {
+		t.Fatalf("UDP GSO/GRO unavailable (gso=%v gro=%v): CI needs Linux 5.0 or later", s.gso.Load(), s.gro)
+	}
+	t.Skip("skipping: reason: the kernel lacks UDP GSO or GRO (Linux 5.0 or later has both)")
+}
+
+// TestOffloadTransfer: over real UDP sockets data leaves in offloaded sends and arrives in
+// coalesced reads, byte-identical: IPv4, IPv6, and a dual-stack socket sending to IPv4 (its
+// sends take IPv4-mapped addresses). With offloads off the same transfer takes neither path.
+func TestOffloadTransfer(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		netA, addrA string
+		netB, addrB string
+		noOffload   bool
+	}{
+		{"ipv4", "udp4", "127.0.0.1:0", "udp4", "127.0.0.2:0", false},
+		{"ipv4-nooffload", "udp4", "127.0.0.1:0", "udp4", "127.0.0.2:0", true},
+		{"ipv6", "udp6", "[::1]:0", "udp6", "[::1]:0", false},
+		{"dualstack-to-ipv4", "udp", "[::]:0", "udp4", "127.0.0.2:0", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			open := func(network, addr string) *Socket {
+				s, err := Listen(network, addr, Config{noOffload: tc.noOffload})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+			a, b := open(tc.netA, tc.addrA), open(tc.netB, tc.addrB)
+			if !tc.noOffload {
+				requireOffload(t, a)
+			}
+			ca, cb := connect(t, a, b)
+			transfer(t, ca, cb, randomBytes(8<<20, 12), 20*time.Second)
+			sends, runs := a.gsoSends.Load(), b.groRuns.Load()
+			t.Logf("offloaded sends %d, coalesced reads %d; sender %+v", sends, runs, ca.Stats())
+			if tc.noOffload && (sends != 0 || runs != 0) || !tc.noOffload && (sends == 0 || runs == 0) {
+				t.Fatalf("noOffload=%v but %d offloaded sends and %d coalesced reads", tc.noOffload, sends, runs)
+			}
+		})
+	}
+}
+
+// TestCoalescedNonUTP: a coalesced read of datagrams that are not uTP reaches NonUTP as the
+// separate datagrams they were.
+func TestCoalescedNonUTP(t *testing.T) {
+	s := listen(t, "127.0.0.1", Config{})
+	requireOffload(t, s)
+	other := s.NonUTP()
+	raw := newRawPeer(t, "127.0.0.2")
+	var msgs [][]byte
+	for i := range 3 {
+		msgs = append(msgs, fmt.Appendf(nil, "d1:q4:ping1:t2:%02de", i))
+	}
+	to := s.Addr().(*net.UDPAddr).AddrPort()
+	if _, _, err := raw.pc.WriteMsgUDPAddrPort(bytes.Join(msgs, nil), gsoCmsg(nil, len(msgs[0])), to); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	other.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for i, want := range msgs {
+		n, _, err := other.ReadFrom(buf)
+		if err != nil || !bytes.Equal(buf[:n], want) {
+			t.Fatalf("datagram %d: %q, %v; want %q", i, buf[:n], err, want)
+		}
+	}
+	if s.groRuns.Load() == 0 {
+		t.Fatal("the three datagrams did not arrive as one coalesced read")
+	}
+}

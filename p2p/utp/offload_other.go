@@ -1,0 +1,30 @@
+//go:build !linux
+
+package utp
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// offload: segmentation offloads are Linux's; elsewhere every datagram is a system call.
+type offload struct {
+	gso, gro bool
+}
+
+func enableOffload(*net.UDPConn) offload { return offload{} }
+
+func (o *offload) canSegment(netip.AddrPort) bool { return false }
+
+func (o *offload) sendRun([][]byte, netip.AddrPort) error {
+	return errors.New("utp: no segmentation offload on this system")
+}
+
+func groSegmentSize([]byte) int { return 0 }
+
+const oobSize = 0
+
+func truncated(int) bool { return false }
+
+func gsoUnsupported(error) bool { return true }
