@@ -191,7 +191,7 @@ func (f *family) writeTo(b []byte, to netip.AddrPort) error {
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	v4, v6 *family         // nil when that DHT does not run
+	v4, v6 *family          // nil when that DHT does not run
 	conns  []net.PacketConn // distinct sockets, each with a read loop
 
 	ctx     context.Context
