@@ -60,7 +60,11 @@ type rawClient struct {
 
 func newRawClient(t testing.TB, addr string) *rawClient {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", addr)
+	network := "udp4"
+	if strings.HasPrefix(addr, "[") {
+		network = "udp6"
+	}
+	pc, err := net.ListenPacket(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
