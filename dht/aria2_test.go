@@ -119,10 +119,10 @@ func runAria2(t *testing.T, bin string, extra ...string) *Server {
 	out := &syncBuffer{}
 	cmd := exec.Command(bin, append([]string{
 		"--enable-dht=true",
-		"--dht-listen-port="+strconv.Itoa(dhtPort),
-		entry+s.Addr().String(),
-		"--dht-file-path="+filepath.Join(dir, "dht.dat"),
-		"--listen-port="+strconv.Itoa(btPort),
+		"--dht-listen-port=" + strconv.Itoa(dhtPort),
+		entry + s.Addr().String(),
+		"--dht-file-path=" + filepath.Join(dir, "dht.dat"),
+		"--listen-port=" + strconv.Itoa(btPort),
 		"--bt-enable-lpd=false",
 		"--enable-peer-exchange=false",
 		"--seed-ratio=0.0",
@@ -133,7 +133,7 @@ func runAria2(t *testing.T, bin string, extra ...string) *Server {
 		"--no-conf=true",
 		"--console-log-level=debug",
 		"--summary-interval=0",
-		"--dir="+data,
+		"--dir=" + data,
 		"-V",
 		torrentPath}, extra...)...)
 	cmd.Dir = dir

@@ -375,20 +375,20 @@ func TestNodeAddrOK(t *testing.T) {
 		ok   bool
 	}{
 		{"[2001:db8::2]:1", public6, true, true},
-		{"[::ffff:1.2.3.4]:1", public6, true, false},    // IPv4-mapped in nodes6
-		{"[::1.2.3.4]:1", public6, true, false},         // IPv4-compatible
-		{"[fe80::1]:1", public6, true, false},           // link-local: no zone in a compact address
-		{"[fe80::1]:1", loop6, true, false},             // nor from a local node
-		{"[::1]:1", public6, true, false},               // loopback from a public node
-		{"[::1]:1", loop6, true, true},                  // loopback from a loopback node
-		{"[fd00::1]:1", public6, true, false},           // unique local from a public node
+		{"[::ffff:1.2.3.4]:1", public6, true, false}, // IPv4-mapped in nodes6
+		{"[::1.2.3.4]:1", public6, true, false},      // IPv4-compatible
+		{"[fe80::1]:1", public6, true, false},        // link-local: no zone in a compact address
+		{"[fe80::1]:1", loop6, true, false},          // nor from a local node
+		{"[::1]:1", public6, true, false},            // loopback from a public node
+		{"[::1]:1", loop6, true, true},               // loopback from a loopback node
+		{"[fd00::1]:1", public6, true, false},        // unique local from a public node
 		{"[fd00::1]:1", netip.MustParseAddrPort("[fd00::9]:1"), true, true},
-		{"[ff02::1]:1", public6, true, false},           // multicast
-		{"[::]:1", public6, true, false},                // unspecified
-		{"[2001:db8::2]:0", public6, true, false},       // port 0
-		{"1.2.3.4:1", public6, true, false},             // wrong family
-		{"[2001:db8::2]:1", public4, false, false},      // wrong family
-		{"127.0.0.1:1", public4, false, false},          // loopback from a public node
+		{"[ff02::1]:1", public6, true, false},      // multicast
+		{"[::]:1", public6, true, false},           // unspecified
+		{"[2001:db8::2]:0", public6, true, false},  // port 0
+		{"1.2.3.4:1", public6, true, false},        // wrong family
+		{"[2001:db8::2]:1", public4, false, false}, // wrong family
+		{"127.0.0.1:1", public4, false, false},     // loopback from a public node
 		{"127.0.0.1:1", netip.MustParseAddrPort("127.0.0.5:1"), false, true},
 		{"10.1.1.1:1", public4, false, false},
 		{"10.1.1.1:1", loop6, false, true}, // the other family's loopback is as local

@@ -49,7 +49,7 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 	fl.BoolVar(&f.noWeb, "no-webseeds", false, "do not download from the torrent's web seeds (url-list, httpseeds)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache folder (default $XDG_CACHE_HOME/gotfs)")
 	fl.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
-	fl.StringVar(&f.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the peer listen address)")
+	fl.StringVar(&f.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the peer listen address); no host (:6881) runs the IPv4 and IPv6 DHTs on that port, an IPv4 or IPv6 host only that family's")
 	fl.StringSliceVar(&f.dhtBootstrap, "dht-bootstrap", nil, "DHT nodes to start from, host:port,... (default: the public routers)")
 }
 
