@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -74,6 +75,14 @@ func TestAria2(t *testing.T) {
 	t.Run("values", func(t *testing.T) {
 		runAria2(t, bin, "--bt-external-ip=127.0.0.1")
 	})
+	// The same over IPv6 alone (BEP 32): aria2c's DHT6 on ::1 bootstraps from our IPv6 node and
+	// announces there.
+	t.Run("dht6", func(t *testing.T) {
+		s := runAria2(t, bin, "--enable-dht=false", "--enable-dht6=true", "--disable-ipv6=false", "--dht-listen-addr6=::1")
+		if st := s.Stats(); st.Peers < 1 || st.Nodes6 != st.Nodes {
+			t.Errorf("aria2c's IPv6 announce_peer was not stored: %+v", st)
+		}
+	})
 }
 
 // runAria2 runs the aria2c seeder with extra arguments until our node's GetPeers finds it, and
@@ -100,15 +109,20 @@ func runAria2(t *testing.T, bin string, extra ...string) *Server {
 	}
 	hash := [20]byte(mi.InfoHash)
 
-	s := newTestServer(t, "127.0.0.1:0", func(c *Config) { c.QueryTimeout = 2 * time.Second })
+	v6 := slices.Contains(extra, "--enable-dht6=true")
+	listen, entry, host := "127.0.0.1:0", "--dht-entry-point=", "127.0.0.1"
+	if v6 {
+		listen, entry, host = "[::1]:0", "--dht-entry-point6=", "::1"
+	}
+	s := newTestServer(t, listen, func(c *Config) { c.QueryTimeout = 2 * time.Second })
 	dhtPort, btPort := freePort(t), freePort(t)
 	out := &syncBuffer{}
-	cmd := exec.Command(bin, append(extra,
+	cmd := exec.Command(bin, append([]string{
 		"--enable-dht=true",
-		"--dht-listen-port="+strconv.Itoa(dhtPort),
-		"--dht-entry-point="+s.Addr().String(),
-		"--dht-file-path="+filepath.Join(dir, "dht.dat"),
-		"--listen-port="+strconv.Itoa(btPort),
+		"--dht-listen-port=" + strconv.Itoa(dhtPort),
+		entry + s.Addr().String(),
+		"--dht-file-path=" + filepath.Join(dir, "dht.dat"),
+		"--listen-port=" + strconv.Itoa(btPort),
 		"--bt-enable-lpd=false",
 		"--enable-peer-exchange=false",
 		"--seed-ratio=0.0",
@@ -119,9 +133,9 @@ func runAria2(t *testing.T, bin string, extra ...string) *Server {
 		"--no-conf=true",
 		"--console-log-level=debug",
 		"--summary-interval=0",
-		"--dir="+data,
+		"--dir=" + data,
 		"-V",
-		torrentPath)...)
+		torrentPath}, extra...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CACHE_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -139,7 +153,7 @@ func runAria2(t *testing.T, bin string, extra ...string) *Server {
 		}
 	}()
 
-	want := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(btPort))
+	want := netip.AddrPortFrom(netip.MustParseAddr(host), uint16(btPort))
 	var found []netip.AddrPort
 	for {
 		select {

@@ -44,6 +44,8 @@ type args struct {
 	Port        int64
 	HasPort     bool
 	ImpliedPort bool
+	// Want is BEP 32's "want" list ("n4", "n6"; other strings are ignored); nil when absent.
+	Want []string
 }
 
 // ret are the values of a response ("r").
@@ -81,6 +83,14 @@ func (e *encoder) int(v int64) {
 
 func (e *encoder) kv(k, v string) { e.str(k); e.str(v) }
 
+func (e *encoder) list(l []string) {
+	*e = append(*e, 'l')
+	for _, v := range l {
+		e.str(v)
+	}
+	*e = append(*e, 'e')
+}
+
 // encode returns the bencoding of m, with dictionary keys sorted.
 func (m *msg) encode() []byte {
 	e := make(encoder, 0, 128)
@@ -106,6 +116,10 @@ func (m *msg) encode() []byte {
 		}
 		if a.Token != "" {
 			e.kv("token", a.Token)
+		}
+		if a.Want != nil {
+			e.str("want")
+			e.list(a.Want)
 		}
 		e = append(e, 'e')
 	}
@@ -138,11 +152,7 @@ func (m *msg) encode() []byte {
 		}
 		if r.Values != nil {
 			e.str("values")
-			e = append(e, 'l')
-			for _, v := range r.Values {
-				e.str(v)
-			}
-			e = append(e, 'e')
+			e.list(r.Values)
 		}
 		e = append(e, 'e')
 	}
@@ -230,6 +240,9 @@ func decodeMsg(data []byte) (*msg, error) {
 			}
 			a.ImpliedPort = n != 0
 		}
+		if a.Want, err = getStringList(d, "want", maxWant); err != nil {
+			return nil, err
+		}
 		m.A = a
 	case "r":
 		d, err := getDict(top, "r")
@@ -245,19 +258,8 @@ func decodeMsg(data []byte) (*msg, error) {
 				return nil, err
 			}
 		}
-		if vs, ok := d["values"]; ok {
-			l, ok := vs.([]any)
-			if !ok {
-				return nil, fmt.Errorf("krpc: key \"values\" is %T, want a list", vs)
-			}
-			r.Values = make([]string, 0, len(l))
-			for _, x := range l {
-				s, ok := x.(string)
-				if !ok {
-					return nil, fmt.Errorf("krpc: \"values\" element is %T, want a string", x)
-				}
-				r.Values = append(r.Values, s)
-			}
+		if r.Values, err = getStringList(d, "values", 0); err != nil {
+			return nil, err
 		}
 		m.R = r
 	case "e":
@@ -296,6 +298,34 @@ func getString(d map[string]any, k string, required bool) (string, error) {
 	return s, nil
 }
 
+// maxWant bounds the strings of a "want" list (BEP 32 defines two).
+const maxWant = 8
+
+// getStringList returns the list of strings at d[k] (nil when absent). max > 0 bounds its
+// length.
+func getStringList(d map[string]any, k string, max int) ([]string, error) {
+	x, ok := d[k]
+	if !ok {
+		return nil, nil
+	}
+	l, ok := x.([]any)
+	if !ok {
+		return nil, fmt.Errorf("krpc: key %q is %T, want a list", k, x)
+	}
+	if max > 0 && len(l) > max {
+		return nil, fmt.Errorf("krpc: %q of %d elements, at most %d", k, len(l), max)
+	}
+	out := make([]string, 0, len(l))
+	for _, e := range l {
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("krpc: %q element is %T, want a string", k, e)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 func getDict(d map[string]any, k string) (map[string]any, error) {
 	x, ok := d[k]
 	if !ok {
@@ -316,8 +346,15 @@ func equalMsg(a, b *msg) bool {
 	if (a.A == nil) != (b.A == nil) || (a.R == nil) != (b.R == nil) || (a.E == nil) != (b.E == nil) {
 		return false
 	}
-	if a.A != nil && *a.A != *b.A {
-		return false
+	if a.A != nil {
+		x, y := *a.A, *b.A
+		if (x.Want == nil) != (y.Want == nil) || !slices.Equal(x.Want, y.Want) {
+			return false
+		}
+		if x.ID != y.ID || x.Target != y.Target || x.InfoHash != y.InfoHash || x.Token != y.Token ||
+			x.Port != y.Port || x.HasPort != y.HasPort || x.ImpliedPort != y.ImpliedPort {
+			return false
+		}
 	}
 	if a.E != nil && *a.E != *b.E {
 		return false

@@ -2,7 +2,9 @@
 // announce tokens, a bounded peer store, and iterative get_peers/find_node lookups.
 //
 // It holds mechanism only: which torrents to look up or announce, and when, is the caller's
-// business. Only IPv4 is spoken (BEP 32's nodes6 is ignored).
+// business. A node runs the IPv4 DHT, the IPv6 DHT (BEP 32), or both, each with its own
+// socket, node id and routing table; its ids follow its external addresses (BEP 42) and nodes
+// whose id does not match their address are kept out of the routing tables.
 //
 // Loopback and private addresses are accepted by default, for nodes as well as for peers, so a
 // DHT of processes on one host (tests on 127.0.0.0/8) works; Config.PublicOnly refuses them.
@@ -17,6 +19,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,14 +43,28 @@ const version = "GT\x00\x01"
 
 // Config configures a Server. Zero fields take the defaults given in their comments.
 type Config struct {
-	// Addr is the UDP listen address, e.g. "127.0.0.1:0" or ":6881". IPv4 only.
+	// Addr is the UDP listen address. With no host (":6881", ":0", or "") the node runs both
+	// DHTs (BEP 32): IPv4 on 0.0.0.0 and IPv6 on [::], on the same port number (IPv6 is left
+	// out, with a warning, when it cannot be bound). An IPv4 host ("127.0.0.1:0") runs the IPv4
+	// DHT only, an IPv6 host ("[::1]:0") the IPv6 DHT only.
 	Addr string
-	// NodeID is our node id; zero means the one saved at StatePath, else a random one.
+	// Addr6 is the IPv6 listen address when Addr names an IPv4 host (or none), e.g. "[::1]:0"
+	// beside "127.0.0.1:0"; "" means the default above.
+	Addr6 string
+	// Conn and Conn6 are sockets to use instead of binding any (for example the non-uTP side of
+	// the listen port's uTP socket): Conn carries the IPv4 DHT, Conn6 the IPv6 one; either may
+	// be nil, and both may be the same dual-stack socket (packets go to the DHT of their source
+	// address's family). Addr and Addr6 are then ignored. The Server closes them at Close.
+	Conn, Conn6 net.PacketConn
+	// NodeID is our node id (the same in both DHTs); zero means the one saved at StatePath,
+	// else a random one. An id set here is kept even when it does not match our external
+	// address (BEP 42).
 	NodeID [20]byte
 	// Bootstrap lists "host:port" routers or nodes Bootstrap starts from. nil means
-	// DefaultBootstrap(); an empty non-nil slice means none (only the saved table).
+	// DefaultBootstrap(); an empty non-nil slice means none (only the saved table). Host names
+	// are resolved in each family the node runs.
 	Bootstrap []string
-	// StatePath is where the node id and routing table are saved at Close and loaded at New;
+	// StatePath is where the node ids and routing tables are saved at Close and loaded at New;
 	// "" keeps no state.
 	StatePath string
 	// Logger receives debug logs of dropped packets and the like; nil discards them.
@@ -54,12 +72,22 @@ type Config struct {
 	// PublicOnly refuses loopback, private and link-local addresses as nodes and peers (the
 	// default accepts them).
 	PublicOnly bool
+	// TrustAnyNodeID lets nodes whose id does not match their address (BEP 42) into the
+	// routing table. By default they are still asked in lookups, but kept out of the table,
+	// do not count among the k closest nodes that end a lookup, and are announced to only
+	// when too few matching nodes gave a token. Nodes on local addresses are exempt.
+	TrustAnyNodeID bool
+	// ExternalVotes is how many distinct nodes must report the same external address (the
+	// "ip" key of their responses), and more than half of the nodes that reported one, before
+	// the node takes it as its own and derives its id from it (BEP 42). Default 5.
+	ExternalVotes int
 
 	// MaxPeersPerHash bounds the peers stored per info hash (default 200).
 	MaxPeersPerHash int
 	// MaxHashes bounds the info hashes in the peer store (default 5000).
 	MaxHashes int
-	// MaxValues bounds the peers returned in one get_peers answer (default 50).
+	// MaxValues bounds the peers returned in one get_peers answer (default 50; an IPv6 answer
+	// holds at most 38, to stay within 1024 bytes).
 	MaxValues int
 	// PeerTTL is how long an announced peer is kept (default 30 minutes).
 	PeerTTL time.Duration
@@ -77,6 +105,7 @@ type Config struct {
 
 	maintenanceInterval time.Duration // default 1 minute
 	now                 func() time.Time
+	checkLocalIDs       bool // tests: BEP 42 checks local addresses too
 }
 
 func (c *Config) setDefaults() {
@@ -94,6 +123,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.BurstPerIP, 100)
 	setDefault(&c.MaxTrackedIPs, 10000)
 	setDefault(&c.QueryTimeout, 2*time.Second)
+	setDefault(&c.ExternalVotes, 5)
 	if c.Retries == 0 {
 		c.Retries = 1
 	} else if c.Retries < 0 {
@@ -113,8 +143,9 @@ func setDefault[T int | float64 | time.Duration](p *T, v T) {
 
 // Stats are counters of a Server.
 type Stats struct {
-	Nodes       int    // nodes in the routing table
-	Buckets     int    // buckets in the routing table
+	Nodes       int    // nodes in the routing tables (both families)
+	Nodes6      int    // of which in the IPv6 table
+	Buckets     int    // buckets in the routing tables
 	InfoHashes  int    // info hashes in the peer store
 	Peers       int    // peers in the peer store
 	QueriesIn   uint64 // queries received and answered (or refused with an error)
@@ -125,13 +156,43 @@ type Stats struct {
 	RateLimited uint64 // of which dropped by the per-IP rate limit
 }
 
+// family is one of the node's two DHTs (BEP 32): its socket, node id and routing table.
+type family struct {
+	v6   bool
+	conn net.PacketConn
+	udp  *net.UDPConn // conn, when it is one (reads and writes without allocating)
+	addr netip.AddrPort
+
+	// Guarded by Server.mu.
+	id       [20]byte
+	table    *table
+	saved    []nodeInfo // nodes from the state file, tried by Bootstrap
+	voter    *ipVoter
+	external netip.Addr // our external address, once known
+}
+
+func (f *family) name() string {
+	if f.v6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+func (f *family) writeTo(b []byte, to netip.AddrPort) error {
+	if f.udp != nil {
+		_, err := f.udp.WriteToUDPAddrPort(b, to)
+		return err
+	}
+	_, err := f.conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	return err
+}
+
 // Server is a DHT node. Its methods are safe for concurrent use.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	conn *net.UDPConn
-	addr netip.AddrPort
-	id   [20]byte
+	cfg    Config
+	log    *slog.Logger
+	v4, v6 *family          // nil when that DHT does not run
+	conns  []net.PacketConn // distinct sockets, each with a read loop
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -142,7 +203,6 @@ type Server struct {
 
 	mu          sync.Mutex
 	closed      bool
-	table       *table
 	peers       *peerStore
 	tokens      *tokenSecrets
 	limiter     *rateLimiter
@@ -150,7 +210,6 @@ type Server struct {
 	pendingAddr map[netip.AddrPort]int
 	pinging     map[netip.AddrPort]bool
 	tid         uint32
-	saved       []nodeInfo // nodes from the state file, tried by Bootstrap
 
 	queriesIn, queriesOut, responsesIn, timeouts, dropped, rateLimited atomic.Uint64
 }
@@ -167,7 +226,8 @@ var (
 	ErrNoNodes = errors.New("dht: no node answered")
 )
 
-// New binds the UDP socket and starts the node's read loop and maintenance.
+// New binds the UDP sockets (or takes Config.Conn and Conn6) and starts the node's read
+// loops and maintenance.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	s := &Server{
@@ -186,51 +246,271 @@ func New(cfg Config) (*Server, error) {
 			st = nil
 		}
 	}
-	switch {
-	case cfg.NodeID != [20]byte{}:
-		s.id = cfg.NodeID
-	case st != nil && st.id != [20]byte{}:
-		s.id = st.id
-	default:
-		rand.Read(s.id[:])
+	if err := s.listen(); err != nil {
+		return nil, err
 	}
-	if st != nil {
-		s.saved = st.nodes
-	}
-	if host, _, err := net.SplitHostPort(cfg.Addr); err == nil && host != "" {
-		if ip, err := netip.ParseAddr(host); err == nil && !ip.Unmap().Is4() {
-			return nil, fmt.Errorf("dht: listen on %s: only IPv4 is supported", cfg.Addr)
-		}
-	}
-	pc, err := net.ListenPacket("udp4", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("dht: listen: %w", err)
-	}
-	s.conn = pc.(*net.UDPConn)
-	la := s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	s.addr = netip.AddrPortFrom(la.Addr().Unmap(), la.Port())
 	now := cfg.now()
-	s.table = newTable(s.id, now)
+	var random [20]byte
+	rand.Read(random[:])
+	for _, f := range s.families() {
+		switch {
+		case cfg.NodeID != [20]byte{}:
+			f.id = cfg.NodeID
+		case st != nil && st.idOf(f.v6) != [20]byte{}:
+			f.id = st.idOf(f.v6)
+		default:
+			f.id = random
+		}
+		if st != nil {
+			f.saved = st.nodesOf(f.v6)
+		}
+		f.table = newTable(f.id, now)
+		f.voter = newIPVoter(cfg.ExternalVotes)
+	}
 	s.peers = newPeerStore(cfg.MaxPeersPerHash, cfg.MaxHashes, cfg.PeerTTL)
 	s.tokens = newTokenSecrets(now)
 	s.limiter = newRateLimiter(cfg.QueriesPerSecondPerIP, cfg.BurstPerIP, cfg.MaxTrackedIPs)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(2)
-	go s.readLoop()
+	s.wg.Add(1 + len(s.conns))
+	for _, c := range s.conns {
+		go s.readLoop(c)
+	}
 	go s.maintain()
 	return s, nil
 }
 
-// Addr returns the UDP address the node listens on.
-func (s *Server) Addr() netip.AddrPort { return s.addr }
+// listen binds the sockets Config asks for, or takes the ones it gives.
+func (s *Server) listen() error {
+	cfg := &s.cfg
+	if cfg.Conn != nil || cfg.Conn6 != nil {
+		if cfg.Conn != nil {
+			s.v4 = s.newFamily(false, cfg.Conn)
+		}
+		if cfg.Conn6 != nil {
+			s.v6 = s.newFamily(true, cfg.Conn6)
+		}
+		return nil
+	}
+	addr := cfg.Addr
+	if addr == "" {
+		addr = ":0"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("dht: listen address %q: %w", cfg.Addr, err)
+	}
+	ip, ipErr := netip.ParseAddr(host)
+	if ipErr == nil && ip.Is6() && !ip.Is4In6() {
+		if cfg.Addr6 != "" {
+			return fmt.Errorf("dht: listen addresses %q and %q are both IPv6", cfg.Addr, cfg.Addr6)
+		}
+		return s.bind(true, addr)
+	}
+	if err := s.bind(false, addr); err != nil {
+		return err
+	}
+	switch {
+	case cfg.Addr6 != "":
+		if err := s.bind(true, cfg.Addr6); err != nil {
+			s.v4.conn.Close()
+			return err
+		}
+	case host == "":
+		// Both families on one port number: the IPv4 one, which may have been chosen by the
+		// kernel. A port taken in IPv6 only (rare) is tried again with a new pair.
+		for try := 0; ; try++ {
+			err := s.bind(true, net.JoinHostPort("::", strconv.Itoa(int(s.v4.addr.Port()))))
+			if err == nil {
+				break
+			}
+			if port != "0" || try == 3 {
+				s.log.Warn("dht: no IPv6 DHT", "err", err)
+				break
+			}
+			s.v4.conn.Close()
+			s.conns, s.v4 = nil, nil
+			if err := s.bind(false, addr); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
-// ID returns our node id.
-func (s *Server) ID() [20]byte { return s.id }
+// bind listens on addr for the DHT of one family.
+func (s *Server) bind(v6 bool, addr string) error {
+	network := "udp4"
+	if v6 {
+		network = "udp6"
+	}
+	pc, err := net.ListenPacket(network, addr)
+	if err != nil {
+		return fmt.Errorf("dht: listen on %s: %w", addr, err)
+	}
+	f := s.newFamily(v6, pc)
+	if v6 {
+		s.v6 = f
+	} else {
+		s.v4 = f
+	}
+	return nil
+}
+
+func (s *Server) newFamily(v6 bool, pc net.PacketConn) *family {
+	f := &family{v6: v6, conn: pc}
+	f.udp, _ = pc.(*net.UDPConn)
+	if ap, err := netip.ParseAddrPort(pc.LocalAddr().String()); err == nil {
+		f.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if !slices.Contains(s.conns, pc) {
+		s.conns = append(s.conns, pc)
+	}
+	return f
+}
+
+// families returns the DHTs the node runs, IPv4 first.
+func (s *Server) families() []*family {
+	var out []*family
+	if s.v4 != nil {
+		out = append(out, s.v4)
+	}
+	if s.v6 != nil {
+		out = append(out, s.v6)
+	}
+	return out
+}
+
+// familyOf returns the DHT for ip's family, or nil when it does not run.
+func (s *Server) familyOf(ip netip.Addr) *family {
+	if ip.Unmap().Is4() {
+		return s.v4
+	}
+	if ip.Is6() {
+		return s.v6
+	}
+	return nil
+}
+
+// idOf returns our node id in f's DHT.
+func (s *Server) idOf(f *family) [20]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return f.id
+}
+
+// Addr returns the UDP address of the IPv4 DHT, or of the IPv6 DHT when only that one runs.
+func (s *Server) Addr() netip.AddrPort { return s.families()[0].addr }
+
+// Addr6 returns the UDP address of the IPv6 DHT (invalid when it does not run).
+func (s *Server) Addr6() netip.AddrPort {
+	if s.v6 == nil {
+		return netip.AddrPort{}
+	}
+	return s.v6.addr
+}
+
+// AddrFor returns the UDP address of the DHT of ip's family (invalid when it does not run):
+// the port a PORT message to a peer at ip names (BEP 32).
+func (s *Server) AddrFor(ip netip.Addr) netip.AddrPort {
+	if f := s.familyOf(ip); f != nil {
+		return f.addr
+	}
+	return netip.AddrPort{}
+}
+
+// ID returns our node id in the IPv4 DHT, or in the IPv6 DHT when only that one runs.
+func (s *Server) ID() [20]byte { return s.idOf(s.families()[0]) }
+
+// ID6 returns our node id in the IPv6 DHT (zero when it does not run). It differs from ID once
+// the ids are derived from our external addresses (BEP 42).
+func (s *Server) ID6() [20]byte {
+	if s.v6 == nil {
+		return [20]byte{}
+	}
+	return s.idOf(s.v6)
+}
+
+// ExternalAddrs returns our external IPv4 and IPv6 addresses as far as they are known (from
+// SetExternalAddr or the votes of the nodes that answer us); unknown ones are invalid.
+func (s *Server) ExternalAddrs() (v4, v6 netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.v4 != nil {
+		v4 = s.v4.external
+	}
+	if s.v6 != nil {
+		v6 = s.v6.external
+	}
+	return v4, v6
+}
+
+// SetExternalAddr tells the node its external address in ip's family (learned from a port
+// mapping, say; the nodes' votes call it too). Unless Config.NodeID was set or ip is a local
+// address, our id in that DHT becomes one that matches ip (BEP 42) if it does not already,
+// and the routing table is rebuilt around it.
+func (s *Server) SetExternalAddr(ip netip.Addr) {
+	ip = ip.Unmap().WithZone("")
+	f := s.familyOf(ip)
+	if f == nil || ip.IsUnspecified() || ip.IsMulticast() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setExternalLocked(f, ip)
+}
+
+func (s *Server) setExternalLocked(f *family, ip netip.Addr) {
+	f.external = ip
+	if s.cfg.NodeID != ([20]byte{}) || (bep42Exempt(ip) && !s.cfg.checkLocalIDs) || nodeIDMatches(f.id, ip) {
+		return
+	}
+	old := f.id
+	f.id = makeNodeID(ip)
+	f.table = f.table.rekey(f.id, s.cfg.now())
+	s.log.Info("dht: new node id for our external address (BEP 42)", "family", f.name(), "ip", ip,
+		"old", fmt.Sprintf("%x", old), "new", fmt.Sprintf("%x", f.id))
+}
+
+// vote counts what a node at voter says our address is (the "ip" key of its response).
+func (s *Server) vote(f *family, voter netip.Addr, compact string) {
+	ap, ok := parseCompactAddr(compact)
+	if !ok {
+		return
+	}
+	ip := ap.Addr()
+	if (s.familyOf(ip) != f) || ip.IsUnspecified() || ip.IsMulticast() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if won := f.voter.vote(voter.WithZone(""), ip); won.IsValid() && won != f.external {
+		s.setExternalLocked(f, won)
+	}
+}
+
+// trusted reports whether the node (id, addr) may enter a routing table: its address is one a
+// table can hold (no IPv6 link-local), and its id matches its address (BEP 42) unless the
+// address is local or Config.TrustAnyNodeID is set.
+func (s *Server) trusted(id [20]byte, addr netip.AddrPort) bool {
+	ip := addr.Addr()
+	if ip.Zone() != "" || (ip.Is6() && ip.IsLinkLocalUnicast()) {
+		return false
+	}
+	return s.cfg.TrustAnyNodeID || (bep42Exempt(ip) && !s.cfg.checkLocalIDs) || nodeIDMatches(id, ip)
+}
 
 // Stats returns the node's counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	st := Stats{Nodes: s.table.len(), Buckets: len(s.table.buckets), InfoHashes: len(s.peers.m), Peers: s.peers.total}
+	st := Stats{InfoHashes: len(s.peers.m), Peers: s.peers.total}
+	for _, f := range s.families() {
+		n := f.table.len()
+		st.Nodes += n
+		st.Buckets += len(f.table.buckets)
+		if f.v6 {
+			st.Nodes6 = n
+		}
+	}
 	s.mu.Unlock()
 	st.QueriesIn = s.queriesIn.Load()
 	st.QueriesOut = s.queriesOut.Load()
@@ -241,27 +521,38 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Close stops every goroutine of the node, closes its socket and saves the routing table to
-// StatePath. It is safe to call more than once.
+// Close stops every goroutine of the node, closes its sockets and saves both routing tables
+// to StatePath. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeMu.Do(func() {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
 		s.cancel()
-		err := s.conn.Close()
-		s.wg.Wait()
-		if err != nil {
-			err = fmt.Errorf("dht: close socket: %w", err)
+		var err error
+		for _, c := range s.conns {
+			if e := c.Close(); e != nil {
+				err = errors.Join(err, fmt.Errorf("dht: close socket: %w", e))
+			}
 		}
+		s.wg.Wait()
 		if s.cfg.StatePath != "" {
+			st := &state{}
 			s.mu.Lock()
-			nodes := s.table.all()
-			if len(nodes) == 0 {
-				nodes = s.saved // do not forget a saved table we had no time to check
+			for _, f := range s.families() {
+				nodes := f.table.all()
+				if len(nodes) == 0 {
+					nodes = f.saved // do not forget a saved table we had no time to check
+				}
+				st.nodes = append(st.nodes, nodes...)
+				if f.v6 {
+					st.id6 = f.id
+				} else {
+					st.id = f.id
+				}
 			}
 			s.mu.Unlock()
-			err = errors.Join(err, saveState(s.cfg.StatePath, &state{id: s.id, nodes: nodes}))
+			err = errors.Join(err, saveState(s.cfg.StatePath, st))
 		}
 		s.closeEr = err
 	})
@@ -297,11 +588,24 @@ func (s *Server) drop(reason string, src netip.AddrPort, err error) {
 	}
 }
 
-func (s *Server) readLoop() {
+func (s *Server) readLoop(c net.PacketConn) {
 	defer s.wg.Done()
 	buf := make([]byte, maxPacket+1)
+	udp, _ := c.(*net.UDPConn)
 	for {
-		n, src, err := s.conn.ReadFromUDPAddrPort(buf)
+		var n int
+		var src netip.AddrPort
+		var err error
+		if udp != nil {
+			n, src, err = udp.ReadFromUDPAddrPort(buf)
+		} else {
+			var a net.Addr
+			if n, a, err = c.ReadFrom(buf); err == nil {
+				if ua, ok := a.(*net.UDPAddr); ok {
+					src = ua.AddrPort()
+				}
+			}
+		}
 		if err != nil {
 			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -322,6 +626,11 @@ func (s *Server) handlePacket(data []byte, src netip.AddrPort) {
 	}
 	if !usableAddr(src, s.cfg.PublicOnly) {
 		s.drop("unusable source address", src, nil)
+		return
+	}
+	f := s.familyOf(src.Addr())
+	if f == nil {
+		s.drop("no DHT of the source's address family", src, nil)
 		return
 	}
 	now := s.cfg.now()
@@ -353,7 +662,7 @@ func (s *Server) handlePacket(data []byte, src netip.AddrPort) {
 	}
 	switch m.Y {
 	case "q":
-		s.handleQuery(m, src, now)
+		s.handleQuery(f, m, src, now)
 	default:
 		s.handleResponse(m, src)
 	}
@@ -366,6 +675,9 @@ func validateResponse(m *msg) error {
 	}
 	if len(m.R.Nodes)%compactNodeLen != 0 {
 		return fmt.Errorf("nodes of %d bytes, not a multiple of %d", len(m.R.Nodes), compactNodeLen)
+	}
+	if len(m.R.Nodes6)%compactNode6Len != 0 {
+		return fmt.Errorf("nodes6 of %d bytes, not a multiple of %d", len(m.R.Nodes6), compactNode6Len)
 	}
 	return nil
 }
@@ -397,27 +709,53 @@ func (s *Server) removePendingLocked(tid string, p *pendingQuery) {
 	}
 }
 
-func (s *Server) send(to netip.AddrPort, m *msg) {
-	if _, err := s.conn.WriteToUDPAddrPort(m.encode(), to); err != nil && s.ctx.Err() == nil {
+func (s *Server) send(f *family, to netip.AddrPort, m *msg) {
+	if err := f.writeTo(m.encode(), to); err != nil && s.ctx.Err() == nil {
 		s.log.Debug("dht: send", "to", to, "err", err)
 	}
 }
 
-func (s *Server) sendError(to netip.AddrPort, tid string, code int64, text string) {
-	s.send(to, &msg{T: tid, Y: "e", E: &Error{Code: code, Msg: text}, V: version})
+func (s *Server) sendError(f *family, to netip.AddrPort, tid string, code int64, text string) {
+	s.send(f, to, &msg{T: tid, Y: "e", E: &Error{Code: code, Msg: text}, V: version})
 }
 
-func (s *Server) handleQuery(m *msg, src netip.AddrPort, now time.Time) {
+// maxReply is the payload a reply should stay within (BEP 32: 1024 octets, so that it crosses
+// IPv6 links unfragmented); answers are sized to fit.
+const maxReply = 1024
+
+// wants returns which node lists a find_node or get_peers answer to a query over f carries:
+// those of the "want" list (BEP 32), else f's own; only the DHTs we run.
+func (s *Server) wants(f *family, want []string) (v4, v6 bool) {
+	if want == nil {
+		v4, v6 = !f.v6, f.v6
+	} else {
+		v4, v6 = slices.Contains(want, "n4"), slices.Contains(want, "n6")
+	}
+	return v4 && s.v4 != nil, v6 && s.v6 != nil
+}
+
+// closestNodesLocked fills r's "nodes" and "nodes6" with the nodes closest to target.
+func (s *Server) closestNodesLocked(r *ret, target [20]byte, v4, v6 bool, now time.Time) {
+	if v4 {
+		r.Nodes = string(appendCompactNodes(nil, s.v4.table.closest(target, bucketSize, now)))
+	}
+	if v6 {
+		r.Nodes6 = string(appendCompactNodes6(nil, s.v6.table.closest(target, bucketSize, now)))
+	}
+}
+
+func (s *Server) handleQuery(f *family, m *msg, src netip.AddrPort, now time.Time) {
 	s.queriesIn.Add(1)
 	a := m.A
 	if len(a.ID) != 20 {
-		s.sendError(src, m.T, errProtocol, "invalid id")
+		s.sendError(f, src, m.T, errProtocol, "invalid id")
 		return
 	}
 	id := [20]byte([]byte(a.ID))
 	s.mu.Lock()
-	known := s.table.queried(id, src, now)
-	verify := !known && !m.RO && id != s.id && s.table.wouldAdd(id, now) && !s.pinging[src]
+	self := f.id
+	known := f.table.queried(id, src, now)
+	verify := !known && !m.RO && id != self && s.trusted(id, src) && f.table.wouldAdd(id, now) && !s.pinging[src]
 	if verify {
 		s.pinging[src] = true
 	}
@@ -430,30 +768,38 @@ func (s *Server) handleQuery(m *msg, src netip.AddrPort, now time.Time) {
 			s.mu.Unlock()
 		}
 	}
-	r := &ret{ID: string(s.id[:])}
+	// BEP 42: every answer tells the requester its address as we see it.
+	r := &ret{ID: string(self[:])}
+	ip := string(appendCompactAddr(nil, netip.AddrPortFrom(src.Addr().WithZone(""), src.Port())))
 	switch m.Q {
 	case "ping":
 	case "find_node":
 		if len(a.Target) != 20 {
-			s.sendError(src, m.T, errProtocol, "invalid target")
+			s.sendError(f, src, m.T, errProtocol, "invalid target")
 			return
 		}
+		v4, v6 := s.wants(f, a.Want)
 		s.mu.Lock()
-		nodes := s.table.closest([20]byte([]byte(a.Target)), bucketSize, now)
+		s.closestNodesLocked(r, [20]byte([]byte(a.Target)), v4, v6, now)
 		s.mu.Unlock()
-		r.Nodes = string(appendCompactNodes(nil, nodes))
 	case "get_peers":
 		if len(a.InfoHash) != 20 {
-			s.sendError(src, m.T, errProtocol, "invalid info_hash")
+			s.sendError(f, src, m.T, errProtocol, "invalid info_hash")
 			return
 		}
 		h := [20]byte([]byte(a.InfoHash))
+		// Values of the query's family only (BEP 32), as many as fit in a reply.
+		maxValues, size := s.cfg.MaxValues, 6
+		if f.v6 {
+			size = 18
+		}
+		maxValues = min(maxValues, (maxReply-200)/(size+3))
 		s.mu.Lock()
 		r.Token = s.tokens.token(src.Addr(), now)
-		peers := s.peers.get(h, s.cfg.MaxValues, now)
-		var nodes []nodeInfo
+		peers := s.peers.get(h, maxValues, now, func(p netip.AddrPort) bool { return p.Addr().Is6() == f.v6 })
 		if len(peers) == 0 {
-			nodes = s.table.closest(h, bucketSize, now)
+			v4, v6 := s.wants(f, a.Want)
+			s.closestNodesLocked(r, h, v4, v6, now)
 		}
 		s.mu.Unlock()
 		if len(peers) > 0 {
@@ -461,39 +807,38 @@ func (s *Server) handleQuery(m *msg, src netip.AddrPort, now time.Time) {
 			for i, p := range peers {
 				r.Values[i] = string(appendCompactAddr(nil, p))
 			}
-		} else {
-			r.Nodes = string(appendCompactNodes(nil, nodes))
 		}
 	case "announce_peer":
 		if len(a.InfoHash) != 20 {
-			s.sendError(src, m.T, errProtocol, "invalid info_hash")
+			s.sendError(f, src, m.T, errProtocol, "invalid info_hash")
 			return
 		}
 		port := a.Port
 		if a.ImpliedPort {
 			port = int64(src.Port())
 		} else if !a.HasPort || port < 1 || port > 65535 {
-			s.sendError(src, m.T, errProtocol, "invalid port")
+			s.sendError(f, src, m.T, errProtocol, "invalid port")
 			return
 		}
-		peer := netip.AddrPortFrom(src.Addr(), uint16(port))
+		// The peer's address is the query's source: an announce over IPv6 stores an IPv6 peer.
+		peer := netip.AddrPortFrom(src.Addr().WithZone(""), uint16(port))
 		s.mu.Lock()
 		valid := s.tokens.valid(src.Addr(), a.Token, now)
 		stored := valid && s.peers.add([20]byte([]byte(a.InfoHash)), peer, now)
 		s.mu.Unlock()
 		if !valid {
-			s.sendError(src, m.T, errProtocol, "bad token")
+			s.sendError(f, src, m.T, errProtocol, "bad token")
 			return
 		}
 		if !stored {
-			s.sendError(src, m.T, errServer, "peer store full")
+			s.sendError(f, src, m.T, errServer, "peer store full")
 			return
 		}
 	default:
-		s.sendError(src, m.T, errMethod, "method unknown")
+		s.sendError(f, src, m.T, errMethod, "method unknown")
 		return
 	}
-	s.send(src, &msg{T: m.T, Y: "r", R: r, V: version})
+	s.send(f, src, &msg{T: m.T, Y: "r", R: r, IP: ip, V: version})
 }
 
 // verifyNode pings a node that queried us; it enters the table if it answers.
@@ -503,14 +848,15 @@ func (s *Server) verifyNode(ctx context.Context, addr netip.AddrPort) {
 		delete(s.pinging, addr)
 		s.mu.Unlock()
 	}()
-	if _, err := s.query(ctx, addr, "ping", &args{ID: string(s.id[:])}, 1); err != nil {
+	if _, err := s.query(ctx, addr, "ping", &args{}, 1); err != nil {
 		s.log.Debug("dht: node that queried us did not answer a ping", "addr", addr, "err", err)
 	}
 }
 
 // query sends a query to addr and waits for its answer, sending it again (with a new
-// transaction id) up to attempts-1 times after a timeout. A node that answers is offered to
-// the routing table. A KRPC error answer is returned as *Error.
+// transaction id) up to attempts-1 times after a timeout. Our id in addr's DHT is filled in.
+// A node that answers is offered to the routing table, and its "ip" key counts as a vote for
+// our external address. KRPC errors are returned as *Error.
 func (s *Server) query(ctx context.Context, addr netip.AddrPort, method string, a *args, attempts int) (*msg, error) {
 	var err error
 	for range max(attempts, 1) {
@@ -523,6 +869,10 @@ func (s *Server) query(ctx context.Context, addr netip.AddrPort, method string, 
 }
 
 func (s *Server) queryOnce(ctx context.Context, addr netip.AddrPort, method string, a *args) (*msg, error) {
+	f := s.familyOf(addr.Addr())
+	if f == nil {
+		return nil, fmt.Errorf("dht: %s to %s: no DHT of that address family", method, addr)
+	}
 	ch := make(chan *msg, 1)
 	p := &pendingQuery{addr: addr, ch: ch}
 	var tid string
@@ -545,6 +895,8 @@ func (s *Server) queryOnce(ctx context.Context, addr netip.AddrPort, method stri
 	}
 	s.pending[tid] = p
 	s.pendingAddr[addr]++
+	qa := *a
+	qa.ID = string(f.id[:])
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -554,8 +906,8 @@ func (s *Server) queryOnce(ctx context.Context, addr netip.AddrPort, method stri
 		s.mu.Unlock()
 	}()
 	s.queriesOut.Add(1)
-	out := (&msg{T: tid, Y: "q", Q: method, A: a, V: version}).encode()
-	if _, err := s.conn.WriteToUDPAddrPort(out, addr); err != nil {
+	out := (&msg{T: tid, Y: "q", Q: method, A: &qa, V: version}).encode()
+	if err := f.writeTo(out, addr); err != nil {
 		return nil, fmt.Errorf("dht: %s to %s: %w", method, addr, err)
 	}
 	timer := time.NewTimer(s.cfg.QueryTimeout)
@@ -565,7 +917,10 @@ func (s *Server) queryOnce(ctx context.Context, addr netip.AddrPort, method stri
 		if m.Y == "e" {
 			return nil, fmt.Errorf("dht: %s to %s: %w", method, addr, m.E)
 		}
-		s.noteResponse([20]byte([]byte(m.R.ID)), addr)
+		if m.IP != "" {
+			s.vote(f, addr.Addr(), m.IP)
+		}
+		s.noteResponse(f, [20]byte([]byte(m.R.ID)), addr)
 		return m, nil
 	case <-timer.C:
 		s.timeouts.Add(1)
@@ -577,19 +932,23 @@ func (s *Server) queryOnce(ctx context.Context, addr netip.AddrPort, method stri
 	}
 }
 
-// noteResponse offers a node that answered us to the routing table, and starts pinging a
-// questionable node when the table asks for it.
-func (s *Server) noteResponse(id [20]byte, addr netip.AddrPort) {
-	if id == s.id || !usableAddr(addr, s.cfg.PublicOnly) {
+// noteResponse offers a node that answered us to the routing table (if it may enter it), and
+// starts pinging a questionable node when the table asks for it.
+func (s *Server) noteResponse(f *family, id [20]byte, addr netip.AddrPort) {
+	if !usableAddr(addr, s.cfg.PublicOnly) || !s.trusted(id, addr) {
 		return
 	}
 	s.mu.Lock()
-	ping := s.table.responded(id, addr, s.cfg.now())
+	if id == f.id {
+		s.mu.Unlock()
+		return
+	}
+	ping := f.table.responded(id, addr, s.cfg.now())
 	s.mu.Unlock()
 	if ping == nil {
 		return
 	}
-	if !s.goBackground(func(ctx context.Context) { s.pingQuestionable(ctx, ping) }) {
+	if !s.goBackground(func(ctx context.Context) { s.pingQuestionable(ctx, f, ping) }) {
 		s.mu.Lock()
 		ping.pinging = false
 		s.mu.Unlock()
@@ -597,13 +956,13 @@ func (s *Server) noteResponse(id [20]byte, addr netip.AddrPort) {
 }
 
 // pingQuestionable pings n (and then the further nodes the table asks for) and reports the
-// results to the table.
-func (s *Server) pingQuestionable(ctx context.Context, n *node) {
+// results to f's table.
+func (s *Server) pingQuestionable(ctx context.Context, f *family, n *node) {
 	for n != nil {
 		s.mu.Lock()
 		addr := n.addr
 		s.mu.Unlock()
-		_, err := s.queryOnce(ctx, addr, "ping", &args{ID: string(s.id[:])})
+		_, err := s.queryOnce(ctx, addr, "ping", &args{})
 		s.mu.Lock()
 		if ctx.Err() != nil {
 			n.pinging = false
@@ -611,23 +970,25 @@ func (s *Server) pingQuestionable(ctx context.Context, n *node) {
 			return
 		}
 		var krpcErr *Error
-		n = s.table.pingResult(n, err == nil || errors.As(err, &krpcErr), s.cfg.now())
+		n = f.table.pingResult(n, err == nil || errors.As(err, &krpcErr), s.cfg.now())
 		s.mu.Unlock()
 	}
 }
 
 // nodeFailed records that a node of a lookup did not answer.
-func (s *Server) nodeFailed(id [20]byte, addr netip.AddrPort) {
+func (s *Server) nodeFailed(f *family, id [20]byte, addr netip.AddrPort) {
 	s.mu.Lock()
-	s.table.failed(id, addr)
+	f.table.failed(id, addr)
 	s.mu.Unlock()
 }
 
 // AddNode pings addr (a node learned elsewhere: a peer's PORT message, a torrent's "nodes")
-// in the background and adds it to the routing table if it answers.
+// in the background and adds it to the routing table of its family if it answers. Addresses
+// of a family the node does not run are ignored.
 func (s *Server) AddNode(addr netip.AddrPort) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
-	if !usableAddr(addr, s.cfg.PublicOnly) || addr == s.addr {
+	f := s.familyOf(addr.Addr())
+	if f == nil || !usableAddr(addr, s.cfg.PublicOnly) || addr == f.addr {
 		return
 	}
 	s.mu.Lock()
@@ -643,7 +1004,7 @@ func (s *Server) AddNode(addr netip.AddrPort) {
 			delete(s.pinging, addr)
 			s.mu.Unlock()
 		}()
-		if _, err := s.query(ctx, addr, "ping", &args{ID: string(s.id[:])}, 1+s.cfg.Retries); err != nil {
+		if _, err := s.query(ctx, addr, "ping", &args{}, 1+s.cfg.Retries); err != nil {
 			s.log.Debug("dht: added node did not answer", "addr", addr, "err", err)
 		}
 	})
@@ -666,18 +1027,27 @@ func (s *Server) maintain() {
 		case <-tick.C:
 		}
 		now := s.cfg.now()
+		type refresh struct {
+			f      *family
+			target [20]byte
+		}
+		var stale []refresh
 		s.mu.Lock()
 		s.tokens.rotate(now)
 		s.peers.expire(now)
 		s.limiter.sweep(now)
-		stale := s.table.staleBuckets(now)
+		for _, f := range s.families() {
+			for _, target := range f.table.staleBuckets(now) {
+				stale = append(stale, refresh{f, target})
+			}
+		}
 		s.mu.Unlock()
-		for _, target := range stale {
+		for _, r := range stale {
 			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-			_, err := s.lookup(ctx, target, false, nil, nil)
+			_, err := s.lookup(ctx, r.f, r.target, false, nil, nil)
 			cancel()
 			if err != nil && s.ctx.Err() == nil {
-				s.log.Debug("dht: bucket refresh", "target", fmt.Sprintf("%x", target), "err", err)
+				s.log.Debug("dht: bucket refresh", "family", r.f.name(), "target", fmt.Sprintf("%x", r.target), "err", err)
 			}
 			if s.ctx.Err() != nil {
 				return

@@ -60,7 +60,11 @@ type rawClient struct {
 
 func newRawClient(t testing.TB, addr string) *rawClient {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", addr)
+	network := "udp4"
+	if strings.HasPrefix(addr, "[") {
+		network = "udp6"
+	}
+	pc, err := net.ListenPacket(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +240,7 @@ func TestResponseFromWrongAddressIgnored(t *testing.T) {
 	done := make(chan error, 1)
 	taddr := target.conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	go func() {
-		_, err := s.query(context.Background(), taddr, "ping", &args{ID: string(s.id[:])}, 1)
+		_, err := s.query(context.Background(), taddr, "ping", &args{}, 1)
 		done <- err
 	}()
 	q := target.recv(2 * time.Second)
@@ -252,7 +256,7 @@ func TestResponseFromWrongAddressIgnored(t *testing.T) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.table.find([20]byte([]byte("TARGETTARGETTARGET01"))) == nil || s.table.find([20]byte([]byte("INTRUDERINTRUDERINTR"))) != nil {
+	if s.v4.table.find([20]byte([]byte("TARGETTARGETTARGET01"))) == nil || s.v4.table.find([20]byte([]byte("INTRUDERINTRUDERINTR"))) != nil {
 		t.Error("wrong node in the table")
 	}
 }
@@ -261,7 +265,7 @@ func TestQueryTimeoutAndRetry(t *testing.T) {
 	s := newTestServer(t, "127.0.0.1:0", func(c *Config) { c.QueryTimeout = 100 * time.Millisecond })
 	silent := newRawClient(t, "127.0.0.1:0")
 	addr := silent.conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	_, err := s.query(context.Background(), addr, "ping", &args{ID: string(s.id[:])}, 3)
+	_, err := s.query(context.Background(), addr, "ping", &args{}, 3)
 	if !errors.Is(err, errTimeout) {
 		t.Fatalf("err = %v, want a timeout", err)
 	}
@@ -279,7 +283,7 @@ func TestQueryTimeoutAndRetry(t *testing.T) {
 			silent.send(s.Addr(), (&msg{T: m.T, Y: "e", E: &Error{Code: 202, Msg: "Server Error"}}).encode())
 		}
 	}()
-	_, err = s.query(context.Background(), addr, "ping", &args{ID: string(s.id[:])}, 1)
+	_, err = s.query(context.Background(), addr, "ping", &args{}, 1)
 	var ke *Error
 	if !errors.As(err, &ke) || ke.Code != 202 {
 		t.Errorf("err = %v, want krpc error 202", err)

@@ -114,13 +114,14 @@ func (p *peerStore) add(h [20]byte, peer netip.AddrPort, now time.Time) bool {
 	return true
 }
 
-// get returns up to n random peers stored under h that have not expired.
-func (p *peerStore) get(h [20]byte, n int, now time.Time) []netip.AddrPort {
+// get returns up to n random peers stored under h that have not expired and that keep accepts
+// (nil accepts all).
+func (p *peerStore) get(h [20]byte, n int, now time.Time, keep func(netip.AddrPort) bool) []netip.AddrPort {
 	set := p.m[h]
 	out := make([]netip.AddrPort, 0, min(n, len(set)))
 	seen := 0
 	for a, exp := range set {
-		if !now.Before(exp) {
+		if !now.Before(exp) || (keep != nil && !keep(a)) {
 			continue
 		}
 		// Reservoir sampling: a uniform random subset of size n.

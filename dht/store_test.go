@@ -50,16 +50,16 @@ func TestPeerStore(t *testing.T) {
 			t.Fatal("add refused")
 		}
 	}
-	if got := ps.get(h1, 10, now.Add(time.Minute)); len(got) != 3 || ps.total != 3 {
+	if got := ps.get(h1, 10, now.Add(time.Minute), nil); len(got) != 3 || ps.total != 3 {
 		t.Fatalf("per-hash bound: %d peers, total %d", len(got), ps.total)
 	}
 	// The oldest were replaced.
-	for _, p := range ps.get(h1, 10, now.Add(time.Minute)) {
+	for _, p := range ps.get(h1, 10, now.Add(time.Minute), nil) {
 		if p == addrN(0) || p == addrN(1) {
 			t.Errorf("oldest peer %v kept", p)
 		}
 	}
-	if got := ps.get(h1, 2, now.Add(time.Minute)); len(got) != 2 {
+	if got := ps.get(h1, 2, now.Add(time.Minute), nil); len(got) != 2 {
 		t.Errorf("get bounded to 2 returned %d", len(got))
 	}
 	ps.add(h2, addrN(9), now)
@@ -68,7 +68,7 @@ func TestPeerStore(t *testing.T) {
 	}
 	// Expiry.
 	late := now.Add(31 * time.Minute)
-	if got := ps.get(h2, 10, late); len(got) != 0 {
+	if got := ps.get(h2, 10, late, nil); len(got) != 0 {
 		t.Errorf("expired peers returned: %v", got)
 	}
 	if !ps.add(h3, addrN(9), late) {

@@ -396,3 +396,37 @@ func sortByDistance(ns []nodeInfo, target [20]byte) {
 		return bytes.Compare(da[:], db[:])
 	})
 }
+
+// rekey returns a table around a new id of ours (BEP 42 gave us one) holding the nodes of t
+// that find room in it.
+func (t *table) rekey(self [20]byte, now time.Time) *table {
+	nt := newTable(self, now)
+	for _, b := range t.buckets {
+		for _, n := range b.nodes {
+			nt.insert(n)
+		}
+	}
+	return nt
+}
+
+// insert puts n into its bucket if there is room (splitting the last bucket as needed).
+func (t *table) insert(n *node) bool {
+	if n.id == t.self {
+		return false
+	}
+	for {
+		bi := t.bucketIndex(n.id)
+		b := t.buckets[bi]
+		switch {
+		case indexOf(b.nodes, n.id) >= 0:
+			return false
+		case len(b.nodes) < bucketSize:
+			b.nodes = append(b.nodes, n)
+			return true
+		case bi == len(t.buckets)-1 && len(t.buckets) < maxBuckets:
+			t.split()
+		default:
+			return false
+		}
+	}
+}

@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -35,7 +36,7 @@ func startNode(t testing.TB, ip string, mi *torrentfile.Metainfo, dataDir string
 		t.Fatal(err)
 	}
 	opts.Storage = st
-	return runNode(t, Config{ListenAddr: ip + ":0", DHT: dhtNode}, mi, opts)
+	return runNode(t, Config{ListenAddr: net.JoinHostPort(ip, "0"), DHT: dhtNode}, mi, opts)
 }
 
 func TestMagnetMetadataFromPeers(t *testing.T) {
@@ -84,22 +85,32 @@ func TestMagnetMetadataFromPeers(t *testing.T) {
 }
 
 func TestMagnetDownloadThroughDHTAlone(t *testing.T) {
-	// A DHT of 30 nodes on loopback, each bootstrapped from the first.
-	var nodes []*dht.Server
+	magnetThroughDHT(t, "127.0.0.1", [2]string{"127.0.0.101", "127.0.0.102"}, "127.0.0.103", 27)
+}
+
+// TestMagnetDownloadThroughIPv6DHT: the same over IPv6 alone, every node and peer on ::1 (BEP 32).
+func TestMagnetDownloadThroughIPv6DHT(t *testing.T) {
+	magnetThroughDHT(t, "::1", [2]string{"::1", "::1"}, "::1", 12)
+}
+
+// magnetThroughDHT resolves a trackerless magnet link through a DHT of our nodes and
+// downloads its data: extra+1 nodes on dhtIP, each bootstrapped from the first, two seeders
+// that announce through their own nodes, and a leecher that knows only the info hash.
+func magnetThroughDHT(t *testing.T, dhtIP string, seedIPs [2]string, leechIP string, extra int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	newNode := func(ip string, boot []string) *dht.Server {
-		n, err := dht.New(dht.Config{Addr: ip + ":0", Bootstrap: boot, Logger: testLogger(t)})
+		n, err := dht.New(dht.Config{Addr: net.JoinHostPort(ip, "0"), Bootstrap: boot, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { n.Close() })
 		return n
 	}
-	first := newNode("127.0.0.1", []string{})
-	nodes = append(nodes, first)
-	for range 27 {
-		n := newNode("127.0.0.1", []string{first.Addr().String()})
+	first := newNode(dhtIP, []string{})
+	nodes := []*dht.Server{first}
+	for range extra {
+		n := newNode(dhtIP, []string{first.Addr().String()})
 		if err := n.Bootstrap(ctx); err != nil {
 			t.Fatalf("bootstrap: %v", err)
 		}
@@ -109,19 +120,19 @@ func TestMagnetDownloadThroughDHTAlone(t *testing.T) {
 	mi, src := realTorrent(t, files, 32<<10, 12)
 	// Two seeders announce themselves on the DHT through their own nodes (a DHT node takes a
 	// peer's address from the announce's source, so each seeder's node shares its address).
-	for _, ip := range []string{"127.0.0.101", "127.0.0.102"} {
+	for _, ip := range seedIPs {
 		n := newNode(ip, []string{first.Addr().String()})
 		if err := n.Bootstrap(ctx); err != nil {
 			t.Fatalf("bootstrap: %v", err)
 		}
 		startNode(t, ip, mi, src, true, n, TorrentOptions{})
 	}
-	// The leecher knows nothing but the info hash and its own DHT node: 31 nodes in all.
-	leecherDHT := newNode("127.0.0.103", []string{nodes[20].Addr().String()})
+	// The leecher knows nothing but the info hash and its own DHT node.
+	leecherDHT := newNode(leechIP, []string{nodes[len(nodes)*2/3].Addr().String()})
 	if err := leecherDHT.Bootstrap(ctx); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	c, err := NewClient(Config{ListenAddr: "127.0.0.103:0", Logger: testLogger(t), DHT: leecherDHT})
+	c, err := NewClient(Config{ListenAddr: net.JoinHostPort(leechIP, "0"), Logger: testLogger(t), DHT: leecherDHT})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +167,9 @@ func TestMagnetDownloadThroughDHTAlone(t *testing.T) {
 		t.Fatalf("download through DHT peers did not finish: %+v", tor.Stats())
 	}
 	sameFiles(t, mi, src, dst, nil)
+	if want := netip.MustParseAddr(leechIP).Is6(); leecherDHT.Addr().Addr().Is6() != want || leecherDHT.Stats().Nodes == 0 {
+		t.Errorf("leecher's DHT on %v with %+v", leecherDHT.Addr(), leecherDHT.Stats())
+	}
 }
 
 // TestMagnetMetadataFromIncomingPeer: a seeder we cannot find but that dials us (it got our

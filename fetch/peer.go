@@ -162,8 +162,11 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 		p.ext.enabled = true
 		t.sendExtHandshakeLocked(p)
 	}
+	// BEP 32: a PORT message names the DHT of the connection's address family.
 	if hs.SupportsDHT() && t.c.dht != nil && !t.info.Private {
-		p.out = append(p.out, p2p.Port(t.c.dht.Addr().Port()))
+		if da := t.c.dht.AddrFor(p.addr.Addr()); da.IsValid() {
+			p.out = append(p.out, p2p.Port(da.Port()))
+		}
 	}
 	t.wg.Add(2)
 	t.mu.Unlock()

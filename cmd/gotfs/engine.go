@@ -54,7 +54,7 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 	fl.Var(encryptionValue{&f.encryption}, "encryption", "protocol encryption (MSE/PE): prefer (accept both, dial encrypted first and fall back to plaintext), require (encrypted only) or off (plaintext only)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache folder (default $XDG_CACHE_HOME/gotfs)")
 	fl.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
-	fl.StringVar(&f.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the peer listen address)")
+	fl.StringVar(&f.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the peer listen address); no host (:6881) runs the IPv4 and IPv6 DHTs on that port, an IPv4 or IPv6 host only that family's")
 	fl.StringSliceVar(&f.dhtBootstrap, "dht-bootstrap", nil, "DHT nodes to start from, host:port,... (default: the public routers)")
 	bindRateFlags(cmd, &f.maxDown, &f.maxUp)
 }

@@ -206,7 +206,7 @@ DHT is searched too.`,
 	// other command that finds peers, and wins over --dht.
 	cmd.Flags().BoolVar(&noDHT, "no-dht", false, "do not search the DHT (the default; overrides --dht)")
 	cmd.Flags().StringSliceVar(&dhtBoot, "dht-bootstrap", nil, "DHT nodes to start from, host:port,... (default: the public routers)")
-	cmd.Flags().StringVar(&dhtAddr, "dht-listen", ":0", "UDP address of the DHT node")
+	cmd.Flags().StringVar(&dhtAddr, "dht-listen", ":0", "UDP address of the DHT node; no host runs the IPv4 and IPv6 DHTs, an IPv4 or IPv6 host only that family's")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "cache folder, where the DHT routing table is kept (default $XDG_CACHE_HOME/gotfs)")
 	return cmd
 }
