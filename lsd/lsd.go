@@ -43,7 +43,7 @@ const (
 	// MinInterval is the least time between two announces of one torrent (BEP 14).
 	MinInterval = time.Minute
 
-	tick                 = time.Second // how often Config.Torrents is polled
+	tick                 = 200 * time.Millisecond // how often Config.Torrents is polled
 	maxMessagesPerSecond = 200
 	maxSources           = 256
 	reportBurst          = 32
@@ -56,7 +56,7 @@ const (
 type Config struct {
 	// Port is the peer port announced (required).
 	Port uint16
-	// Torrents returns the info hashes to announce now. It is called about once a second
+	// Torrents returns the info hashes to announce now. It is called five times a second
 	// from the Service's goroutine. Private torrents must never be in it.
 	Torrents func() [][20]byte
 	// OnPeer receives each peer found: it announced infoHash, one of ours, from peer. It is
