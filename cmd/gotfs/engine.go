@@ -42,6 +42,9 @@ type engineFlags struct {
 	noDHT        bool
 	dhtListen    string
 	dhtBootstrap []string
+
+	noLSD         bool
+	noPortMapping bool
 }
 
 func (f *engineFlags) bind(cmd *cobra.Command) {
@@ -57,6 +60,8 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the peer listen address); no host (:6881) runs the IPv4 and IPv6 DHTs on that port, an IPv4 or IPv6 host only that family's")
 	fl.StringSliceVar(&f.dhtBootstrap, "dht-bootstrap", nil, "DHT nodes to start from, host:port,... (default: the public routers)")
 	bindRateFlags(cmd, &f.maxDown, &f.maxUp)
+	fl.BoolVar(&f.noLSD, "no-lsd", false, "do not find peers on the local network (BEP 14 local service discovery)")
+	fl.BoolVar(&f.noPortMapping, "no-port-mapping", false, "do not ask the router to forward the peer port (PCP, NAT-PMP, UPnP)")
 }
 
 // bindCacheSize adds --cache-size, for commands whose data lives in the cache.
@@ -118,15 +123,19 @@ func (f *engineFlags) peerAddrs() ([]netip.AddrPort, error) {
 	return out, nil
 }
 
-// engine is a running peer engine: the client and, unless --no-dht, its DHT node.
+// engine is a running peer engine: the client and, unless --no-dht, its DHT node; unless
+// turned off, local service discovery and the router's port mapping (local.go).
 type engine struct {
 	client *fetch.Client
 	dht    *dht.Server
+	local  localDiscovery
 }
 
-// Close stops the client, then the DHT node (saving its routing table).
+// Close removes the port mappings, stops local discovery and the client, then the DHT node
+// (saving its routing table).
 func (e *engine) Close() error {
-	err := e.client.Close()
+	err := e.local.close()
+	err = errors.Join(err, e.client.Close())
 	if e.dht != nil {
 		err = errors.Join(err, e.dht.Close())
 	}
@@ -189,6 +198,7 @@ func (f *engineFlags) start(ctx context.Context, a *app) (*engine, error) {
 		}
 		return nil, err
 	}
+	e.local.start(a, f, e)
 	return e, nil
 }
 
