@@ -561,3 +561,21 @@ func TestListenAddresses(t *testing.T) {
 		t.Error("two IPv6 addresses accepted")
 	}
 }
+
+// TestPeerVotes: what peers say our address is (their BEP 10 "yourip") counts like the nodes'
+// votes: one voter is not enough, a majority of distinct ones sets the address and the id.
+func TestPeerVotes(t *testing.T) {
+	s := newTestServer(t, "127.0.0.1:0", func(c *Config) { c.ExternalVotes = 3 })
+	public := netip.MustParseAddr("203.0.113.9")
+	for range 3 {
+		s.VoteExternalAddr(netip.MustParseAddr("198.51.100.20"), public) // the same voter thrice
+	}
+	if ext, _ := s.ExternalAddrs(); ext.IsValid() {
+		t.Fatalf("one voter set the external address to %v", ext)
+	}
+	s.VoteExternalAddr(netip.MustParseAddr("198.51.100.21"), public)
+	s.VoteExternalAddr(netip.MustParseAddr("::ffff:198.51.100.22"), netip.MustParseAddr("::ffff:203.0.113.9"))
+	if ext, _ := s.ExternalAddrs(); ext != public || !nodeIDMatches(s.ID(), public) {
+		t.Fatalf("external address %v after three voters, want %v (and a matching id)", ext, public)
+	}
+}

@@ -471,13 +471,27 @@ func (s *Server) setExternalLocked(f *family, ip netip.Addr) {
 		"old", fmt.Sprintf("%x", old), "new", fmt.Sprintf("%x", f.id))
 }
 
+// VoteExternalAddr counts what a peer at voter says our address is (the "yourip" of its
+// BEP 10 handshake), as a node's "ip" key counts: the address most voters agree on becomes the
+// node's external address (SetExternalAddr).
+func (s *Server) VoteExternalAddr(voter, ip netip.Addr) {
+	ip = ip.Unmap()
+	if f := s.familyOf(ip); f != nil {
+		s.voteFor(f, voter.Unmap(), ip)
+	}
+}
+
 // vote counts what a node at voter says our address is (the "ip" key of its response).
 func (s *Server) vote(f *family, voter netip.Addr, compact string) {
 	ap, ok := parseCompactAddr(compact)
 	if !ok {
 		return
 	}
-	ip := ap.Addr()
+	s.voteFor(f, voter, ap.Addr())
+}
+
+// voteFor counts one voter's word that ip is our address in family f.
+func (s *Server) voteFor(f *family, voter, ip netip.Addr) {
 	if (s.familyOf(ip) != f) || ip.IsUnspecified() || ip.IsMulticast() {
 		return
 	}

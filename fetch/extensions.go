@@ -69,6 +69,10 @@ func (t *Torrent) handleExtendedLocked(p *peer, m p2p.Message) error {
 		if h.Reqq > 0 {
 			p.maxDepth = max(minDepth, min(h.Reqq, maxPeerDepth))
 		}
+		if ip, ok := netip.AddrFromSlice(h.YourIP); ok && t.c.dht != nil {
+			// What the peer sees as our address is one vote for the DHT's node id (BEP 42).
+			t.c.dht.VoteExternalAddr(p.addr.Addr(), ip)
+		}
 	case p2p.LocalMetadataID:
 		return t.handleMetadataLocked(p, m.Payload)
 	case p2p.LocalPexID:

@@ -59,6 +59,9 @@ func (l *localDiscovery) start(a *app, f *engineFlags, e *engine) {
 				l.mu.Lock()
 				l.external = s.External
 				l.mu.Unlock()
+				if s.Err == nil && s.External.IsValid() && e.dht != nil {
+					e.dht.SetExternalAddr(s.External) // the node id follows it (BEP 42)
+				}
 			}})
 		if err != nil {
 			a.log.Info("port mapping off", "err", err)
@@ -68,8 +71,8 @@ func (l *localDiscovery) start(a *app, f *engineFlags, e *engine) {
 }
 
 // externalAddr is our address on the Internet as the router reported it through port
-// mapping, or an invalid address while unknown. It is meant for the DHT node id (BEP 42) and
-// the extension handshake's ipv4 field.
+// mapping, or an invalid address while unknown. The DHT takes it for its node id (BEP 42) as
+// soon as the router reports it.
 func (l *localDiscovery) externalAddr() netip.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
