@@ -125,6 +125,9 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 	if p.snubbed {
 		depth = 1
 	}
+	if !p.snubbed && len(t.pt.now) > 0 {
+		t.preemptForReadLocked(p, depth)
+	}
 	need := min(depth-len(p.requests), t.c.inflightRoom())
 	if need <= 0 {
 		return
@@ -146,6 +149,58 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 	if need > 0 {
 		t.requestFromDownloadsLocked(p, need, !newStarted)
 	}
+}
+
+// preemptForReadLocked makes room in p's pipeline for the blocks a blocked read waits on:
+// when the pipeline is too full to take the read's blocks that nobody was asked for yet (and p
+// could send), the newest requests for pieces no read waits on (the last in the peer's queue:
+// readahead, head and tail hints, background) are cancelled, so the read's blocks do not queue
+// behind them. The cancelled blocks are asked for again later; one that still arrives is taken
+// (forgetRequestLocked remembers it). A seek on a busy stream thus costs about one round trip,
+// not a whole pipeline.
+func (t *Torrent) preemptForReadLocked(p *peer, depth int) {
+	want := 0
+	for _, i := range t.pt.now {
+		if t.pt.verified(i) || !p.canRequest(i) {
+			continue
+		}
+		d := t.downloads[i]
+		switch {
+		case d == nil:
+			if t.pt.pickable(i) {
+				want += (int(t.info.PieceSize(i)) + p2p.BlockSize - 1) / p2p.BlockSize
+			}
+		case (d.exclusive == nil || d.exclusive == p) && d.exclusiveWeb == nil:
+			for b := d.firstFree; b < d.nBlocks; b++ {
+				if !d.got[b] && d.reqs[b] == 0 {
+					want++
+				}
+			}
+		}
+	}
+	excess := min(want, depth) - (depth - len(p.requests))
+	if excess <= 0 {
+		return
+	}
+	var victims []int
+	for k, r := range p.requests {
+		if t.pt.prio[r.piece] != prioNow {
+			victims = append(victims, k)
+		}
+	}
+	if len(victims) == 0 {
+		return
+	}
+	sort.Slice(victims, func(a, b int) bool { return p.requests[victims[a]].sent.After(p.requests[victims[b]].sent) })
+	victims = victims[:min(excess, len(victims))]
+	sort.Sort(sort.Reverse(sort.IntSlice(victims))) // removeRequestAt moves the last request: go from the end
+	for _, k := range victims {
+		r := p.requests[k]
+		p.removeRequestAt(k)
+		t.forgetRequestLocked(p, r)
+		p.out = append(p.out, p2p.Message{ID: p2p.MsgCancel, Index: r.piece, Begin: r.begin, Length: r.length})
+	}
+	t.preempted += len(victims)
 }
 
 // requestFromDownloadsLocked requests blocks of in-progress pieces from p: unrequested ones,

@@ -35,6 +35,7 @@ type pieceTable struct {
 	pins       map[int]int
 	lastUse    []int64 // when each piece was last read (unix ns), for eviction
 	urgent     []int   // pieces claimed above their base priority
+	now        []int   // pieces a blocked read waits on (claimed at prioNow), a part of urgent
 	// streamStartKey is the key (wait start, unix ns) of the pieces under the oldest blocked
 	// read when that read starts a stream, else 0 (streamStart).
 	streamStartKey int64

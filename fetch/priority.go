@@ -62,12 +62,16 @@ func (pt *pieceTable) setClaims(claims []claim, all bool) {
 		}
 	}
 	pt.urgent = pt.urgent[:0]
+	pt.now = pt.now[:0]
 	pt.streamStartKey = 0
 	var oldest int64
 	for _, c := range claims {
 		for i := max(c.first, 0); i < c.last && i < len(pt.prio); i++ {
 			pt.raise(i, c.cls, c.key+int64(i-c.first))
 			pt.urgent = append(pt.urgent, i)
+			if c.cls == prioNow {
+				pt.now = append(pt.now, i)
+			}
 		}
 		if c.cls == prioNow && (oldest == 0 || c.key < oldest) {
 			oldest = c.key

@@ -474,3 +474,45 @@ func TestSwarmHashesAhead(t *testing.T) {
 		t.Errorf("%d of %d bytes were hashed ahead, want at least half", ahead, mi.Info.Length)
 	}
 }
+
+// TestBlockedReadPreemptsReadahead: a seeder capped at 256 KiB/s holds a full pipeline of
+// readahead requests when a read far ahead blocks: the newest readahead requests are cancelled
+// to make room, and the far read is served before the readahead it jumped.
+func TestBlockedReadPreemptsReadahead(t *testing.T) {
+	src := t.TempDir()
+	mi := makeTorrent(t, src, "preempt", []testswarm.File{{Path: []string{"f"}, Size: 16 << 20}}, 64<<10, 12)
+	seeder := runNode(t, Config{ListenAddr: "127.0.0.47:0", MaxUploadRate: 256 << 10}, mi, TorrentOptions{Storage: testswarm.OpenSeed(t, mi, src)})
+	l := startLeecher(t, "127.0.0.48", mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{seeder.c.Addr()}, TorrentOptions{})
+	waitPeers(t, l, 1)
+	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := r.ReadAt(ctx, make([]byte, 1), 0); err != nil { // opens a 1 MiB window: 16 pieces
+		t.Fatal(err)
+	}
+	// The pipeline (32 blocks) is full of readahead now; a read at 12 MiB blocks.
+	far := int64(12 << 20)
+	if _, err := r.ReadAt(ctx, make([]byte, 1), far); err != nil {
+		t.Fatal(err)
+	}
+	l.t.mu.Lock()
+	preempted := l.t.preempted
+	l.t.mu.Unlock()
+	if preempted == 0 {
+		t.Fatal("no readahead request was cancelled for the blocked read")
+	}
+	missing := 0
+	for i := 1; i <= 16; i++ {
+		if !l.st.Verified(i) {
+			missing++
+		}
+	}
+	if missing == 0 {
+		t.Errorf("every readahead piece came before the far read (%d requests preempted)", preempted)
+	}
+	t.Logf("%d readahead requests preempted; %d of the window's 16 pieces still missing when the far read returned", preempted, missing)
+}

@@ -78,6 +78,7 @@ type Torrent struct {
 	webSeeds     []*webseed.Source // the torrent's web seeds (webseed.go), fixed at start
 	webWake      chan struct{}     // closed and replaced to wake the idle web seed workers
 	webNoPickGen uint64            // the web seeds' memory of a fruitless background scan
+	preempted    int               // requests cancelled to make room for a blocked read's blocks
 	hashedAhead  int64             // piece bytes hashed before their piece was complete (hashahead.go)
 	blockRTT     time.Duration     // smoothed time from a block request to its block, over all peers
 	lateWake     *time.Timer       // wakes the peers when a request becomes late (wakeAtLocked)
