@@ -5,7 +5,10 @@
 # connection's rate: two near, fast seeders and two far, slow ones. A tracker of the same tool
 # hands out only the forwarders, so gotfs and btfs (Debian's, libtorrent) see the same swarm.
 # Each run is a fresh mount with an empty cache; runs of gotfs and btfs take turns.
-#   first  one 64 KiB read in the middle of the file, timed from the read call (ms)
+#   first  one 64 KiB read in the middle of the file, timed from the read call (ms), at once
+#          after the file appears (the connections to the seeders are being made meanwhile)
+#   warm   the same read 1 s after the file appears, the seeders connected: the latency of a
+#          read itself (the target below is for this one)
 #   probe  ffprobe of the file (reads the head, then the moov at the end) (s)
 #   seek   ffmpeg -ss 45 decoding 1 s from 45 s in (s)
 # Medians of BENCH_WAN_REPS runs (default 3) and the ratio btfs/gotfs of the medians.
@@ -113,6 +116,11 @@ measure() { # measure NAME: one fresh mount per figure
   echo "$ms" >>"$W/$who.first"
   unmount_any
   mount_$who || return 1
+  sleep 1
+  ms=$(timeout 120 $H pread "$MP/movie.mp4" $((SIZE / 3 / 65536 * 65536)) 65536 "$MEDIA") || ms=120000
+  echo "$ms" >>"$W/$who.warm"
+  unmount_any
+  mount_$who || return 1
   t0=$(now)
   timeout 120 ffprobe -loglevel error -show_format "$MP/movie.mp4" >/dev/null || echo "bench-wan: $who: ffprobe failed" >&2
   secs_since "$t0" >>"$W/$who.probe"
@@ -122,7 +130,7 @@ measure() { # measure NAME: one fresh mount per figure
   timeout 120 ffmpeg -loglevel error -ss 45 -i "$MP/movie.mp4" -t 1 -f null - || echo "bench-wan: $who: ffmpeg -ss failed" >&2
   secs_since "$t0" >>"$W/$who.seek"
   unmount_any
-  echo "  $who: first $(tail -n1 "$W/$who.first") ms, probe $(tail -n1 "$W/$who.probe") s, seek $(tail -n1 "$W/$who.seek") s"
+  echo "  $who: first $(tail -n1 "$W/$who.first") ms, warm $(tail -n1 "$W/$who.warm") ms, probe $(tail -n1 "$W/$who.probe") s, seek $(tail -n1 "$W/$who.seek") s"
 }
 who_list=(gotfs)
 [ "$RUN_BTFS" = 1 ] && who_list+=(btfs)
@@ -130,11 +138,11 @@ for r in $(seq "$REPS"); do
   echo "bench-wan: run $r"
   for who in "${who_list[@]}"; do measure "$who"; done
 done
-printf '\n%-8s %12s %10s %10s\n' "" "first (ms)" "probe (s)" "seek (s)"
+printf '\n%-8s %12s %10s %10s %10s\n' "" "first (ms)" "warm (ms)" "probe (s)" "seek (s)"
 for who in "${who_list[@]}"; do
-  printf '%-8s %12s %10s %10s\n' "$who" "$(median <"$W/$who.first")" "$(median <"$W/$who.probe")" "$(median <"$W/$who.seek")"
+  printf '%-8s %12s %10s %10s %10s\n' "$who" "$(median <"$W/$who.first")" "$(median <"$W/$who.warm")" "$(median <"$W/$who.probe")" "$(median <"$W/$who.seek")"
 done
 if [ "$RUN_BTFS" = 1 ]; then
   ratio() { awk -v a="$(median <"$W/btfs.$1")" -v b="$(median <"$W/gotfs.$1")" 'BEGIN { if (b > 0) printf "%.1f", a/b; else print "-" }'; }
-  printf '%-8s %12s %10s %10s\n' "btfs/us" "$(ratio first)" "$(ratio probe)" "$(ratio seek)"
+  printf '%-8s %12s %10s %10s %10s\n' "btfs/us" "$(ratio first)" "$(ratio warm)" "$(ratio probe)" "$(ratio seek)"
 fi
