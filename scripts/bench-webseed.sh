@@ -85,7 +85,9 @@ http {
   server { listen $IP:$PORT; root $(dirname "$DATA"); }
 }
 CONF
-$NGINX -p "$W/nginx" -c "$W/nginx/nginx.conf" >"$W/nginx/out.log" 2>&1 &
+# Without the bench lock's descriptor: were this script killed, nginx must not keep the lock.
+(for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
+  exec $NGINX -p "$W/nginx" -c "$W/nginx/nginx.conf" >"$W/nginx/out.log" 2>&1) &
 NPID=$!
 URL=http://$IP:$PORT/
 for _ in $(seq 100); do curl -s -o /dev/null "$URL" && break; sleep 0.05; done
