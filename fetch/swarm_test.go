@@ -140,20 +140,28 @@ func sameFiles(t testing.TB, mi *torrentfile.Metainfo, srcDir, dstDir string, on
 	}
 }
 
-func TestSwarmDownloadOddLayout(t *testing.T) {
-	src := t.TempDir()
-	mi := makeTorrent(t, src, "odd", oddFiles, 32<<10, 1)
+// downloadFromSeeders seeds mi's files under src from each seeder IP, downloads them at
+// leecherIP (connected to every seeder before it wants anything, so that the download spreads
+// over them) and checks the files.
+func downloadFromSeeders(t *testing.T, mi *torrentfile.Metainfo, src, leecherIP string, seederIPs ...string) *node {
+	t.Helper()
 	var peers []netip.AddrPort
-	for _, ip := range []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"} {
+	for _, ip := range seederIPs {
 		peers = append(peers, startSeeder(t, ip, mi, src).c.Addr())
 	}
 	dst := t.TempDir()
-	// Connect to all three before wanting anything, so that the download spreads over them.
-	l := startLeecher(t, "127.0.0.20", mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{})
-	waitPeers(t, l, 3)
+	l := startLeecher(t, leecherIP, mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{})
+	waitPeers(t, l, len(peers))
 	l.t.SetBackground(true)
-	waitComplete(t, l, 30*time.Second)
+	waitComplete(t, l, 60*time.Second)
 	sameFiles(t, mi, src, dst, nil)
+	return l
+}
+
+func TestSwarmDownloadOddLayout(t *testing.T) {
+	src := t.TempDir()
+	mi := makeTorrent(t, src, "odd", oddFiles, 32<<10, 1)
+	l := downloadFromSeeders(t, mi, src, "127.0.0.20", "127.0.0.11", "127.0.0.12", "127.0.0.13")
 	s := l.t.Stats()
 	if s.PiecesFetched != mi.Info.NumPieces() {
 		t.Errorf("fetched %d pieces, want %d", s.PiecesFetched, mi.Info.NumPieces())
@@ -457,16 +465,7 @@ func TestStreamStartGetsSecondPeerSooner(t *testing.T) {
 func TestSwarmHashesAhead(t *testing.T) {
 	src := t.TempDir()
 	mi := makeTorrent(t, src, "ahead", []testswarm.File{{Path: []string{"f"}, Size: 24 << 20}}, 1<<20, 9)
-	var peers []netip.AddrPort
-	for _, ip := range []string{"127.0.0.41", "127.0.0.42", "127.0.0.43"} {
-		peers = append(peers, startSeeder(t, ip, mi, src).c.Addr())
-	}
-	dst := t.TempDir()
-	l := startLeecher(t, "127.0.0.44", mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{})
-	waitPeers(t, l, 3)
-	l.t.SetBackground(true)
-	waitComplete(t, l, 60*time.Second)
-	sameFiles(t, mi, src, dst, nil)
+	l := downloadFromSeeders(t, mi, src, "127.0.0.44", "127.0.0.41", "127.0.0.42", "127.0.0.43")
 	l.t.mu.Lock()
 	ahead := l.t.hashedAhead
 	l.t.mu.Unlock()
