@@ -39,23 +39,27 @@ func (t *Torrent) storeBlock(w blockWrite) {
 	}
 }
 
-// blockWrittenLocked records the end of a block's write. It returns the piece to verify when
-// the write was its last one. A failed write (a full disk) makes the block missing again and
-// fails the reads waiting for the piece, as a piece that cannot be stored does.
+// blockWrittenLocked records the end of a write of one block, or of a run of consecutive
+// blocks of one piece (a web seed's). It returns the piece to verify when the write was its
+// last one. A failed write (a full disk) makes the blocks missing again and fails the reads
+// waiting for the piece, as a piece that cannot be stored does.
 func (t *Torrent) blockWrittenLocked(w blockWrite, werr error) *verifyJob {
 	d := w.d
-	d.writing--
-	b := w.begin / p2p.BlockSize
+	first := w.begin / p2p.BlockSize
+	n := (len(w.data) + p2p.BlockSize - 1) / p2p.BlockSize
+	d.writing -= n
 	if w.hash {
 		d.hashing = false
 		if werr == nil {
-			d.hashed++
+			d.hashed += n
 		}
 	}
 	if werr != nil {
-		d.got[b] = false
-		d.nGot--
-		d.firstFree = min(d.firstFree, b)
+		for b := first; b < first+n; b++ {
+			d.got[b] = false
+		}
+		d.nGot -= n
+		d.firstFree = min(d.firstFree, first)
 		t.stats.Wasted += int64(len(w.data))
 		t.storeFailedLocked(w.piece, werr)
 		if d.nGot == 0 && d.writing == 0 && allZero(d.reqs) {
@@ -63,7 +67,9 @@ func (t *Torrent) blockWrittenLocked(w blockWrite, werr error) *verifyJob {
 		}
 		return nil
 	}
-	d.written[b] = true
+	for b := first; b < first+n; b++ {
+		d.written[b] = true
+	}
 	return t.completeLocked(d)
 }
 

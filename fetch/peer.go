@@ -418,15 +418,26 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (blockWrite, error) 
 // copy of it from another source is written too (a failed write gives it back), and the
 // requests other peers still hold for it are cancelled.
 func (t *Torrent) acceptBlockLocked(d *pieceDownload, b int, data []byte, from *peer) blockWrite {
+	t.takeBlockLocked(d, b, len(data), from)
+	return t.blockWriteLocked(d, b, data)
+}
+
+// takeBlockLocked marks block b of d received (n bytes), so that no copy of it from another
+// source is written too, and cancels the requests other peers still hold for it.
+func (t *Torrent) takeBlockLocked(d *pieceDownload, b, n int, from *peer) {
 	d.got[b] = true
 	d.nGot++
 	d.writing++
 	if d.reqs[b] > 0 {
-		r := blockReq{piece: uint32(d.index), begin: uint32(b * p2p.BlockSize), length: uint32(len(data))}
+		r := blockReq{piece: uint32(d.index), begin: uint32(b * p2p.BlockSize), length: uint32(n)}
 		t.cancelDuplicatesLocked(from, r)
 		d.reqs[b] = 0
 	}
-	// The next block in order is hashed as it is written, by this goroutine alone.
+}
+
+// blockWriteLocked returns the write of data, taken blocks of d from block b on; when b is the
+// next block in order to hash, the writer hashes them too, alone.
+func (t *Torrent) blockWriteLocked(d *pieceDownload, b int, data []byte) blockWrite {
 	hash := b == d.hashed && !d.hashing && !d.hashBroken
 	d.hashing = d.hashing || hash
 	return blockWrite{d: d, piece: d.index, begin: b * p2p.BlockSize, data: data, hash: hash}

@@ -217,27 +217,42 @@ func (t *Torrent) webFailed(job webJob, err error) {
 }
 
 // webDeliver hands the blocks of a fetched run to the path peers' blocks take.
+// The blocks still needed are taken in one hold of the lock, and each stretch of consecutive
+// ones is written (and hashed, when it comes next in order) with one call.
 func (t *Torrent) webDeliver(job webJob, data []byte) {
 	d := job.d
-	off := 0
+	var writes []blockWrite
+	t.mu.Lock()
+	t.c.inflight.Add(-int64(job.n))
+	start := -1 // first block of the stretch being gathered
+	flush := func(end int) {
+		if start >= 0 {
+			from, to := (start-job.first)*p2p.BlockSize, min((end-job.first)*p2p.BlockSize, len(data))
+			writes = append(writes, t.blockWriteLocked(d, start, data[from:to:to]))
+			start = -1
+		}
+	}
 	for b := job.first; b < job.first+job.n; b++ {
-		n := t.blockLen(d.index, b)
-		t.mu.Lock()
 		if d.reqs[b] > 0 {
 			d.reqs[b]--
 		}
-		t.c.inflight.Add(-1)
 		if t.downloads[d.index] != d || d.got[b] {
-			t.stats.Wasted += int64(n) // another source was faster, or the piece was dropped
-			t.mu.Unlock()
-			off += n
+			t.stats.Wasted += int64(t.blockLen(d.index, b)) // another source was faster, or the piece was dropped
+			flush(b)
 			continue
 		}
+		t.takeBlockLocked(d, b, t.blockLen(d.index, b), nil)
+		if start < 0 {
+			start = b
+		}
+	}
+	flush(job.first + job.n)
+	if len(writes) > 0 {
 		addWebContributor(d, job.src)
-		w := t.acceptBlockLocked(d, b, data[off:off+n], nil)
-		t.mu.Unlock()
+	}
+	t.mu.Unlock()
+	for _, w := range writes {
 		t.storeBlock(w)
-		off += n
 	}
 	t.mu.Lock()
 	t.wakeAllLocked()
