@@ -44,11 +44,11 @@ MP=$W/mnt && mkdir -p "$MP"
 NPID="" GPID=""
 stop_mount() {
   if mountpoint -q "$MP"; then "$GOTFS" unmount --lazy "$MP" >/dev/null 2>&1 || umount -l "$MP" 2>/dev/null || true; fi
-  [ -n "$GPID" ] && { kill "$GPID" 2>/dev/null || true; wait "$GPID" 2>/dev/null || true; GPID=""; }
+  if [ -n "$GPID" ]; then kill "$GPID" 2>/dev/null || true; wait "$GPID" 2>/dev/null || true; GPID=""; fi
 }
 cleanup() {
   stop_mount
-  [ -n "$NPID" ] && { kill "$NPID" 2>/dev/null || true; wait "$NPID" 2>/dev/null || true; }
+  if [ -n "$NPID" ]; then kill "$NPID" 2>/dev/null || true; wait "$NPID" 2>/dev/null || true; fi
   rm -rf "$W"
   if [ "$OWN_DIR" = 1 ]; then rm -rf "$BENCH_DIR"; fi
 }
