@@ -57,7 +57,7 @@ func TestEncryptionModePairs(t *testing.T) {
 	const never = mse.Methods(0xff)
 	modes := []Encryption{EncryptionPrefer, EncryptionRequire, EncryptionOff}
 	want := map[[2]Encryption]mse.Methods{ // {leecher, seeder}
-		{EncryptionPrefer, EncryptionPrefer}:   mse.RC4,
+		{EncryptionPrefer, EncryptionPrefer}:   mse.Plaintext, // an obfuscated handshake, a plain stream
 		{EncryptionPrefer, EncryptionRequire}:  mse.RC4,
 		{EncryptionPrefer, EncryptionOff}:      0,
 		{EncryptionRequire, EncryptionPrefer}:  mse.RC4,

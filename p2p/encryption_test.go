@@ -53,7 +53,8 @@ func TestAcceptWith(t *testing.T) {
 		ok      bool
 	}{
 		{"plain to prefer", prefer, 0, 0, true},
-		{"mse to prefer", prefer, mse.RC4 | mse.Plaintext, mse.RC4, true},
+		{"mse to prefer", prefer, mse.RC4 | mse.Plaintext, mse.Plaintext, true},
+		{"mse rc4-only to prefer", prefer, mse.RC4, mse.RC4, true},
 		{"mse plaintext-only to prefer", prefer, mse.Plaintext, mse.Plaintext, true},
 		{"plain to require", require, 0, 0, false},
 		{"mse to require", require, mse.RC4 | mse.Plaintext, mse.RC4, true},

@@ -430,8 +430,9 @@ func (s *session) initiate(skey [20]byte, provide Methods, ia []byte) (*Conn, er
 type SKeyLookup func(req2 [20]byte) (skey [20]byte, ok bool)
 
 // Receive performs B's side of the handshake on nc (a connection we accepted). lookup tells
-// which stream the initiator wants; allowed are the methods we may select, RC4 preferred
-// over plaintext when the initiator provides both. The initial payload the initiator sent,
+// which stream the initiator wants; allowed are the methods we may select, plaintext
+// preferred over RC4 when the initiator provides both (RC4 is selected when one side requires
+// it: the initiator provides only RC4, or allowed is RC4 alone). The initial payload the initiator sent,
 // if any, is the first thing read from the returned connection. The handshake honours ctx
 // and is bounded by HandshakeTimeout. Receive does not close nc on error.
 func Receive(ctx context.Context, nc net.Conn, lookup SKeyLookup, allowed Methods) (*Conn, error) {
@@ -502,12 +503,15 @@ func (s *session) receive(lookup SKeyLookup, allowed Methods) (*Conn, error) {
 	if err := s.readDecrypted(dec, ia, "IA"); err != nil {
 		return nil, err
 	}
+	// Plaintext when both sides allow it (the handshake was obfuscated all the same), as
+	// libtorrent does by default: RC4 costs CPU on every byte, so it is used when one side
+	// requires it.
 	var selected Methods
 	switch common := provided & allowed; {
-	case common&RC4 != 0:
-		selected = RC4
 	case common&Plaintext != 0:
 		selected = Plaintext
+	case common&RC4 != 0:
+		selected = RC4
 	default:
 		return nil, protoErr("no method in common: peer provides %v, we allow %v", provided, allowed)
 	}

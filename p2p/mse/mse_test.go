@@ -267,7 +267,7 @@ func TestRoundTrip(t *testing.T) {
 	cases := []struct {
 		provide, allowed, want Methods
 	}{
-		{RC4 | Plaintext, RC4 | Plaintext, RC4},
+		{RC4 | Plaintext, RC4 | Plaintext, Plaintext}, // plaintext when both sides allow it
 		{RC4 | Plaintext, Plaintext, Plaintext},
 		{RC4, RC4 | Plaintext, RC4},
 		{Plaintext, RC4 | Plaintext, Plaintext},

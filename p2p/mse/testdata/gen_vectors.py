@@ -104,9 +104,9 @@ def handshake(name, skey, provide, allowed, ia, payload_a, payload_b):
     plain3 = bytes(8) + provide.to_bytes(4, "big") + n_pad_c.to_bytes(2, "big") + bytes(n_pad_c)
     plain3 += len(ia).to_bytes(2, "big") + ia
     a_sends += req1 + req23 + enc_a.crypt(plain3)
-    # Step 4 (B): RC4 preferred over plaintext.
+    # Step 4 (B): plaintext preferred over RC4 when both are allowed and provided.
     common = provide & allowed
-    select = 2 if common & 2 else 1
+    select = 1 if common & 1 else 2
     n_pad_d = pad_len(rb)
     b_sends += enc_b.crypt(bytes(8) + select.to_bytes(4, "big") + n_pad_d.to_bytes(2, "big") + bytes(n_pad_d))
     # Payload (ENCRYPT2).
@@ -159,7 +159,7 @@ def main():
             for k in (b"Key", sha1(b"keyA", bytes(96), skey), bytes(range(20)))
         ],
         "handshakes": [
-            handshake("rc4", skey, 0x03, 0x03, ia, b"payload from A " * 5, b"payload from B " * 7),
+            handshake("rc4", skey, 0x03, 0x02, ia, b"payload from A " * 5, b"payload from B " * 7),
             handshake("plaintext", skey, 0x03, 0x01, ia, b"plain A", b"plain B bytes"),
             handshake("rc4-only-no-ia", skey, 0x02, 0x03, b"", b"after the handshake", b"x"),
         ],
