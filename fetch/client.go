@@ -152,7 +152,7 @@ func newClient(cfg Config) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, handshaking: map[net.Conn]struct{}{}, dht: cfg.DHT,
-		pending: make(chan struct{}, maxHandshakes),
+		pending:   make(chan struct{}, maxHandshakes),
 		downLimit: newByteLimiter(cfg.MaxDownloadRate), upLimit: newByteLimiter(cfg.MaxUploadRate)}
 	c.blockBufs.New = func() any { b := make([]byte, p2p.BlockSize); return &b }
 	if !cfg.NoWebSeeds {

@@ -28,14 +28,14 @@ const (
 
 // extState is what a peer told us in its extension handshake, and what we told it by PEX.
 type extState struct {
-	enabled    bool // both sides set the BEP 10 bit
+	enabled     bool // both sides set the BEP 10 bit
 	metadataID  uint8
 	pexID       uint8
 	holepunchID uint8 // ut_holepunch (BEP 55)
 	listenPort  uint16
-	pexSent    map[netip.AddrPort]bool
-	pexAt      time.Time
-	punch      holepunchLimit // ut_holepunch messages from the peer that made us act
+	pexSent     map[netip.AddrPort]bool
+	pexAt       time.Time
+	punch       holepunchLimit // ut_holepunch messages from the peer that made us act
 }
 
 // sendExtHandshakeLocked queues our extension handshake to p.
