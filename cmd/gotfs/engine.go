@@ -36,7 +36,7 @@ type engineFlags struct {
 	// transport is --transport; noUTP (--no-utp) makes it tcp.
 	transport fetch.Transport
 	noUTP     bool
-	cacheDir   string
+	cacheDir  string
 	// cacheSize bounds the verified bytes kept (mount only: a download keeps all it fetched).
 	cacheSize int64
 	// maxDown and maxUp cap the client's bytes per second from and to peers (0 = none).
