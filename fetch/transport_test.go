@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gotfs/gotfs/internal/testswarm"
+	"github.com/gotfs/gotfs/p2p"
+	"github.com/gotfs/gotfs/torrentfile"
 )
 
 func TestParseTransport(t *testing.T) {
@@ -186,5 +188,104 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for: %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// scriptedExtPeer connects to addr over TCP as a peer whose extension handshake says it
+// listens on port and offers ut_holepunch under id 7 when holepunch is set.
+func scriptedExtPeer(t *testing.T, addr netip.AddrPort, mi *torrentfile.Metainfo, port int, holepunch bool) *p2p.Conn {
+	t.Helper()
+	opts := p2p.Options{NumPieces: mi.Info.NumPieces(), Reserved: p2p.ReservedBits(true, false, false)}
+	c, _, err := p2p.Dial(t.Context(), addr, mi.InfoHash, hostilePeerID(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h := p2p.ExtHandshake{M: map[string]int{}, P: port}
+	if holepunch {
+		h.M[p2p.ExtHolepunchName] = 7
+	}
+	b, err := h.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sendAll(c, p2p.Extended(p2p.ExtHandshakeID, b)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestHolepunchRelayErrors: the relay answers a rendezvous it cannot serve with the BEP 55
+// error code, and one it can with connect messages to both sides.
+func TestHolepunchRelayErrors(t *testing.T) {
+	src := t.TempDir()
+	mi := makeTorrent(t, src, "relay", []testswarm.File{{Path: []string{"f"}, Size: 256 << 10}}, 64<<10, 63)
+	r := startLeecherWith(t, Config{ListenAddr: "127.0.0.128:0"}, mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), nil, TorrentOptions{})
+	// The scripted peers dial over TCP from 127.0.0.1 and say they listen on these ports: the
+	// relay names them by that address (a TCP peer's punch address is where it listens).
+	initiatorAt := netip.MustParseAddrPort("127.0.0.1:7001")
+	plainAt := netip.MustParseAddrPort("127.0.0.1:7002")
+	targetAt := netip.MustParseAddrPort("127.0.0.1:7003")
+	initiator := scriptedExtPeer(t, r.c.Addr(), mi, 7001, true)
+	scriptedExtPeer(t, r.c.Addr(), mi, 7002, false) // no ut_holepunch
+	target := scriptedExtPeer(t, r.c.Addr(), mi, 7003, true)
+	waitFor(t, 10*time.Second, "the relay knows the 3 peers' extension handshakes", func() bool {
+		r.t.mu.Lock()
+		defer r.t.mu.Unlock()
+		n := 0
+		for p := range r.t.peers {
+			if p.ext.listenPort != 0 {
+				n++
+			}
+		}
+		return n == 3
+	})
+	// next reads the next ut_holepunch message c receives.
+	next := func(c *p2p.Conn) p2p.HolepunchMsg {
+		t.Helper()
+		for {
+			m, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if m.ID == p2p.MsgExtended && m.ExtendedID == 7 {
+				hm, err := p2p.ParseHolepunchMsg(m.Payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return hm
+			}
+		}
+	}
+	rendezvous := func(to netip.AddrPort) {
+		t.Helper()
+		b, err := p2p.HolepunchMsg{Type: p2p.HolepunchRendezvous, Addr: to}.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sendAll(initiator, p2p.Extended(p2p.LocalHolepunchID, b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		to   netip.AddrPort
+		want p2p.HolepunchErr
+	}{
+		{netip.MustParseAddrPort("127.0.0.129:0"), p2p.HolepunchNoSuchPeer},
+		{r.c.Addr(), p2p.HolepunchNoSelf},
+		{netip.MustParseAddrPort("127.0.0.129:4000"), p2p.HolepunchNotConnected},
+		{plainAt, p2p.HolepunchNoSupport},
+	} {
+		rendezvous(tc.to)
+		if m := next(initiator); m.Type != p2p.HolepunchError || m.Err != tc.want || m.Addr != tc.to {
+			t.Errorf("rendezvous to %v: got %+v, want error %v", tc.to, m, tc.want)
+		}
+	}
+	rendezvous(targetAt)
+	if m := next(initiator); m.Type != p2p.HolepunchConnect || m.Addr != targetAt {
+		t.Fatalf("initiator got %+v, want connect to %v", m, targetAt)
+	}
+	if m := next(target); m.Type != p2p.HolepunchConnect || m.Addr != initiatorAt {
+		t.Errorf("target got %+v, want connect to %v", m, initiatorAt)
 	}
 }
