@@ -59,21 +59,33 @@ type Config struct {
 	// Encryption is the protocol encryption (MSE/PE) policy; the zero value is
 	// EncryptionPrefer.
 	Encryption Encryption
+	// Transport chooses the transports of peer connections: TCP and uTP (the default), or
+	// one of them. With a Listener it is the listener's.
+	Transport Transport
+	// Listener is the peer sockets, opened with Listen before the client (so that a DHT node
+	// can share the UDP port: Listener.DHTConns); nil makes the client open them on
+	// ListenAddr for Transport. The client owns it from NewClient on, also when that fails.
+	Listener *Listener
 	// MaxDownloadRate and MaxUploadRate cap the block bytes received from and sent to all
 	// peers of all torrents, in bytes per second (0 = no cap); SetRateLimits changes them.
 	MaxDownloadRate, MaxUploadRate int64
+
+	// Tests: how long a uTP connection attempt may take before TCP is tried (0: the
+	// default), and a wrapper of the UDP socket a Listener opened by NewClient runs over.
+	utpConnectTimeout time.Duration
+	wrapUDP           func(net.PacketConn) net.PacketConn
 }
 
 // DefaultMaxInflight is Config.MaxInflight's default: 64 MiB, more than a full pipeline to
 // 50 fast peers (rate × (round trip + 1 s) each) needs on a fast link.
 const DefaultMaxInflight = 64 << 20
 
-// Client owns the listening socket and the torrents that share it.
+// Client owns the listening sockets and the torrents that share them.
 type Client struct {
 	cfg       Config
 	log       *slog.Logger
 	peerID    [20]byte
-	ln        net.Listener
+	lis       *Listener  // TCP listener and uTP socket on one port number
 	localIP   netip.Addr // source address for outgoing connections, if the listener has one
 	tracker   *tracker.Client
 	ownsTrack bool
@@ -94,6 +106,7 @@ type Client struct {
 	// after closing the listener and before closing the torrents.
 	handshaking map[net.Conn]struct{}
 	handshakes  sync.WaitGroup
+	pending     chan struct{} // one token per incoming connection in its handshake (maxHandshakes)
 
 	dht           *dht.Server
 	verifiedBytes atomic.Int64    // verified bytes of every torrent, for CacheLimit
@@ -111,6 +124,17 @@ type Client struct {
 
 // NewClient starts listening for peers.
 func NewClient(cfg Config) (*Client, error) {
+	if cfg.Listener != nil {
+		cfg.Transport = cfg.Listener.tr
+	}
+	c, err := newClient(cfg)
+	if err != nil && cfg.Listener != nil {
+		cfg.Listener.Close()
+	}
+	return c, err
+}
+
+func newClient(cfg Config) (*Client, error) {
 	if cfg.MaxPeers <= 0 {
 		cfg.MaxPeers = 50
 	}
@@ -128,6 +152,7 @@ func NewClient(cfg Config) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, handshaking: map[net.Conn]struct{}{}, dht: cfg.DHT,
+		pending:   make(chan struct{}, maxHandshakes),
 		downLimit: newByteLimiter(cfg.MaxDownloadRate), upLimit: newByteLimiter(cfg.MaxUploadRate)}
 	c.blockBufs.New = func() any { b := make([]byte, p2p.BlockSize); return &b }
 	if !cfg.NoWebSeeds {
@@ -144,12 +169,15 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("make tracker key: %w", err)
 	}
 	c.announceKey = uint32(key[0])<<24 | uint32(key[1])<<16 | uint32(key[2])<<8 | uint32(key[3])
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen for peers on %s: %w", cfg.ListenAddr, err)
+	c.lis = cfg.Listener
+	if c.lis == nil {
+		lis, err := Listen(cfg.ListenAddr, cfg.Transport, ListenOptions{Logger: log, wrapUDP: cfg.wrapUDP})
+		if err != nil {
+			return nil, err
+		}
+		c.lis = lis
 	}
-	c.ln = ln
-	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsUnspecified() {
+	if ap := c.lis.Addr(); !ap.Addr().IsUnspecified() {
 		c.localIP = ap.Addr()
 	}
 	c.tracker = cfg.Tracker
@@ -158,32 +186,37 @@ func NewClient(cfg Config) (*Client, error) {
 		c.ownsTrack = true
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(1)
-	go c.acceptLoop()
+	if c.lis.tcp != nil {
+		c.wg.Add(1)
+		go c.acceptLoop(c.lis.tcp)
+	}
+	if c.lis.utp != nil {
+		c.wg.Add(1)
+		go c.acceptLoop(c.lis.utp)
+	}
 	return c, nil
 }
 
 // PeerID returns the client's peer id.
 func (c *Client) PeerID() [20]byte { return c.peerID }
 
-// Addr returns the address the client listens on.
-func (c *Client) Addr() netip.AddrPort {
-	ap, _ := netip.ParseAddrPort(c.ln.Addr().String())
-	return ap
-}
+// Addr returns the address the client listens on (over TCP, uTP or both).
+func (c *Client) Addr() netip.AddrPort { return c.lis.Addr() }
 
-// Port returns the TCP port the client listens on.
+// Port returns the port the client listens on (TCP and UDP).
 func (c *Client) Port() uint16 { return c.Addr().Port() }
 
 // maxHandshakes bounds incoming connections still in their handshake: a flood of connections
 // that never finish their handshake costs at most this many goroutines and sockets.
 const maxHandshakes = 64
 
-func (c *Client) acceptLoop() {
+// acceptLoop hands the connections ln accepts (TCP or uTP: everything above the transport is
+// the same) to handleIncoming.
+func (c *Client) acceptLoop(ln net.Listener) {
 	defer c.wg.Done()
-	pending := make(chan struct{}, maxHandshakes)
+	pending := c.pending
 	for {
-		nc, err := c.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if c.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -297,8 +330,12 @@ func (c *Client) Close() error {
 	}
 	c.mu.Unlock()
 	// No peer may come in while the torrents close: stop accepting first, cut the handshakes
-	// under way short and wait until each ended or handed its peer over.
-	c.ln.Close()
+	// under way short and wait until each ended or handed its peer over. (The uTP socket
+	// carries the peers' connections too: it closes after the torrents; meanwhile its accept
+	// loop refuses what comes since c.closed is set.)
+	if c.lis.tcp != nil {
+		c.lis.tcp.Close()
+	}
 	c.mu.Lock()
 	for nc := range c.handshaking {
 		nc.Close()
@@ -309,6 +346,7 @@ func (c *Client) Close() error {
 	for _, t := range ts {
 		errs = append(errs, t.Close())
 	}
+	c.lis.Close()
 	c.cancel()
 	c.wg.Wait()
 	if c.ownsTrack {

@@ -99,13 +99,14 @@ func (c *Client) dialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, er
 	return nc, nil
 }
 
-// connect dials addr and does the handshake for infoHash as the policy says. plaintext tells
-// that the address refused an encrypted handshake before (prefer then dials in plaintext at
-// once). It reports whether the connection fell back to plaintext because the peer dropped
-// the encrypted handshake, for the caller to remember.
-func (c *Client) connect(ctx context.Context, addr netip.AddrPort, infoHash [20]byte, opts p2p.Options, plaintext bool) (conn *p2p.Conn, hs p2p.Handshake, fellBack bool, err error) {
+// connect dials addr with dial (dialTCP or dialUTP) and does the handshake for infoHash as
+// the policy says. plaintext tells that the address refused an encrypted handshake before
+// (prefer then dials in plaintext at once). It reports whether the connection fell back to
+// plaintext because the peer dropped the encrypted handshake, for the caller to remember.
+func (c *Client) connect(ctx context.Context, addr netip.AddrPort, infoHash [20]byte, opts p2p.Options, plaintext bool,
+	dial func(context.Context, netip.AddrPort) (net.Conn, error)) (conn *p2p.Conn, hs p2p.Handshake, fellBack bool, err error) {
 	handshake := func(encrypt mse.Methods) (*p2p.Conn, p2p.Handshake, error) {
-		nc, err := c.dialTCP(ctx, addr)
+		nc, err := dial(ctx, addr)
 		if err != nil {
 			return nil, p2p.Handshake{}, err
 		}

@@ -133,7 +133,7 @@ func TestConnectRemembersPlaintext(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, _, fellBack, err := c.connect(t.Context(), seeder.c.Addr(), mi.InfoHash, p2p.Options{NumPieces: 1}, tc.plaintext)
+		conn, _, fellBack, err := c.connect(t.Context(), seeder.c.Addr(), mi.InfoHash, p2p.Options{NumPieces: 1}, tc.plaintext, c.dialTCP)
 		if (err == nil) != tc.ok || fellBack != tc.fellBack {
 			t.Errorf("%v, plaintext known %v: err %v, fell back %v; want ok %v, fell back %v", tc.mode, tc.plaintext, err, fellBack, tc.ok, tc.fellBack)
 		}

@@ -28,12 +28,14 @@ const (
 
 // extState is what a peer told us in its extension handshake, and what we told it by PEX.
 type extState struct {
-	enabled    bool // both sides set the BEP 10 bit
-	metadataID uint8
-	pexID      uint8
-	listenPort uint16
-	pexSent    map[netip.AddrPort]bool
-	pexAt      time.Time
+	enabled     bool // both sides set the BEP 10 bit
+	metadataID  uint8
+	pexID       uint8
+	holepunchID uint8 // ut_holepunch (BEP 55)
+	listenPort  uint16
+	pexSent     map[netip.AddrPort]bool
+	pexAt       time.Time
+	punch       holepunchLimit // ut_holepunch messages from the peer that made us act
 }
 
 // sendExtHandshakeLocked queues our extension handshake to p.
@@ -41,6 +43,8 @@ func (t *Torrent) sendExtHandshakeLocked(p *peer) {
 	h := p2p.OurExtHandshake(len(t.mi.InfoBytes), int(t.c.Port()), p.addr.Addr(), maxUploadQueue, clientVersion)
 	if t.info.Private {
 		delete(h.M, p2p.ExtPexName)
+	} else if t.c.lis.utp != nil {
+		h.M[p2p.ExtHolepunchName] = int(p2p.LocalHolepunchID)
 	}
 	b, err := h.Encode()
 	if err != nil {
@@ -63,6 +67,7 @@ func (t *Torrent) handleExtendedLocked(p *peer, m p2p.Message) error {
 		}
 		p.ext.metadataID, _ = h.ExtID(p2p.ExtMetadataName)
 		p.ext.pexID, _ = h.ExtID(p2p.ExtPexName)
+		p.ext.holepunchID, _ = h.ExtID(p2p.ExtHolepunchName)
 		if h.P > 0 && h.P < 1<<16 {
 			p.ext.listenPort = uint16(h.P)
 		}
@@ -75,6 +80,11 @@ func (t *Torrent) handleExtendedLocked(p *peer, m p2p.Message) error {
 		}
 	case p2p.LocalMetadataID:
 		return t.handleMetadataLocked(p, m.Payload)
+	case p2p.LocalHolepunchID:
+		if t.info.Private || t.c.lis.utp == nil {
+			return nil // not offered
+		}
+		return t.handleHolepunchLocked(p, m.Payload)
 	case p2p.LocalPexID:
 		if t.info.Private {
 			return nil
@@ -88,6 +98,12 @@ func (t *Torrent) handleExtendedLocked(p *peer, m p2p.Message) error {
 		for _, a := range msg.Added {
 			if seeding && a.Flags&p2p.PexSeed != 0 {
 				continue // a seed has nothing for a seed
+			}
+			if c := t.candidateLocked(a.Addr); c != nil {
+				if a.Flags&p2p.PexUTP != 0 && c.utp == utpUnknown {
+					c.utp = utpAdvertised
+				}
+				c.addIntroducer(p)
 			}
 			addrs = append(addrs, a.Addr)
 		}
@@ -147,6 +163,12 @@ func (t *Torrent) sendPexLocked(now time.Time) {
 			}
 			if !q.incoming {
 				flags |= p2p.PexReachable // we reached it
+			}
+			if q.transport == "utp" {
+				flags |= p2p.PexUTP
+			}
+			if q.ext.holepunchID != 0 {
+				flags |= p2p.PexHolepunch
 			}
 			current[a] = flags
 		}

@@ -238,19 +238,26 @@ func (s *hostileSwarm) block(m p2p.Message) []byte {
 	return s.data[off : off+int(m.Length)]
 }
 
+// hostileLeecher is startLeecher over TCP only: the scripted peers speak TCP alone, and a
+// uTP attempt first would only wait for its timeout.
+func hostileLeecher(t *testing.T, mi *torrentfile.Metainfo, dir, record string, peers []netip.AddrPort, opts TorrentOptions) *node {
+	t.Helper()
+	return startLeecherWith(t, Config{ListenAddr: hostileIP() + ":0", Transport: TransportTCP}, mi, dir, record, peers, opts)
+}
+
 // leech starts a background download from the given peers and the honest seeder.
 func (s *hostileSwarm) leech(t *testing.T, peers ...netip.AddrPort) (*node, string) {
 	t.Helper()
 	dst := t.TempDir()
 	peers = append(peers, s.seeder.c.Addr())
-	return startLeecher(t, hostileIP(), s.mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{Background: true}), dst
+	return hostileLeecher(t, s.mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{Background: true}), dst
 }
 
 // leechFrom starts a background download from the given peers only.
 func (s *hostileSwarm) leechFrom(t *testing.T, peers ...netip.AddrPort) (*node, string) {
 	t.Helper()
 	dst := t.TempDir()
-	return startLeecher(t, hostileIP(), s.mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{Background: true}), dst
+	return hostileLeecher(t, s.mi, dst, filepath.Join(t.TempDir(), "rec"), peers, TorrentOptions{Background: true}), dst
 }
 
 // addHonest lets a leecher find the honest seeder.
@@ -687,7 +694,7 @@ func TestHostileSilentPeer(t *testing.T) {
 	})
 	bad := listenHostile(t, hostileIP(), s.mi, p2p.ReservedBits(true, false, true), silent)
 	before, _ := memNow()
-	l := startLeecher(t, hostileIP(), s.mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{bad.addr}, TorrentOptions{})
+	l := hostileLeecher(t, s.mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{bad.addr}, TorrentOptions{})
 	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -780,7 +787,7 @@ func TestHostileTwoSilentPeers(t *testing.T) {
 	})
 	bad1 := listenHostile(t, hostileIP(), s.mi, [8]byte{}, silent)
 	bad2 := listenHostile(t, hostileIP(), s.mi, [8]byte{}, silent)
-	l := startLeecher(t, hostileIP(), s.mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{bad1.addr, bad2.addr}, TorrentOptions{})
+	l := hostileLeecher(t, s.mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{bad1.addr, bad2.addr}, TorrentOptions{})
 	waitUntil(t, 10*time.Second, "silent peers not connected", func() bool { return l.t.Stats().Peers == 2 })
 	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: -1})
 	if err != nil {
@@ -984,7 +991,7 @@ func TestHostileMetadataLiar(t *testing.T) {
 		}
 	})
 	late := delayedProxy(t, hostileIP(), honest.c.Addr(), 500*time.Millisecond)
-	c, err := NewClient(Config{ListenAddr: hostileIP() + ":0", Logger: testLogger(t)})
+	c, err := NewClient(Config{ListenAddr: hostileIP() + ":0", Logger: testLogger(t), Transport: TransportTCP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1036,7 +1043,7 @@ func TestHostileTrickler(t *testing.T) {
 
 	// A blocked read whose request went to the trickler.
 	bad := listenHostile(t, hostileIP(), s.mi, [8]byte{}, trickle)
-	l := startLeecher(t, hostileIP(), s.mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{bad.addr}, TorrentOptions{})
+	l := hostileLeecher(t, s.mi, t.TempDir(), filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{bad.addr}, TorrentOptions{})
 	r, err := l.t.NewReader(0, ReaderOptions{MaxReadahead: -1})
 	if err != nil {
 		t.Fatal(err)

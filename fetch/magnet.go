@@ -269,7 +269,7 @@ func (f *metadataFetch) askTracker(ctx context.Context, u string) {
 // fetchFrom asks one peer for metadata pieces until the metadata is complete.
 func (f *metadataFetch) fetchFrom(ctx context.Context, ap netip.AddrPort) error {
 	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	conn, hs, _, err := f.c.connect(hctx, ap, f.hash, metadataConnOptions(), false)
+	conn, hs, _, err := f.c.connectPeer(hctx, ap, f.hash, connectOptions{p2p: metadataConnOptions()})
 	cancel()
 	if err != nil {
 		return err

@@ -35,7 +35,9 @@ type peer struct {
 	addr     netip.AddrPort
 	id       [20]byte
 	incoming bool
-	wakeCh   chan struct{}
+	// transport is "tcp" or "utp" (transportOf).
+	transport string
+	wakeCh    chan struct{}
 
 	// Guarded by t.mu.
 	has              p2p.Bitfield
@@ -139,7 +141,7 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 		return
 	}
 	p := &peer{
-		t: t, conn: conn, addr: addr, id: hs.PeerID, incoming: incoming,
+		t: t, conn: conn, addr: addr, id: hs.PeerID, incoming: incoming, transport: transportOf(conn),
 		wakeCh:    make(chan struct{}, 1),
 		has:       p2p.NewBitfield(t.info.NumPieces()),
 		amChoking: true, peerChoking: true,
@@ -150,6 +152,9 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 	t.stats.PeersSeen++
 	if c := t.candidates[addr]; c != nil && !incoming {
 		c.connected = true
+		if p.transport == "utp" {
+			c.utp = utpWorks
+		}
 	}
 	p.fast.enabled = conn.FastEnabled()
 	switch {
@@ -170,7 +175,7 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 	}
 	t.wg.Add(2)
 	t.mu.Unlock()
-	t.log.Debug("peer connected", "peer", addr, "incoming", incoming, "encryption", conn.Encryption())
+	t.log.Debug("peer connected", "peer", addr, "incoming", incoming, "transport", p.transport, "encryption", conn.Encryption())
 	go p.readLoop()
 	go p.writeLoop()
 	p.wake()

@@ -25,6 +25,8 @@ const (
 type PeerSnapshot struct {
 	Addr     netip.AddrPort
 	Incoming bool // it connected to us
+	// Transport is "utp" or "tcp".
+	Transport string
 	// DownloadRate and UploadRate are bytes per second, smoothed (as in Stats).
 	DownloadRate, UploadRate float64
 	// Pieces is how many pieces the peer says it has.
@@ -61,7 +63,7 @@ func (t *Torrent) Snapshot(dst []PieceState) Snapshot {
 	}
 	peers := make([]PeerSnapshot, 0, len(t.peers))
 	for p := range t.peers {
-		peers = append(peers, PeerSnapshot{Addr: p.addr, Incoming: p.incoming,
+		peers = append(peers, PeerSnapshot{Addr: p.addr, Incoming: p.incoming, Transport: p.transport,
 			DownloadRate: p.downRate, UploadRate: p.upRate, Pieces: p.hasCount})
 	}
 	t.mu.Unlock()

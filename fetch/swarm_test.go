@@ -80,13 +80,19 @@ func runNode(t testing.TB, cfg Config, mi *torrentfile.Metainfo, opts TorrentOpt
 // startLeecher downloads mi into dir from the given peers.
 func startLeecher(t testing.TB, ip string, mi *torrentfile.Metainfo, dir, record string, peers []netip.AddrPort, opts TorrentOptions) *node {
 	t.Helper()
+	return startLeecherWith(t, Config{ListenAddr: ip + ":0"}, mi, dir, record, peers, opts)
+}
+
+// startLeecherWith is startLeecher with the client's configuration.
+func startLeecherWith(t testing.TB, cfg Config, mi *torrentfile.Metainfo, dir, record string, peers []netip.AddrPort, opts TorrentOptions) *node {
+	t.Helper()
 	st, err := cache.Open(&mi.Info, cache.Options{DataDir: dir, RecordPath: record})
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.Storage = st
 	opts.Peers = peers
-	return runNode(t, Config{ListenAddr: ip + ":0"}, mi, opts)
+	return runNode(t, cfg, mi, opts)
 }
 
 func waitComplete(t testing.TB, n *node, d time.Duration) {

@@ -243,9 +243,7 @@ func (t *Torrent) logStarvedReadsLocked() {
 // addCandidatesLocked remembers peers to connect to and dials them at once.
 func (t *Torrent) addCandidatesLocked(addrs []netip.AddrPort) {
 	for _, a := range addrs {
-		if _, ok := t.candidates[a]; !ok && a.IsValid() && a.Port() != 0 {
-			t.candidates[a] = &candidate{}
-		}
+		t.candidateLocked(a)
 	}
 	// Bounded: forget candidates that are not connected when there are too many.
 	for a, c := range t.candidates {
@@ -257,6 +255,20 @@ func (t *Torrent) addCandidatesLocked(addrs []netip.AddrPort) {
 		}
 	}
 	t.dialMoreLocked(time.Now())
+}
+
+// candidateLocked returns the candidate at a, made if new (nil for an address no one can
+// dial). Callers bound the candidates afterwards (addCandidatesLocked).
+func (t *Torrent) candidateLocked(a netip.AddrPort) *candidate {
+	if !a.IsValid() || a.Port() == 0 {
+		return nil
+	}
+	c := t.candidates[a]
+	if c == nil {
+		c = &candidate{}
+		t.candidates[a] = c
+	}
+	return c
 }
 
 // dialMoreLocked connects to candidates until MaxPeers are connected or being dialled.
@@ -271,10 +283,7 @@ func (t *Torrent) dialMoreLocked(now time.Time) {
 		if t.connectedToLocked(addr) {
 			continue
 		}
-		c.connected = true
-		t.dialing++
-		t.wg.Add(1)
-		go t.dialPeer(addr, c, c.plaintext)
+		t.startDialLocked(addr, c)
 	}
 }
 
@@ -287,23 +296,35 @@ func (t *Torrent) connectedToLocked(addr netip.AddrPort) bool {
 	return false
 }
 
-// dialPeer connects to a candidate; plaintext is what the candidate taught us about
-// encryption (see Client.connect).
-func (t *Torrent) dialPeer(addr netip.AddrPort, c *candidate, plaintext bool) {
+// startDialLocked starts a connection attempt to the candidate c at addr.
+func (t *Torrent) startDialLocked(addr netip.AddrPort, c *candidate) {
+	c.connected = true
+	t.dialing++
+	t.wg.Add(1)
+	go t.dialPeer(addr, c, connectOptions{p2p: t.connOptions(), plaintext: c.plaintext, utp: c.utp})
+}
+
+// dialPeer connects to a candidate; opts carry what the candidate taught us about encryption
+// and uTP (see Client.connectPeer).
+func (t *Torrent) dialPeer(addr netip.AddrPort, c *candidate, opts connectOptions) {
 	defer t.wg.Done()
 	ctx, cancel := context.WithTimeout(t.ctx, dialTimeout)
-	conn, hs, fellBack, err := t.c.connect(ctx, addr, t.hash, t.connOptions(), plaintext)
+	conn, hs, res, err := t.c.connectPeer(ctx, addr, t.hash, opts)
 	cancel()
 	t.mu.Lock()
 	t.dialing--
-	if fellBack {
+	if res.fellBack {
 		c.plaintext = true
+	}
+	if res.utp != utpUnknown {
+		c.utp = res.utp
 	}
 	if err != nil {
 		c.connected = false
 		c.failures++
 		c.nextTry = time.Now().Add(backoff(c.failures))
-		if c.failures >= maxFailedDialing {
+		punched := t.holepunchLocked(addr, c)
+		if c.failures >= maxFailedDialing && !punched {
 			delete(t.candidates, addr)
 		}
 		t.mu.Unlock()

@@ -117,7 +117,11 @@ type candidate struct {
 	failures  int
 	nextTry   time.Time
 	connected bool
-	plaintext bool // dropped our encrypted handshake and took a plaintext one: dial it so
+	plaintext bool     // dropped our encrypted handshake and took a plaintext one: dial it so
+	utp       utpState // whether it speaks uTP, as far as we know (transport.go)
+	// introducers are the connected peers that told us of it by PEX and support
+	// ut_holepunch: the relays to ask when it cannot be reached directly (holepunch.go).
+	introducers []*peer
 }
 
 // AddTorrent starts fetching and serving mi with the given options.

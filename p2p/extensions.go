@@ -13,6 +13,9 @@ const (
 const (
 	LocalMetadataID uint8 = 1
 	LocalPexID      uint8 = 2
+	// LocalHolepunchID is ut_holepunch's (BEP 55); OurExtHandshake leaves it out: the engine
+	// adds it when it speaks uTP.
+	LocalHolepunchID uint8 = 3
 )
 
 // DefaultReqq is a reqq worth announcing when the engine has no better number: how many

@@ -26,5 +26,6 @@ section http scripts/bench-http.sh
 section webseed scripts/bench-webseed.sh
 section wan scripts/bench-wan.sh
 section mse scripts/bench-mse.sh
+section utp scripts/bench-utp.sh
 
 if ((${#failed[@]})); then echo "failed sections: ${failed[*]}" >&2; exit 1; fi

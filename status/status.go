@@ -65,6 +65,7 @@ type Torrent struct {
 type Peer struct {
 	Addr         string  `json:"addr"`
 	Incoming     bool    `json:"incoming"`
+	Transport    string  `json:"transport"` // "utp" or "tcp"
 	DownloadRate float64 `json:"download_rate"`
 	UploadRate   float64 `json:"upload_rate"`
 	Pieces       int     `json:"pieces"`
@@ -106,7 +107,7 @@ func of(e Entry, scratch []fetch.PieceState) (Torrent, []fetch.PieceState) {
 		PeerList: make([]Peer, 0, len(snap.Peers)),
 	}
 	for _, p := range snap.Peers {
-		ts.PeerList = append(ts.PeerList, Peer{Addr: p.Addr.String(), Incoming: p.Incoming,
+		ts.PeerList = append(ts.PeerList, Peer{Addr: p.Addr.String(), Incoming: p.Incoming, Transport: p.Transport,
 			DownloadRate: p.DownloadRate, UploadRate: p.UploadRate, Pieces: p.Pieces})
 	}
 	return ts, snap.Pieces

@@ -33,7 +33,10 @@ type engineFlags struct {
 	noWeb    bool
 	// encryption is the MSE/PE policy (--encryption).
 	encryption fetch.Encryption
-	cacheDir   string
+	// transport is --transport; noUTP (--no-utp) makes it tcp.
+	transport fetch.Transport
+	noUTP     bool
+	cacheDir  string
 	// cacheSize bounds the verified bytes kept (mount only: a download keeps all it fetched).
 	cacheSize int64
 	// maxDown and maxUp cap the client's bytes per second from and to peers (0 = none).
@@ -55,6 +58,8 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 	fl.BoolVar(&f.noUpload, "no-upload", false, "never upload to other peers")
 	fl.BoolVar(&f.noWeb, "no-webseeds", false, "do not download from the torrent's web seeds (url-list, httpseeds)")
 	fl.Var(encryptionValue{&f.encryption}, "encryption", "protocol encryption (MSE/PE): prefer (accept both, dial encrypted first and fall back to plaintext), require (encrypted only) or off (plaintext only)")
+	fl.Var(transportValue{&f.transport}, "transport", "peer transports: both (accept TCP and uTP, dial uTP first and fall back to TCP), utp or tcp (only that one)")
+	fl.BoolVar(&f.noUTP, "no-utp", false, "do not use uTP: the same as --transport tcp")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache folder (default $XDG_CACHE_HOME/gotfs)")
 	fl.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
 	fl.StringVar(&f.dhtListen, "dht-listen", "", "UDP address of the DHT node (default: the peer listen address); no host (:6881) runs the IPv4 and IPv6 DHTs on that port, an IPv4 or IPv6 host only that family's")
@@ -89,6 +94,27 @@ func (v encryptionValue) Set(s string) error {
 }
 
 func (v encryptionValue) Type() string { return "prefer|require|off" }
+
+// transportValue is a pflag.Value for --transport: a bad value is a usage error.
+type transportValue struct{ t *fetch.Transport }
+
+func (v transportValue) String() string {
+	if v.t == nil {
+		return fetch.TransportBoth.String()
+	}
+	return v.t.String()
+}
+
+func (v transportValue) Set(s string) error {
+	t, err := fetch.ParseTransport(s)
+	if err != nil {
+		return err
+	}
+	*v.t = t
+	return nil
+}
+
+func (v transportValue) Type() string { return "both|utp|tcp" }
 
 // root returns the cache folder.
 func (f *engineFlags) root() (cache.Root, error) {
@@ -142,56 +168,42 @@ func (e *engine) Close() error {
 	return err
 }
 
-// start starts the DHT node (unless --no-dht) and the peer engine.
+// start opens the peer sockets, starts the DHT node (unless --no-dht; on the uTP socket's
+// port unless --dht-listen names another address or uTP is off) and the peer engine.
 func (f *engineFlags) start(ctx context.Context, a *app) (*engine, error) {
 	e := &engine{}
+	transport := f.transport
+	if f.noUTP {
+		transport = fetch.TransportTCP
+	}
 	listen := f.listen
+	var lis *fetch.Listener
+	var err error
+	if listen != "" {
+		lis, err = fetch.Listen(listen, transport, fetch.ListenOptions{Logger: a.log})
+	} else {
+		listen = defaultListen
+		if lis, err = fetch.Listen(listen, transport, fetch.ListenOptions{Logger: a.log}); err != nil {
+			listen = ":0"
+			lis, err = fetch.Listen(listen, transport, fetch.ListenOptions{Logger: a.log})
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
 	if !f.noDHT {
-		root, err := f.root()
+		node, err := f.startDHT(a, listen, lis)
 		if err != nil {
+			lis.Close()
 			return nil, err
-		}
-		if err := os.MkdirAll(root.Dir, 0o755); err != nil {
-			return nil, fmt.Errorf("cache folder: %w", err)
-		}
-		addr := f.dhtListen
-		if addr == "" {
-			addr = listen
-			if addr == "" {
-				addr = defaultListen
-			}
-		}
-		cfg := dht.Config{Addr: addr, StatePath: filepath.Join(root.Dir, "dht.state"), Logger: a.log}
-		if f.dhtBootstrap != nil {
-			cfg.Bootstrap = f.dhtBootstrap
-		}
-		node, err := dht.New(cfg)
-		if err != nil && f.dhtListen == "" {
-			// The peer port's UDP twin is taken: any port will do for the DHT.
-			host, _, _ := net.SplitHostPort(addr)
-			cfg.Addr = net.JoinHostPort(host, "0")
-			node, err = dht.New(cfg)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("start DHT node: %w", err)
 		}
 		e.dht = node
 		go bootstrapDHT(ctx, a, node)
 	}
-	cfg := fetch.Config{ListenAddr: listen, MaxPeers: f.maxPeers, NoUpload: f.noUpload, Logger: a.log,
+	cfg := fetch.Config{Listener: lis, MaxPeers: f.maxPeers, NoUpload: f.noUpload, Logger: a.log,
 		CacheLimit: f.cacheSize, DHT: e.dht, NoWebSeeds: f.noWeb, Encryption: f.encryption,
 		MaxDownloadRate: f.maxDown, MaxUploadRate: f.maxUp}
-	var err error
-	if cfg.ListenAddr != "" {
-		e.client, err = fetch.NewClient(cfg)
-	} else {
-		cfg.ListenAddr = defaultListen
-		e.client, err = fetch.NewClient(cfg)
-		if err != nil {
-			cfg.ListenAddr = ":0"
-			e.client, err = fetch.NewClient(cfg)
-		}
-	}
+	e.client, err = fetch.NewClient(cfg) // it owns lis, also when it fails
 	if err != nil {
 		if e.dht != nil {
 			e.dht.Close()
@@ -200,6 +212,39 @@ func (f *engineFlags) start(ctx context.Context, a *app) (*engine, error) {
 	}
 	e.local.start(a, f, e)
 	return e, nil
+}
+
+// startDHT starts the DHT node: on the uTP socket of the peer port (its non-uTP datagrams)
+// unless --dht-listen names an address or uTP is off; then on --dht-listen, or the UDP twin of
+// the peer address listen, or any port when that is taken.
+func (f *engineFlags) startDHT(a *app, listen string, lis *fetch.Listener) (*dht.Server, error) {
+	root, err := f.root()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache folder: %w", err)
+	}
+	cfg := dht.Config{Addr: f.dhtListen, StatePath: filepath.Join(root.Dir, "dht.state"), Logger: a.log}
+	if f.dhtBootstrap != nil {
+		cfg.Bootstrap = f.dhtBootstrap
+	}
+	if c4, c6 := lis.DHTConns(); f.dhtListen == "" && (c4 != nil || c6 != nil) {
+		cfg.Conn, cfg.Conn6 = c4, c6
+	} else if cfg.Addr == "" {
+		cfg.Addr = listen
+	}
+	node, err := dht.New(cfg)
+	if err != nil && f.dhtListen == "" && cfg.Conn == nil && cfg.Conn6 == nil {
+		// The peer port's UDP twin is taken: any port will do for the DHT.
+		host, _, _ := net.SplitHostPort(cfg.Addr)
+		cfg.Addr = net.JoinHostPort(host, "0")
+		node, err = dht.New(cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start DHT node: %w", err)
+	}
+	return node, nil
 }
 
 // bootstrapDHT joins the DHT, trying again with backoff while no node answers (the
