@@ -97,7 +97,7 @@ func (f *mountFlags) bindFetchFlags(cmd *cobra.Command, httpDefault string) {
 	f.engine.bind(cmd)
 	f.engine.bindCacheSize(cmd)
 	fl := cmd.Flags()
-	fl.Var(sizeValue{&f.readahead}, "readahead", "largest readahead window of each open file (0 = none)")
+	fl.Var(sizeValue{&f.readahead}, "readahead", "largest readahead window of each open file, reached while reads stay sequential (0 = none; with --cache-size at most a quarter of it)")
 	fl.BoolVar(&f.prefetch, "prefetch", false, "fetch every piece in the background, not only what is read")
 	fl.BoolVar(&f.verify, "verify", false, "re-hash every cached piece before mounting; damaged ones are fetched again")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 0, "fail a read (EIO, or a cut HTTP body) that waits longer than this for its pieces (0 = wait)")
@@ -160,6 +160,11 @@ type fileStamp struct {
 func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags) error {
 	if f.readahead == 0 {
 		f.readahead = -1 // fetch.ReaderOptions: <0 means none
+	}
+	if c := f.engine.cacheSize; c > 0 && f.readahead > c/4 {
+		// The window's pieces are never evicted: with a bounded cache they keep to a quarter
+		// of it, so that readers and other files keep room.
+		f.readahead = max(c/4, 1<<20)
 	}
 	mp, err := filepath.Abs(mountpoint)
 	if err != nil && mountpoint != "" {
