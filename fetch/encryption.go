@@ -94,7 +94,7 @@ func (c *Client) dialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, er
 	}
 	nc, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, fmt.Errorf("dial %s: %w: %w", addr, errTCPDial, err)
 	}
 	return nc, nil
 }

@@ -25,8 +25,8 @@ import (
 type Transport int
 
 const (
-	// TransportBoth (the default) accepts TCP and uTP, and dials uTP first with TCP as the
-	// fallback.
+	// TransportBoth (the default) accepts TCP and uTP; it dials uTP first to peers that
+	// advertised it or spoke it before, TCP first to the others (connectPeer).
 	TransportBoth Transport = iota
 	// TransportUTP accepts and dials uTP only: the client opens no TCP socket.
 	TransportUTP
@@ -205,21 +205,37 @@ func (c *Client) utpFor(addr netip.AddrPort) bool {
 type utpState uint8
 
 const (
-	utpUnknown    utpState = iota // not tried yet: tried first
+	utpUnknown    utpState = iota // not tried yet: TCP first, uTP when TCP cannot connect
 	utpAdvertised                 // a PEX message flagged it (0x04): tried first
 	utpWorks                      // a uTP connection was made
 	utpFails                      // a uTP attempt failed where TCP then worked: TCP only
 )
 
 // connectPeer dials addr as the transports allow and does the handshake for infoHash (with
-// the encryption policy, see connect): over uTP first unless the candidate's state says it
-// failed before or the client has no uTP socket for addr, bounded by the uTP connect
-// timeout, then over TCP. It returns what the attempt taught about uTP and about encryption
-// (fellBack), for the candidate to remember.
+// the encryption policy, see connect). A peer that advertised uTP (PEX) or spoke it before is
+// dialled over uTP first, bounded by the uTP connect timeout, then over TCP; any other over
+// TCP first, then over uTP when TCP cannot even connect (a peer that takes only uTP, or one
+// behind a NAT that forwards only UDP). It returns what the attempt taught about uTP and about
+// encryption (fellBack), for the candidate to remember.
 func (c *Client) connectPeer(ctx context.Context, addr netip.AddrPort, infoHash [20]byte, opts connectOptions) (*p2p.Conn, p2p.Handshake, connectResult, error) {
 	var res connectResult
-	tryUTP := c.cfg.Transport.utp() && c.utpFor(addr) && opts.utp != utpFails
-	if tryUTP {
+	canUTP := c.cfg.Transport.utp() && c.utpFor(addr) && opts.utp != utpFails
+	utpFirst := canUTP && (opts.utp == utpAdvertised || opts.utp == utpWorks || !c.cfg.Transport.tcp())
+	if canUTP && !utpFirst {
+		conn, hs, fellBack, err := c.connect(ctx, addr, infoHash, opts.p2p, opts.plaintext, c.dialTCP)
+		if err == nil || !errors.Is(err, errTCPDial) || ctx.Err() != nil {
+			res.fellBack = fellBack
+			return conn, hs, res, err
+		}
+		c.log.Debug("TCP connection failed; trying uTP", "peer", addr, "err", err)
+		conn, hs, fellBack, err = c.connect(ctx, addr, infoHash, opts.p2p, opts.plaintext, c.dialUTP)
+		res.fellBack = fellBack
+		if err == nil {
+			res.utp = utpWorks
+		}
+		return conn, hs, res, err
+	}
+	if utpFirst {
 		conn, hs, fellBack, err := c.connect(ctx, addr, infoHash, opts.p2p, opts.plaintext, c.dialUTP)
 		res.fellBack = fellBack
 		if err == nil {
@@ -245,6 +261,10 @@ func (c *Client) connectPeer(ctx context.Context, addr netip.AddrPort, infoHash 
 // errUTPDial marks a uTP connection that could not be opened (no answer to the SYN, or a
 // reset): the case TCP is tried for.
 var errUTPDial = errors.New("uTP connection failed")
+
+// errTCPDial marks a TCP connection that could not be opened (refused, unreachable, timed out):
+// the case uTP is tried for when TCP went first.
+var errTCPDial = errors.New("TCP connection failed")
 
 // errNoTransport: uTP only, and no uTP socket of the peer's address family.
 var errNoTransport = errors.New("no transport reaches this address")

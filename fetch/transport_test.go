@@ -62,7 +62,8 @@ func TestListenerSockets(t *testing.T) {
 }
 
 // TestMixedTransportSeeders: a leecher speaking both transports downloads from a uTP-only
-// seeder and a TCP-only one at once, reaching each over its transport, and both serve it.
+// seeder and a TCP-only one at once, reaching each over its transport (TCP first, uTP once TCP
+// cannot connect), and both serve it.
 func TestMixedTransportSeeders(t *testing.T) {
 	src := t.TempDir()
 	mi := makeTorrent(t, src, "mixed", []testswarm.File{{Path: []string{"f"}, Size: 8 << 20}}, 64<<10, 61)
@@ -86,12 +87,13 @@ func TestMixedTransportSeeders(t *testing.T) {
 	if up1 == 0 || up2 == 0 {
 		t.Errorf("uploaded %d bytes over uTP and %d over TCP: want both used", up1, up2)
 	}
-	// The candidates remember what worked.
+	// The candidates remember what worked: uTP for the seeder TCP could not reach (dialled
+	// over uTP first next time); nothing learnt of the other, whom TCP reached first.
 	l.t.mu.Lock()
 	cu, ct := l.t.candidates[seedUTP.c.Addr()], l.t.candidates[seedTCP.c.Addr()]
 	l.t.mu.Unlock()
-	if cu == nil || cu.utp != utpWorks || ct == nil || ct.utp != utpFails {
-		t.Errorf("candidates' uTP state: %+v, %+v; want works, fails", cu, ct)
+	if cu == nil || cu.utp != utpWorks || ct == nil || ct.utp != utpUnknown {
+		t.Errorf("candidates' uTP state: %+v, %+v; want works, unknown", cu, ct)
 	}
 }
 
@@ -160,13 +162,8 @@ func TestHolePunch(t *testing.T) {
 		filepath.Join(t.TempDir(), "rec"), []netip.AddrPort{r.c.Addr()}, TorrentOptions{Background: true})
 	waitComplete(t, a, 30*time.Second)
 	sameFiles(t, mi, src, dst, nil)
-	// Every byte came from B (the relay uploads nothing), over uTP (A has no TCP socket).
-	a.t.mu.Lock()
-	cb := a.t.candidates[b.c.Addr()]
-	a.t.mu.Unlock()
-	if cb == nil || cb.utp != utpWorks {
-		t.Errorf("A's candidate B: %+v, want one reached over uTP", cb)
-	}
+	// Every byte came from B (the relay uploads nothing), over uTP (A has no TCP socket; the
+	// punched connection may be A's dial or B's, whichever the NATs let through first).
 	if st := a.t.Stats(); st.Downloaded != mi.Info.Length {
 		t.Errorf("A downloaded %d bytes, want %d", st.Downloaded, mi.Info.Length)
 	}

@@ -58,7 +58,7 @@ func (f *engineFlags) bind(cmd *cobra.Command) {
 	fl.BoolVar(&f.noUpload, "no-upload", false, "never upload to other peers")
 	fl.BoolVar(&f.noWeb, "no-webseeds", false, "do not download from the torrent's web seeds (url-list, httpseeds)")
 	fl.Var(encryptionValue{&f.encryption}, "encryption", "protocol encryption (MSE/PE): prefer (accept both, dial encrypted first and fall back to plaintext), require (encrypted only) or off (plaintext only)")
-	fl.Var(transportValue{&f.transport}, "transport", "peer transports: both (accept TCP and uTP, dial uTP first and fall back to TCP), utp or tcp (only that one)")
+	fl.Var(transportValue{&f.transport}, "transport", "peer transports: both (accept TCP and uTP; dial uTP first to peers that advertise it, else TCP first, each falling back to the other), utp or tcp (only that one)")
 	fl.BoolVar(&f.noUTP, "no-utp", false, "do not use uTP: the same as --transport tcp")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache folder (default $XDG_CACHE_HOME/gotfs)")
 	fl.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
