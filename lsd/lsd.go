@@ -162,6 +162,11 @@ func New(cfg Config) (*Service, error) {
 	if len(s.fams) == 0 {
 		return nil, fmt.Errorf("lsd: %w", errors.Join(errs...))
 	}
+	// Our torrents are known before the first datagram is read: an announce that comes in
+	// before the announce loop's first round still finds them.
+	for _, h := range cfg.Torrents() {
+		s.ours[h] = true
+	}
 	for _, f := range s.fams {
 		s.wg.Add(1)
 		go s.receiveLoop(f)
