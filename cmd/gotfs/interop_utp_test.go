@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,53 +43,8 @@ func TestInteropTransmissionDownloadsFromGotfsUTP(t *testing.T) {
 	wantUTPOnly(t, seeder.out.String())
 }
 
-// startLibtorrentPeer runs p2p/utp/testdata/utp_peer.py (a libtorrent peer with TCP off) with
-// args; its stdin stays open until the test ends.
-func startLibtorrentPeer(t *testing.T, args ...string) *bufio.Reader {
-	t.Helper()
-	py := ""
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(p, "-c", "import libtorrent").Run() == nil {
-			py = p
-			break
-		}
-	}
-	if py == "" {
-		if testenv.InCI() {
-			t.Fatal("python3-libtorrent is not installed; CI must install it (scripts/install-deps.sh)")
-		}
-		t.Skip("skipping: reason: python3-libtorrent is not installed (apt-get install python3-libtorrent)")
-	}
-	cmd := exec.Command(py, append([]string{filepath.Join("..", "..", "p2p", "utp", "testdata", "utp_peer.py")}, args...)...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &interopBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("libtorrent stderr:\n%s", stderr.String())
-		}
-	})
-	return bufio.NewReader(stdout)
-}
+// utpPeerScript is a libtorrent peer with TCP off (p2p/utp's interop tests use it too).
+var utpPeerScript = filepath.Join("..", "..", "p2p", "utp", "testdata", "utp_peer.py")
 
 // readLine reads one line of a helper's output within d.
 func readLine(t *testing.T, r *bufio.Reader, d time.Duration) string {
@@ -119,7 +73,7 @@ func TestInteropUTPDownloadFromLibtorrent(t *testing.T) {
 	interopWrite(t, src, oddLayout, 23)
 	torrent, _ := interopCreate(t, bin, src, "http://127.0.0.1:1/announce", "32KiB")
 	const ltIP = "127.0.0.65"
-	r := startLibtorrentPeer(t, "seed", torrent, data, ltIP)
+	r := testenv.StartLibtorrentScript(t, utpPeerScript, "seed", torrent, data, ltIP)
 	line := readLine(t, r, 30*time.Second)
 	port, ok := strings.CutPrefix(line, "port ")
 	if !ok {
@@ -143,7 +97,7 @@ func TestInteropLibtorrentDownloadsFromGotfsUTP(t *testing.T) {
 	seeder := interopGotfsSeed(t, bin, torrent, src, gotfsIP, "--transport", "utp", "--encryption", "off", "-vv")
 	port := seederPort(t, seeder)
 	out := t.TempDir()
-	r := startLibtorrentPeer(t, "leech", torrent, out, "127.0.0.68", gotfsIP, strconv.Itoa(port))
+	r := testenv.StartLibtorrentScript(t, utpPeerScript, "leech", torrent, out, "127.0.0.68", gotfsIP, strconv.Itoa(port))
 	if line := readLine(t, r, 40*time.Second); line != "done" {
 		t.Fatalf("libtorrent said %q, want done", line)
 	}

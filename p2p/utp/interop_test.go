@@ -1,14 +1,12 @@
 package utp
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha1"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,23 +17,6 @@ import (
 	"github.com/gotfs/gotfs/p2p"
 	"github.com/gotfs/gotfs/torrentfile"
 )
-
-// libtorrentPython returns a python3 that imports libtorrent (Debian's python3-libtorrent
-// lives under /usr/bin/python3, which may not be the first python3 on PATH). It fails the
-// test in CI and skips it elsewhere when there is none.
-func libtorrentPython(t *testing.T) string {
-	t.Helper()
-	for _, py := range []string{"/usr/bin/python3", "python3"} {
-		if exec.Command(py, "-c", "import libtorrent").Run() == nil {
-			return py
-		}
-	}
-	if testenv.InCI() {
-		t.Fatal("python3-libtorrent is not installed; CI must install it (scripts/install-deps.sh)")
-	}
-	t.Skip("skipping: reason: python3-libtorrent is not installed (apt-get install python3-libtorrent)")
-	return ""
-}
 
 // testTorrent writes a 256 KiB file of pseudo-random bytes in 64 KiB pieces under dir and
 // returns its metainfo, the .torrent path and the content.
@@ -57,41 +38,6 @@ func testTorrent(t *testing.T, dir string) (*torrentfile.Metainfo, string, []byt
 	return mi, tp, data
 }
 
-// startPeer runs testdata/utp_peer.py with args; its stdin stays open until the test ends.
-func startPeer(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader) {
-	t.Helper()
-	py := libtorrentPython(t)
-	cmd := exec.Command(py, append([]string{"testdata/utp_peer.py"}, args...)...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("libtorrent stderr:\n%s", stderr.String())
-		}
-	})
-	return cmd, bufio.NewReader(stdout)
-}
-
 var testPeerID = [20]byte{'-', 'G', 'T', '0', '0', '0', '1', '-', 'u', 't', 'p', 't', 'e', 's', 't', '0', '0', '0', '0', '1'}
 
 func testOptions(mi *torrentfile.Metainfo) p2p.Options {
@@ -106,7 +52,7 @@ func testOptions(mi *torrentfile.Metainfo) p2p.Options {
 func TestInteropDownloadFromLibtorrent(t *testing.T) {
 	dir := t.TempDir()
 	mi, tp, _ := testTorrent(t, dir)
-	_, out := startPeer(t, "seed", tp, dir, "127.0.0.2")
+	out := testenv.StartLibtorrentScript(t, "testdata/utp_peer.py", "seed", tp, dir, "127.0.0.2")
 	line, err := out.ReadString('\n')
 	if err != nil {
 		t.Fatalf("libtorrent did not start: %v", err)
@@ -189,7 +135,7 @@ func TestInteropSeedToLibtorrent(t *testing.T) {
 	us := addrOf(t, s)
 	served := make(chan servedResult, 1)
 	go func() { n, err := serve(s, mi, data); served <- servedResult{n, err} }()
-	_, out := startPeer(t, "leech", tp, t.TempDir(), "127.0.0.2", us.Addr().String(), fmt.Sprint(us.Port()))
+	out := testenv.StartLibtorrentScript(t, "testdata/utp_peer.py", "leech", tp, t.TempDir(), "127.0.0.2", us.Addr().String(), fmt.Sprint(us.Port()))
 	line, err := out.ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "done" {
 		select {
