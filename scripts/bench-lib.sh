@@ -6,3 +6,31 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 median() { sort -g | awk '{a[NR]=$1} END { if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f", (a[NR/2]+a[NR/2+1])/2 }'; }
 mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b/1e6/s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "-") printf "%.2f", a/b; else print "-" }'; }
+
+# bench_workdir NAME: W=$BENCH_DIR/NAME, emptied (BENCH_DIR is a new temporary folder when
+# unset); on exit every pid in PIDS is stopped and W (and a temporary BENCH_DIR) removed.
+bench_workdir() {
+  OWN_DIR=0
+  if [ -z "${BENCH_DIR:-}" ]; then BENCH_DIR=$(mktemp -d /tmp/gotfs-bench.XXXXXX); OWN_DIR=1; fi
+  W=$BENCH_DIR/$1
+  rm -rf "$W" && mkdir -p "$W"
+  PIDS=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$W"
+  if [ "$OWN_DIR" = 1 ]; then rm -rf "$BENCH_DIR"; fi
+}
+
+# bench_data NAME MIB: DATA=$BENCH_DIR/data/NAME, MIB MiB of random bytes (written once).
+bench_data() {
+  DATA=$BENCH_DIR/data/$1
+  mkdir -p "$(dirname "$DATA")"
+  if [ ! -f "$DATA" ] || [ "$(stat -c %s "$DATA")" != $(($2 << 20)) ]; then
+    head -c $(($2 << 20)) /dev/urandom >"$DATA"
+  fi
+}

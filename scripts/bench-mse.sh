@@ -11,6 +11,7 @@
 # BENCH_MSE_MIB, BENCH_TIMEOUT (seconds per download, default 600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 GOTFS=${GOTFS:-$PWD/bin/gotfs}
 SIZE_MIB=${BENCH_MSE_MIB:-1024}
 TIMEOUT=${BENCH_TIMEOUT:-600}
@@ -23,26 +24,8 @@ echo "$out" | awk '{for (i = 2; i <= NF; i++) if ($i == "MB/s") v = $(i-1)}
   /^BenchmarkReadPiece-/ {p += v; np++} /^BenchmarkReadPieceRC4-/ {e += v; ne++}
   END { if (np && ne) printf "p2p layer: plaintext %.0f MB/s, RC4 %.0f MB/s, ratio %.2f\n", p/np, e/ne, (e/ne)/(p/np) }'
 
-OWN_DIR=0
-if [ -z "${BENCH_DIR:-}" ]; then BENCH_DIR=$(mktemp -d /tmp/gotfs-bench.XXXXXX); OWN_DIR=1; fi
-W=$BENCH_DIR/mse
-rm -rf "$W" && mkdir -p "$W"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
-  if [ "$OWN_DIR" = 1 ]; then rm -rf "$BENCH_DIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-DATA=$BENCH_DIR/data/bench-mse.bin
-mkdir -p "$(dirname "$DATA")"
-if [ ! -f "$DATA" ] || [ "$(stat -c %s "$DATA")" != $((SIZE_MIB << 20)) ]; then
-  head -c $((SIZE_MIB << 20)) /dev/urandom >"$DATA"
-fi
+bench_workdir mse
+bench_data bench-mse.bin "$SIZE_MIB"
 "$GOTFS" create "$DATA" -o "$W/t.torrent" --piece-length 1MiB --progress=false >/dev/null
 
 free_port() { # free_port IP

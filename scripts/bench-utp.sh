@@ -9,32 +9,15 @@
 # BENCH_UTP_MIB, BENCH_UTP_RUNS, BENCH_TIMEOUT (seconds per download, default 600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 GOTFS=${GOTFS:-$PWD/bin/gotfs}
 SIZE_MIB=${BENCH_UTP_MIB:-1024}
 RUNS=${BENCH_UTP_RUNS:-5}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 [ -x "$GOTFS" ] || { echo "bench-utp: $GOTFS is missing (make build)" >&2; exit 1; }
 
-OWN_DIR=0
-if [ -z "${BENCH_DIR:-}" ]; then BENCH_DIR=$(mktemp -d /tmp/gotfs-bench.XXXXXX); OWN_DIR=1; fi
-W=$BENCH_DIR/utp
-rm -rf "$W" && mkdir -p "$W"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
-  if [ "$OWN_DIR" = 1 ]; then rm -rf "$BENCH_DIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-DATA=$BENCH_DIR/data/bench-utp.bin
-mkdir -p "$(dirname "$DATA")"
-if [ ! -f "$DATA" ] || [ "$(stat -c %s "$DATA")" != $((SIZE_MIB << 20)) ]; then
-  head -c $((SIZE_MIB << 20)) /dev/urandom >"$DATA"
-fi
+bench_workdir utp
+bench_data bench-utp.bin "$SIZE_MIB"
 "$GOTFS" create "$DATA" -o "$W/t.torrent" --piece-length 1MiB --progress=false >/dev/null
 
 free_port() { # free_port IP: a port free for TCP and UDP
