@@ -159,8 +159,17 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 // (forgetRequestLocked remembers it). A seek on a busy stream thus costs about one round trip,
 // not a whole pipeline.
 func (t *Torrent) preemptForReadLocked(p *peer, depth int) {
+	room := depth - len(p.requests)
+	if room >= depth {
+		return // an empty pipeline has room for anything
+	}
+	// Count the read's blocks p could be asked for, up to depth (more cannot be asked): the
+	// scan runs on every fill while a read waits, so it stays O(depth).
 	want := 0
 	for _, i := range t.pt.now {
+		if want >= depth {
+			break
+		}
 		if t.pt.verified(i) || !p.canRequest(i) {
 			continue
 		}
@@ -171,14 +180,14 @@ func (t *Torrent) preemptForReadLocked(p *peer, depth int) {
 				want += (int(t.info.PieceSize(i)) + p2p.BlockSize - 1) / p2p.BlockSize
 			}
 		case (d.exclusive == nil || d.exclusive == p) && d.exclusiveWeb == nil:
-			for b := d.firstFree; b < d.nBlocks; b++ {
+			for b := d.firstFree; b < d.nBlocks && want < depth; b++ {
 				if !d.got[b] && d.reqs[b] == 0 {
 					want++
 				}
 			}
 		}
 	}
-	excess := min(want, depth) - (depth - len(p.requests))
+	excess := min(want, depth) - room
 	if excess <= 0 {
 		return
 	}

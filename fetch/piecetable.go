@@ -1,8 +1,6 @@
 package fetch
 
 import (
-	"fmt"
-
 	"github.com/gotfs/gotfs/cache"
 	"github.com/gotfs/gotfs/torrentfile"
 )
@@ -15,8 +13,8 @@ import (
 //
 // It holds no lock of its own: its owner (Torrent) holds t.mu around every call, so pinning,
 // the choice of what to evict and the eviction itself are decided under one lock. Its methods
-// keep these invariants (checkInvariants tests them; the property test runs it after every
-// step of random operation sequences):
+// keep these invariants (checkInvariants, in the tests, states them in code; the property test
+// runs it after every step of random operation sequences):
 //   - a pinned piece is never evicted (beginEvict refuses it);
 //   - a verified piece has priority none;
 //   - wantedLeft is the number of wanted pieces that are not verified;
@@ -201,38 +199,4 @@ func (pt *pieceTable) endEvict(i int) {
 		}
 		pt.prio[i], pt.prioKey[i] = prioNone, 0
 	}
-}
-
-// checkInvariants returns an error naming the first broken invariant, or nil. Tests call it;
-// it is O(pieces).
-func (pt *pieceTable) checkInvariants() error {
-	left := 0
-	claimed := make(map[int]bool, len(pt.urgent))
-	for _, i := range pt.urgent {
-		claimed[i] = true
-	}
-	for i := range pt.prio {
-		v := pt.verified(i)
-		if pt.wanted[i] && !v {
-			left++
-		}
-		if v && pt.prio[i] != prioNone {
-			return fmt.Errorf("piece %d is verified but has priority %d", i, pt.prio[i])
-		}
-		if base := pt.basePrio(i); pt.prio[i] != base && !claimed[i] {
-			return fmt.Errorf("piece %d has priority %d above its base %d but is not listed as claimed", i, pt.prio[i], base)
-		}
-		if pt.avail[i] < 0 {
-			return fmt.Errorf("piece %d has availability %d", i, pt.avail[i])
-		}
-	}
-	if left != pt.wantedLeft {
-		return fmt.Errorf("wantedLeft is %d, but %d wanted pieces are not verified", pt.wantedLeft, left)
-	}
-	for i, n := range pt.pins {
-		if n <= 0 {
-			return fmt.Errorf("piece %d has %d pins", i, n)
-		}
-	}
-	return nil
 }

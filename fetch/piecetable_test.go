@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -423,4 +424,38 @@ func TestChooseUnchoked(t *testing.T) {
 	if unchoke, opt = chooseUnchoked(nil, 4, true, first); len(unchoke) != 0 || opt != -1 {
 		t.Fatal("no peers, yet something unchoked")
 	}
+}
+
+// checkInvariants returns an error naming the first broken invariant, or nil. Tests call it;
+// it is O(pieces).
+func (pt *pieceTable) checkInvariants() error {
+	left := 0
+	claimed := make(map[int]bool, len(pt.urgent))
+	for _, i := range pt.urgent {
+		claimed[i] = true
+	}
+	for i := range pt.prio {
+		v := pt.verified(i)
+		if pt.wanted[i] && !v {
+			left++
+		}
+		if v && pt.prio[i] != prioNone {
+			return fmt.Errorf("piece %d is verified but has priority %d", i, pt.prio[i])
+		}
+		if base := pt.basePrio(i); pt.prio[i] != base && !claimed[i] {
+			return fmt.Errorf("piece %d has priority %d above its base %d but is not listed as claimed", i, pt.prio[i], base)
+		}
+		if pt.avail[i] < 0 {
+			return fmt.Errorf("piece %d has availability %d", i, pt.avail[i])
+		}
+	}
+	if left != pt.wantedLeft {
+		return fmt.Errorf("wantedLeft is %d, but %d wanted pieces are not verified", pt.wantedLeft, left)
+	}
+	for i, n := range pt.pins {
+		if n <= 0 {
+			return fmt.Errorf("piece %d has %d pins", i, n)
+		}
+	}
+	return nil
 }
