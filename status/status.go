@@ -59,6 +59,18 @@ type Torrent struct {
 	PiecesPerCell int    `json:"pieces_per_cell"`
 	// PeerList is the connected peers, fastest first.
 	PeerList []Peer `json:"peer_list"`
+	// WebSeeds is the torrent's web seeds (url-list, httpseeds) with what each delivered.
+	WebSeeds []WebSeed `json:"web_seeds"`
+}
+
+// WebSeed is one web seed of a torrent.
+type WebSeed struct {
+	URL          string  `json:"url"`
+	DownloadRate float64 `json:"download_rate"`
+	Downloaded   int64   `json:"downloaded"`
+	Errors       int     `json:"errors"`
+	BadPieces    int     `json:"bad_pieces"`
+	Dropped      bool    `json:"dropped"`
 }
 
 // Peer is one connected peer.
@@ -109,6 +121,11 @@ func of(e Entry, scratch []fetch.PieceState) (Torrent, []fetch.PieceState) {
 	for _, p := range snap.Peers {
 		ts.PeerList = append(ts.PeerList, Peer{Addr: p.Addr.String(), Incoming: p.Incoming, Transport: p.Transport,
 			DownloadRate: p.DownloadRate, UploadRate: p.UploadRate, Pieces: p.Pieces})
+	}
+	ts.WebSeeds = []WebSeed{}
+	for _, w := range e.Torrent.WebSeeds() {
+		ts.WebSeeds = append(ts.WebSeeds, WebSeed{URL: w.Name, DownloadRate: w.Rate, Downloaded: w.Downloaded,
+			Errors: w.Errors, BadPieces: w.BadPieces, Dropped: w.Dropped})
 	}
 	return ts, snap.Pieces
 }

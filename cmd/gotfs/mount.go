@@ -599,6 +599,13 @@ func printStatus(w io.Writer, st *status.Mount) error {
 		fmt.Fprintf(tw, "%s\t%s / %s (%.1f%%)\t%d/%d\t%d\t%s/s\t%s/s\t%d\n", t.Name,
 			formatSize(t.VerifiedBytes), formatSize(t.Size), pct, t.VerifiedPieces, t.Pieces, t.Peers,
 			formatSize(int64(t.DownloadRate)), formatSize(int64(t.UploadRate)), t.WaitingReads)
+		for _, w := range t.WebSeeds {
+			state := ""
+			if w.Dropped {
+				state = " (dropped)"
+			}
+			fmt.Fprintf(tw, "  web seed %s%s\t%s fetched\t\t\t%s/s\t\t\n", w.URL, state, formatSize(w.Downloaded), formatSize(int64(w.DownloadRate)))
+		}
 	}
 	return tw.Flush()
 }

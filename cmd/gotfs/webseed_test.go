@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gotfs/gotfs/internal/testenv"
+	"github.com/gotfs/gotfs/status"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -86,6 +87,18 @@ func TestWebSeedMount(t *testing.T) {
 		if sha256File(t, dst) != sha256File(t, filepath.Join(src, "Show", name)) {
 			t.Errorf("%s copied from the mount differs from the source", name)
 		}
+	}
+	// gotfs status lists the web seed with what it delivered.
+	out, err = exec.Command(bin, "status", "--json", mp).Output()
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var st status.Mount
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("status JSON %s: %v", out, err)
+	}
+	if len(st.Torrents) != 1 || len(st.Torrents[0].WebSeeds) != 1 || st.Torrents[0].WebSeeds[0].Downloaded == 0 {
+		t.Errorf("status shows no web seed that delivered bytes: %s", out)
 	}
 	p.cmd.Process.Signal(unix.SIGTERM)
 	if err := p.wait(t, 10*time.Second); err != nil {
