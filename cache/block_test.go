@@ -5,6 +5,8 @@ import (
 	"crypto/sha1"
 	"errors"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/gotfs/gotfs/torrentfile"
@@ -168,4 +170,49 @@ func inPadFile(info *torrentfile.Info, off int64) bool {
 		}
 	}
 	return false
+}
+
+// TestWriteBlocks: runs of consecutive blocks written at once (one pwritev inside a file,
+// block by block across file boundaries and pad files) give the same pieces as WriteBlock;
+// pad files are never created; a verified piece and a range outside the piece are refused.
+func TestWriteBlocks(t *testing.T) {
+	info, data := oddLayout(t)
+	s := mustOpen(t, info, testOptions(t))
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	const block = 1000
+	for i := range info.Pieces {
+		p := piece(info, data, i)
+		for b := 0; b < len(p); {
+			var run [][]byte
+			begin := b
+			for n := 1 + rng.IntN(5); n > 0 && b < len(p); n-- {
+				// Copies, so that a write that reached the file from the wrong slice shows.
+				run = append(run, append([]byte(nil), p[b:min(b+block, len(p))]...))
+				b += block
+			}
+			if err := s.WriteBlocks(i, begin, run); err != nil {
+				t.Fatalf("WriteBlocks(%d, %d, %d blocks): %v", i, begin, len(run), err)
+			}
+		}
+		if ok, err := s.VerifyPiece(i, make([]byte, 4096)); !ok || err != nil {
+			t.Fatalf("VerifyPiece(%d) after WriteBlocks = %v, %v", i, ok, err)
+		}
+		if err := s.WriteBlocks(i, 0, [][]byte{make([]byte, 10), make([]byte, 10)}); err == nil {
+			t.Fatalf("WriteBlocks over verified piece %d was accepted", i)
+		}
+	}
+	for _, f := range info.Files {
+		if f.Padding {
+			if _, err := os.Stat(filepath.Join(s.opts.DataDir, f.RelPath())); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("pad file %v: %v, want it never created", f.Path, err)
+			}
+		}
+	}
+	two := [][]byte{make([]byte, 10), make([]byte, 10)}
+	for _, tt := range []struct{ i, begin int }{{-1, 0}, {len(info.Pieces), 0}, {0, -1}, {0, int(info.PieceLength) - 15}} {
+		if err := s.WriteBlocks(tt.i, tt.begin, two); err == nil {
+			t.Errorf("WriteBlocks(%d, %d, 20 bytes) was accepted", tt.i, tt.begin)
+		}
+	}
 }

@@ -493,6 +493,49 @@ func (s *Storage) WriteBlock(i, begin int, data []byte) error {
 	return nil
 }
 
+// WriteBlocks is WriteBlock for consecutive blocks of piece i, the first at begin: one
+// vectored write (pwritev) when they lie in one file, which costs the kernel one take of the
+// file's lock instead of one a block.
+func (s *Storage) WriteBlocks(i, begin int, blocks [][]byte) error {
+	if len(blocks) == 1 {
+		return s.WriteBlock(i, begin, blocks[0])
+	}
+	if uint(i) >= uint(len(s.info.Pieces)) {
+		return fmt.Errorf("write blocks of piece %d: out of range (%d pieces)", i, len(s.info.Pieces))
+	}
+	var n int64
+	for _, b := range blocks {
+		n += int64(len(b))
+	}
+	if begin < 0 || int64(begin)+n > s.info.PieceSize(i) {
+		return fmt.Errorf("write blocks of piece %d: range %d+%d outside the piece (%d bytes)", i, begin, n, s.info.PieceSize(i))
+	}
+	if s.Verified(i) {
+		return fmt.Errorf("write blocks of piece %d: the piece is verified already", i)
+	}
+	off := s.info.PieceOffset(i) + int64(begin)
+	fi := s.info.FileAt(off)
+	if f := &s.info.Files[fi]; f.Padding || off+n > f.Offset+f.Length {
+		// Across a file boundary or into a pad file: block by block.
+		for _, b := range blocks {
+			if err := s.writeRange(b, off); err != nil {
+				return fmt.Errorf("write blocks of piece %d: %w", i, err)
+			}
+			off += int64(len(b))
+		}
+		return nil
+	}
+	w, err := s.writer(fi)
+	if err != nil {
+		return fmt.Errorf("write blocks of piece %d: %s: %w", i, s.files[fi].path, unwrapPath(err))
+	}
+	if err := writeVectorAt(w, blocks, off-s.info.Files[fi].Offset); err != nil {
+		return fmt.Errorf("write blocks of piece %d: %s: %w", i, s.files[fi].path, unwrapPath(err))
+	}
+	s.wrote(fi, w, n)
+	return nil
+}
+
 // VerifyPiece hashes piece i as it stands on disk, reading it through buf (any length; it is
 // only scratch space, so a piece of any size costs len(buf) of memory), and marks it verified
 // when its SHA-1 matches the torrent's. It returns whether it matched; a read error is
@@ -582,17 +625,23 @@ func (s *Storage) writeRange(data []byte, off int64) error {
 		if _, err := w.WriteAt(data[lo-off:hi-off], lo-f.Offset); err != nil {
 			return fmt.Errorf("%s: %w", s.files[fi].path, unwrapPath(err))
 		}
-		sf := &s.files[fi]
-		sf.dirty.Store(true)
-		if every := s.opts.WritebackEvery; every > 0 && sf.unflushed.Add(hi-lo) >= every {
-			sf.unflushed.Store(0)
-			// Only advice: the bytes are written, and Sync still makes them durable.
-			if err := startWriteback(w); err != nil {
-				s.log.Debug("start writeback", "file", sf.path, "err", unwrapPath(err))
-			}
-		}
+		s.wrote(fi, w, hi-lo)
 	}
 	return nil
+}
+
+// wrote records n bytes written into file fi (open for writing as w): the file is dirty, and
+// the kernel's writeback starts every WritebackEvery bytes.
+func (s *Storage) wrote(fi int, w *os.File, n int64) {
+	sf := &s.files[fi]
+	sf.dirty.Store(true)
+	if every := s.opts.WritebackEvery; every > 0 && sf.unflushed.Add(n) >= every {
+		sf.unflushed.Store(0)
+		// Only advice: the bytes are written, and Sync still makes them durable.
+		if err := startWriteback(w); err != nil {
+			s.log.Debug("start writeback", "file", sf.path, "err", unwrapPath(err))
+		}
+	}
 }
 
 // ReadAt reads len(p) bytes at torrent offset off from the files on disk; pad files read as

@@ -4,6 +4,7 @@ package cache
 
 import (
 	"errors"
+	"io"
 	"os"
 	"syscall"
 
@@ -67,4 +68,43 @@ func startWriteback(f *os.File) error {
 			return err
 		}
 	}
+}
+
+// writeVectorAt writes the slices of bufs one after another at off of f with pwritev, looping
+// over short writes.
+func writeVectorAt(f *os.File, bufs [][]byte, off int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	cerr := rc.Control(func(fd uintptr) {
+		for len(bufs) > 0 {
+			n, err := unix.Pwritev(int(fd), bufs, off)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				werr = err
+				return
+			}
+			if n == 0 {
+				werr = io.ErrShortWrite
+				return
+			}
+			off += int64(n)
+			for n > 0 {
+				if n < len(bufs[0]) {
+					bufs = append([][]byte{bufs[0][n:]}, bufs[1:]...)
+					break
+				}
+				n -= len(bufs[0])
+				bufs = bufs[1:]
+			}
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return werr
 }

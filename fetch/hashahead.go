@@ -16,20 +16,65 @@ import (
 // (cache.Storage.VerifyPieceFrom); a block that fails to be read back stops the hashing ahead
 // and the verifier hashes the piece afresh.
 
+// maxBlockBatch is the most blocks a peer's reader takes from one read of its connection
+// (the read buffer holds about four).
+const maxBlockBatch = 16
+
 // storeBlock writes a received block (acceptBlockLocked) to the cache file, outside the lock:
 // it is hashed on the way when it is the next in order, blocks after it that came early are
 // hashed ahead, and its piece goes to the verifiers when it was the last block.
 func (t *Torrent) storeBlock(w blockWrite) {
-	werr := t.store.WriteBlock(w.piece, w.begin, w.data)
-	if w.hash && werr == nil {
-		w.d.hash.Write(w.data) // the next block in order: hashed while it is in memory
+	t.storeRun([]blockWrite{w})
+}
+
+// storeBlocks stores the blocks a peer's reader took from one read, outside the lock: each
+// run of consecutive blocks of one piece goes to the file in one write (Storage.WriteBlocks).
+func (t *Torrent) storeBlocks(batch []blockWrite) {
+	for len(batch) > 0 {
+		n := 1
+		for n < len(batch) && batch[n].d == batch[0].d && batch[n].begin == batch[n-1].begin+len(batch[n-1].data) {
+			n++
+		}
+		t.storeRun(batch[:n])
+		batch = batch[n:]
+	}
+}
+
+// storeRun writes consecutive blocks of one piece, then records them as storeBlock does.
+// When the first is the next block in order to hash, its writer owns the piece's hash
+// (blockWriteLocked), so the run's later blocks are hashed in memory behind it too.
+func (t *Torrent) storeRun(run []blockWrite) {
+	d := run[0].d
+	var werr error
+	if len(run) == 1 {
+		werr = t.store.WriteBlock(run[0].piece, run[0].begin, run[0].data)
+	} else {
+		var bufs [maxBlockBatch][]byte
+		iov := bufs[:0]
+		for _, w := range run {
+			iov = append(iov, w.data)
+		}
+		werr = t.store.WriteBlocks(run[0].piece, run[0].begin, iov)
+	}
+	if run[0].hash {
+		for k := range run {
+			run[k].hash = true
+			if werr == nil {
+				d.hash.Write(run[k].data) // the next blocks in order: hashed while in memory
+			}
+		}
 	}
 	t.mu.Lock()
-	job := t.blockWrittenLocked(w, werr)
-	ahead := job == nil && w.d.claimHash()
+	var job *verifyJob
+	for _, w := range run {
+		if j := t.blockWrittenLocked(w, werr); j != nil {
+			job = j
+		}
+	}
+	ahead := job == nil && d.claimHash()
 	t.mu.Unlock()
 	if ahead {
-		job = t.hashAhead(w.d)
+		job = t.hashAhead(d)
 	}
 	if job != nil {
 		select {

@@ -219,6 +219,8 @@ func (p *peer) readLoop() {
 	t := p.t
 	defer t.wg.Done()
 	var err error
+	// The blocks taken from one read of the connection, written together (storeBlocks).
+	batch := make([]blockWrite, 0, maxBlockBatch)
 	for {
 		var m p2p.Message
 		m, err = p.conn.ReadMessage()
@@ -228,7 +230,8 @@ func (p *peer) readLoop() {
 		if m.KeepAlive {
 			continue
 		}
-		if m.ID == p2p.MsgPiece {
+		limited := t.c.downLimit.limited()
+		if m.ID == p2p.MsgPiece && limited {
 			// The download cap: until the bucket allows this block, nothing more is read from
 			// the connection, and TCP slows the peer down.
 			if err = t.c.downLimit.wait(t.ctx, len(m.Payload)); err != nil {
@@ -237,10 +240,23 @@ func (p *peer) readLoop() {
 		}
 		t.mu.Lock()
 		w, herr := t.handleMessageLocked(p, m)
-		t.mu.Unlock()
+		batch = batch[:0]
 		if w.d != nil {
-			t.storeBlock(w) // outside the lock
+			batch = append(batch, w)
 		}
+		// The blocks that came in the same read are taken now too (their payloads stay valid
+		// until the next ReadMessage), so that consecutive ones reach the file in one write.
+		for m.ID == p2p.MsgPiece && !limited && herr == nil && len(batch) < maxBlockBatch {
+			var ok bool
+			if m, ok, herr = p.conn.NextBufferedPiece(); !ok {
+				break
+			}
+			if w, herr = t.handleMessageLocked(p, m); w.d != nil {
+				batch = append(batch, w)
+			}
+		}
+		t.mu.Unlock()
+		t.storeBlocks(batch) // outside the lock
 		if herr != nil {
 			err = herr
 			break

@@ -47,6 +47,9 @@ func (l *byteLimiter) set(bps int64) {
 	l.limit.Store(bps)
 }
 
+// limited reports whether a limit is set.
+func (l *byteLimiter) limited() bool { return l.limit.Load() != 0 }
+
 // wait blocks until n bytes may pass, or ctx ends.
 func (l *byteLimiter) wait(ctx context.Context, n int) error {
 	if l.limit.Load() == 0 {

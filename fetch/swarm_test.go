@@ -467,7 +467,8 @@ func TestStreamStartGetsSecondPeerSooner(t *testing.T) {
 
 // TestSwarmHashesAhead: a download from several seeders hashes most of every piece while its
 // blocks arrive (in order from memory, or read back when they came ahead of their turn), so
-// that the verifier has little left when the last block lands; the files are still exact.
+// that the verifier has little left when the last block lands; the files are still exact, and
+// no piece fails its hash.
 func TestSwarmHashesAhead(t *testing.T) {
 	src := t.TempDir()
 	mi := makeTorrent(t, src, "ahead", []testswarm.File{{Path: []string{"f"}, Size: 24 << 20}}, 1<<20, 9)
@@ -477,6 +478,11 @@ func TestSwarmHashesAhead(t *testing.T) {
 	l.t.mu.Unlock()
 	if ahead < mi.Info.Length/2 {
 		t.Errorf("%d of %d bytes were hashed ahead, want at least half", ahead, mi.Info.Length)
+	}
+	// Blocks that arrive together are written and hashed as one run (storeRun): a run hashed
+	// out of turn would fail its piece.
+	if s := l.t.Stats(); s.HashFailures != 0 {
+		t.Errorf("%d hash failures from honest seeders", s.HashFailures)
 	}
 }
 

@@ -194,6 +194,28 @@ func (c *Conn) ReadMessage() (Message, error) {
 	return m, nil
 }
 
+// NextBufferedPiece returns the next message when it is a piece message that the read buffer
+// already holds whole, decoded and checked as by ReadMessage, without reading from the
+// connection; ok is false, and nothing is consumed, otherwise. The payloads returned by the
+// last ReadMessage and by every NextBufferedPiece after it stay valid together until the next
+// ReadMessage, so that a reader can take the blocks that arrived together and write them at
+// once.
+func (c *Conn) NextBufferedPiece() (m Message, ok bool, err error) {
+	if c.br.Buffered() < 5 {
+		return Message{}, false, nil
+	}
+	hdr, _ := c.br.Peek(5)
+	n := binary.BigEndian.Uint32(hdr)
+	if MessageID(hdr[4]) != MsgPiece || uint64(c.br.Buffered()) < 4+uint64(n) {
+		return Message{}, false, nil
+	}
+	// Whole in the buffer: readMessage peeks and discards within it, and never fills it.
+	if m, err = c.readMessage(); err != nil {
+		return Message{}, false, fmt.Errorf("p2p: read from %v: %w", c.remote, err)
+	}
+	return m, true, nil
+}
+
 func (c *Conn) readMessage() (Message, error) {
 	lim := c.limits()
 	for {

@@ -40,7 +40,7 @@ const (
 )
 
 const (
-	readBufferSize  = 64 * 1024
+	readBufferSize  = 128 * 1024
 	writeBufferSize = 64 * 1024
 )
 
