@@ -8,8 +8,9 @@
 # the engine's targets: peak RSS <= 48 MiB, CPU <= aria2c's, wall <= 0.8x libtorrent's.
 #
 # Env: GOTFS (binary, default bin/gotfs), BENCH_DIR (work folder, default a new temp folder),
-# BENCH_SIZE_MIB (default 1024), BENCH_PIECES (default "1MiB 16MiB"), SEEDER (aria2c or gotfs,
-# default aria2c), BENCH_TIMEOUT (seconds per download, default 600).
+# BENCH_SIZE_MIB (default 1024), BENCH_PIECES (default "1MiB 16MiB"), SEEDERS (the seeder
+# kinds to run the downloads against in turn, each a table: libtorrent, aria2c, gotfs; default
+# "libtorrent aria2c"), BENCH_TIMEOUT (seconds per download, default 600).
 # Everything stays on 127.0.0.0/8; every process the script starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 GOTFS=${GOTFS:-$PWD/bin/gotfs}
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}
 PIECES=${BENCH_PIECES:-"1MiB 16MiB"}
-SEEDER=${SEEDER:-aria2c}
+SEEDERS=${SEEDERS:-${SEEDER:-libtorrent aria2c}}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 PY=/usr/bin/python3
 LT_SCRIPT=$PWD/scripts/bench_libtorrent.py
@@ -47,6 +48,7 @@ stop_all() {
 }
 cleanup() {
   stop_all
+  stop_tracker
   rm -rf "$W"
   if [ "$OWN_DIR" = 1 ]; then rm -rf "$BENCH_DIR"; fi
   vm_release_memory
@@ -81,12 +83,22 @@ for pl in $PIECES; do
   HASH[$pl]=$("$GOTFS" parse --json "${TORRENT[$pl]}" | $PY -c 'import json,sys; print(json.load(sys.stdin)["info_hash"])')
   echo "${HASH[$pl]}" >>"$OT/whitelist"
 done
-opentracker -i 127.0.0.1 -p "$OT_PORT" -P "$OT_PORT" -d "$OT" -w whitelist >"$W/opentracker.log" 2>&1 &
-OT_PID=$!
-for _ in $(seq 100); do
-  $PY -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),0.2)' "$OT_PORT" 2>/dev/null && break
-  sleep 0.05
-done
+# start_tracker: a fresh opentracker on OT_PORT, which lists no seeder of an earlier round.
+OT_PID=""
+start_tracker() {
+  opentracker -i 127.0.0.1 -p "$OT_PORT" -P "$OT_PORT" -d "$OT" -w whitelist >"$W/opentracker.log" 2>&1 &
+  OT_PID=$!
+  for _ in $(seq 100); do
+    $PY -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),0.2)' "$OT_PORT" 2>/dev/null && break
+    sleep 0.05
+  done
+}
+stop_tracker() {
+  [ -n "$OT_PID" ] || return 0
+  kill "$OT_PID" 2>/dev/null || true
+  wait "$OT_PID" 2>/dev/null || true
+  OT_PID=""
+}
 
 # aria2c options shared by seeders and the aria2c leecher: no DHT, LPD or PEX, every socket
 # bound to one loopback address so the tracker sees it.
@@ -105,6 +117,8 @@ start_seeders() { # start_seeders TORRENT
     port=$(free_port "$ip")
     if [ "$SEEDER" = gotfs ]; then
       "$GOTFS" seed "$1" "$DATA" --listen "$ip:$port" --no-dht --cache-dir "$W/seed$i" >"$W/seed$i.log" 2>&1 &
+    elif [ "$SEEDER" = libtorrent ]; then
+      "$PY" "$LT_SCRIPT" --seed "$1" "$(dirname "$DATA")" "$ip" "$port" >"$W/seed$i.log" 2>&1 &
     else
       # shellcheck disable=SC2046
       aria2c $(aria2_common "$ip" "$port") --seed-ratio=0.0 --bt-seed-unverified=true \
@@ -163,51 +177,59 @@ check_out() { # check_out KEY FILE
 }
 
 name=$(basename "$DATA")
-for pl in $PIECES; do
-  t=${TORRENT[$pl]}
-  echo "bench-download: $pl pieces: starting 4 $SEEDER seeders"
-  start_seeders "$t"
-  sync
-
-  out=$W/out-gotfs-$pl
-  measure "gotfs-$pl" "$W/gotfs-$pl.log" "$GOTFS" download "$t" -o "$out" --cache-dir "$W/cache-gotfs-$pl" \
-    --listen "127.0.0.1:$(free_port 127.0.0.1)" --no-dht --json
-  check_out "gotfs-$pl" "$out/$name"
-
-  out=$W/out-aria2c-$pl
-  ip=127.0.0.31
-  # shellcheck disable=SC2046
-  measure "aria2c-$pl" "$W/aria2c-$pl.log" aria2c $(aria2_common "$ip" "$(free_port "$ip")") --seed-time=0 -d "$out" "$t"
-  check_out "aria2c-$pl" "$out/$name"
-
-  out=$W/out-libtorrent-$pl
-  mkdir -p "$out"
-  measure "libtorrent-$pl" "$W/libtorrent-$pl.log" "$PY" "$LT_SCRIPT" "$t" "$out" 127.0.0.32 "$TIMEOUT"
-  check_out "libtorrent-$pl" "$out/$name"
-
-  stop_all
-  PIDS=()
-done
-kill "$OT_PID" 2>/dev/null || true
-wait "$OT_PID" 2>/dev/null || true
-
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
-echo
-echo "Download of a ${SIZE_MIB} MiB torrent from 4 $SEEDER seeders on loopback ($(nproc) cores)"
-printf '%-8s %-11s %9s %9s %9s %9s %12s\n' pieces client wall_s cpu_s rss_MiB MB/s seeders_cpu_s
-for pl in $PIECES; do
-  for c in gotfs aria2c libtorrent; do
-    k=$c-$pl
-    mbs=$(awk -v w="${WALL[$k]}" -v n="$SIZE_MIB" 'BEGIN { if (w+0 > 0) printf "%.0f", n*1.048576/w; else print "-" }')
-    printf '%-8s %-11s %9s %9s %9s %9s %12s\n' "$pl" "$c" "${WALL[$k]}" "${CPU[$k]}" "${RSS[$k]}" "$mbs" "${SCPU[$k]}"
+
+# report SEEDER: the table of one seeder kind.
+report() {
+  echo
+  echo "Download of a ${SIZE_MIB} MiB torrent from 4 $SEEDER seeders on loopback ($(nproc) cores)"
+  printf '%-8s %-11s %9s %9s %9s %9s %12s\n' pieces client wall_s cpu_s rss_MiB MB/s seeders_cpu_s
+  for pl in $PIECES; do
+    for c in gotfs aria2c libtorrent; do
+      k=$c-$pl
+      mbs=$(awk -v w="${WALL[$k]}" -v n="$SIZE_MIB" 'BEGIN { if (w+0 > 0) printf "%.0f", n*1.048576/w; else print "-" }')
+      printf '%-8s %-11s %9s %9s %9s %9s %12s\n' "$pl" "$c" "${WALL[$k]}" "${CPU[$k]}" "${RSS[$k]}" "$mbs" "${SCPU[$k]}"
+    done
   done
+  echo
+  printf '%-8s %-22s %8s %8s %8s   %s\n' pieces ratio wall cpu rss targets
+  for pl in $PIECES; do
+    printf '%-8s %-22s %8s %8s %8s   %s\n' "$pl" gotfs/aria2c "$(ratio "${WALL[gotfs-$pl]}" "${WALL[aria2c-$pl]}")" \
+      "$(ratio "${CPU[gotfs-$pl]}" "${CPU[aria2c-$pl]}")" "$(ratio "${RSS[gotfs-$pl]}" "${RSS[aria2c-$pl]}")" "cpu <= 1.0"
+    printf '%-8s %-22s %8s %8s %8s   %s\n' "$pl" gotfs/libtorrent "$(ratio "${WALL[gotfs-$pl]}" "${WALL[libtorrent-$pl]}")" \
+      "$(ratio "${CPU[gotfs-$pl]}" "${CPU[libtorrent-$pl]}")" "$(ratio "${RSS[gotfs-$pl]}" "${RSS[libtorrent-$pl]}")" "wall <= 0.8"
+    printf '%-8s %-22s %8s %8s %8s   %s\n' "$pl" "gotfs peak RSS" "" "" "${RSS[gotfs-$pl]}" "<= 48 MiB"
+  done
+}
+
+for SEEDER in $SEEDERS; do
+  for pl in $PIECES; do
+    t=${TORRENT[$pl]}
+    echo "bench-download: $pl pieces: starting 4 $SEEDER seeders"
+    start_tracker
+    start_seeders "$t"
+    sync
+
+    out=$W/out-gotfs-$pl
+    measure "gotfs-$pl" "$W/gotfs-$pl.log" "$GOTFS" download "$t" -o "$out" --cache-dir "$W/cache-gotfs-$pl" \
+      --listen "127.0.0.1:$(free_port 127.0.0.1)" --no-dht --json
+    check_out "gotfs-$pl" "$out/$name"
+
+    out=$W/out-aria2c-$pl
+    ip=127.0.0.31
+    # shellcheck disable=SC2046
+    measure "aria2c-$pl" "$W/aria2c-$pl.log" aria2c $(aria2_common "$ip" "$(free_port "$ip")") --seed-time=0 -d "$out" "$t"
+    check_out "aria2c-$pl" "$out/$name"
+
+    out=$W/out-libtorrent-$pl
+    mkdir -p "$out"
+    measure "libtorrent-$pl" "$W/libtorrent-$pl.log" "$PY" "$LT_SCRIPT" "$t" "$out" 127.0.0.32 "$TIMEOUT"
+    check_out "libtorrent-$pl" "$out/$name"
+
+    stop_all
+    PIDS=()
+    stop_tracker
+  done
+  report
 done
-echo
-printf '%-8s %-22s %8s %8s %8s   %s\n' pieces ratio wall cpu rss targets
-for pl in $PIECES; do
-  printf '%-8s %-22s %8s %8s %8s   %s\n' "$pl" gotfs/aria2c "$(ratio "${WALL[gotfs-$pl]}" "${WALL[aria2c-$pl]}")" \
-    "$(ratio "${CPU[gotfs-$pl]}" "${CPU[aria2c-$pl]}")" "$(ratio "${RSS[gotfs-$pl]}" "${RSS[aria2c-$pl]}")" "cpu <= 1.0"
-  printf '%-8s %-22s %8s %8s %8s   %s\n' "$pl" gotfs/libtorrent "$(ratio "${WALL[gotfs-$pl]}" "${WALL[libtorrent-$pl]}")" \
-    "$(ratio "${CPU[gotfs-$pl]}" "${CPU[libtorrent-$pl]}")" "$(ratio "${RSS[gotfs-$pl]}" "${RSS[libtorrent-$pl]}")" "wall <= 0.8"
-  printf '%-8s %-22s %8s %8s %8s   %s\n' "$pl" "gotfs peak RSS" "" "" "${RSS[gotfs-$pl]}" "<= 48 MiB"
-done
+
