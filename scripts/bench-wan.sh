@@ -11,6 +11,9 @@
 #          read itself (the target below is for this one)
 #   probe  ffprobe of the file (reads the head, then the moov at the end) (s)
 #   seek   ffmpeg -ss 45 decoding 1 s from 45 s in (s)
+#   cp     cold `cp` of the whole file from a fresh mount vs `gotfs download` of it (fresh cache
+#          and folder) on the same swarm, in turns: where the network, not the CPU, is the
+#          bottleneck, the mount's read path should cost nothing (target cp/download >= 0.95)
 # Medians of BENCH_WAN_REPS runs (default 3) and the ratio btfs/gotfs of the medians.
 # Links (BENCH_WAN_NEAR / BENCH_WAN_FAR, one-way delay and rate): 10ms,20MB and 120ms,1MB.
 # Targets (issue 12): first byte <= 2 round trips of the fastest peer plus one piece at the
@@ -138,6 +141,22 @@ for r in $(seq "$REPS"); do
   echo "bench-wan: run $r"
   for who in "${who_list[@]}"; do measure "$who"; done
 done
+# Cold cp from a fresh mount vs gotfs download of the same file, in turns.
+for r in $(seq "$REPS"); do
+  mount_gotfs
+  t0=$(now)
+  timeout 300 cp "$MP/movie.mp4" "$W/cp.out" || echo "bench-wan: cold cp failed" >&2
+  secs_since "$t0" >>"$W/cp.secs"
+  unmount_any
+  cmp -s "$MEDIA" "$W/cp.out" || echo "bench-wan: the cold cp differs from the source" >&2
+  rm -rf "$W/cp.out" "$W/dl" "$W/dlcache"
+  t0=$(now)
+  timeout 300 "$GOTFS" download "$W/movie.torrent" -o "$W/dl" --cache-dir "$W/dlcache" --no-dht \
+    --listen 127.0.0.52:0 >"$W/dl.log" 2>&1 || echo "bench-wan: gotfs download failed" >&2
+  secs_since "$t0" >>"$W/dl.secs"
+  cmp -s "$MEDIA" "$W/dl/movie.mp4" || echo "bench-wan: the download differs from the source" >&2
+  echo "  cold cp $(tail -n1 "$W/cp.secs") s, download $(tail -n1 "$W/dl.secs") s"
+done
 printf '\n%-8s %12s %10s %10s %10s\n' "" "first (ms)" "warm (ms)" "probe (s)" "seek (s)"
 for who in "${who_list[@]}"; do
   printf '%-8s %12s %10s %10s %10s\n' "$who" "$(median <"$W/$who.first")" "$(median <"$W/$who.warm")" "$(median <"$W/$who.probe")" "$(median <"$W/$who.seek")"
@@ -146,3 +165,5 @@ if [ "$RUN_BTFS" = 1 ]; then
   ratio() { awk -v a="$(median <"$W/btfs.$1")" -v b="$(median <"$W/gotfs.$1")" 'BEGIN { if (b > 0) printf "%.1f", a/b; else print "-" }'; }
   printf '%-8s %12s %10s %10s %10s\n' "btfs/us" "$(ratio first)" "$(ratio warm)" "$(ratio probe)" "$(ratio seek)"
 fi
+cps=$(median <"$W/cp.secs") dls=$(median <"$W/dl.secs")
+awk -v s="$SIZE" -v c="$cps" -v d="$dls" 'BEGIN { printf "\ncold cp from the mount %.1f MB/s, gotfs download %.1f MB/s (medians): cp/download %.2f (target >= 0.95)\n", s/1e6/c, s/1e6/d, d/c }'
