@@ -478,14 +478,8 @@ func (s *Storage) WritePiece(i int, data []byte) error {
 // verified piece is never written: its bytes stay as they are. The caller must not verify
 // piece i while a WriteBlock of it is in flight.
 func (s *Storage) WriteBlock(i, begin int, data []byte) error {
-	if uint(i) >= uint(len(s.info.Pieces)) {
-		return fmt.Errorf("write block of piece %d: out of range (%d pieces)", i, len(s.info.Pieces))
-	}
-	if begin < 0 || int64(begin)+int64(len(data)) > s.info.PieceSize(i) {
-		return fmt.Errorf("write block of piece %d: range %d+%d outside the piece (%d bytes)", i, begin, len(data), s.info.PieceSize(i))
-	}
-	if s.Verified(i) {
-		return fmt.Errorf("write block of piece %d: the piece is verified already", i)
+	if err := s.checkWrite(i, begin, int64(len(data))); err != nil {
+		return fmt.Errorf("write block of piece %d: %w", i, err)
 	}
 	if err := s.writeRange(data, s.info.PieceOffset(i)+int64(begin)); err != nil {
 		return fmt.Errorf("write block of piece %d: %w", i, err)
@@ -497,26 +491,17 @@ func (s *Storage) WriteBlock(i, begin int, data []byte) error {
 // vectored write (pwritev) when they lie in one file, which costs the kernel one take of the
 // file's lock instead of one a block.
 func (s *Storage) WriteBlocks(i, begin int, blocks [][]byte) error {
-	if len(blocks) == 1 {
-		return s.WriteBlock(i, begin, blocks[0])
-	}
-	if uint(i) >= uint(len(s.info.Pieces)) {
-		return fmt.Errorf("write blocks of piece %d: out of range (%d pieces)", i, len(s.info.Pieces))
-	}
 	var n int64
 	for _, b := range blocks {
 		n += int64(len(b))
 	}
-	if begin < 0 || int64(begin)+n > s.info.PieceSize(i) {
-		return fmt.Errorf("write blocks of piece %d: range %d+%d outside the piece (%d bytes)", i, begin, n, s.info.PieceSize(i))
-	}
-	if s.Verified(i) {
-		return fmt.Errorf("write blocks of piece %d: the piece is verified already", i)
+	if err := s.checkWrite(i, begin, n); err != nil {
+		return fmt.Errorf("write blocks of piece %d: %w", i, err)
 	}
 	off := s.info.PieceOffset(i) + int64(begin)
 	fi := s.info.FileAt(off)
-	if f := &s.info.Files[fi]; f.Padding || off+n > f.Offset+f.Length {
-		// Across a file boundary or into a pad file: block by block.
+	if f := &s.info.Files[fi]; len(blocks) == 1 || f.Padding || off+n > f.Offset+f.Length {
+		// One block, or across a file boundary or into a pad file: block by block.
 		for _, b := range blocks {
 			if err := s.writeRange(b, off); err != nil {
 				return fmt.Errorf("write blocks of piece %d: %w", i, err)
@@ -533,6 +518,21 @@ func (s *Storage) WriteBlocks(i, begin int, blocks [][]byte) error {
 		return fmt.Errorf("write blocks of piece %d: %s: %w", i, s.files[fi].path, unwrapPath(err))
 	}
 	s.wrote(fi, w, n)
+	return nil
+}
+
+// checkWrite refuses a write of n bytes at begin of piece i outside the piece, or into a
+// verified piece.
+func (s *Storage) checkWrite(i, begin int, n int64) error {
+	if uint(i) >= uint(len(s.info.Pieces)) {
+		return fmt.Errorf("out of range (%d pieces)", len(s.info.Pieces))
+	}
+	if begin < 0 || int64(begin)+n > s.info.PieceSize(i) {
+		return fmt.Errorf("range %d+%d outside the piece (%d bytes)", begin, n, s.info.PieceSize(i))
+	}
+	if s.Verified(i) {
+		return errors.New("the piece is verified already")
+	}
 	return nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,23 +37,6 @@ func freePort(t *testing.T) int {
 	}
 	t.Fatal("no free port")
 	return 0
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestAria2 seeds a torrent with aria2c, its DHT bootstrapped from our node, and finds aria2c's
@@ -116,7 +98,7 @@ func runAria2(t *testing.T, bin string, extra ...string) *Server {
 	}
 	s := newTestServer(t, listen, func(c *Config) { c.QueryTimeout = 2 * time.Second })
 	dhtPort, btPort := freePort(t), freePort(t)
-	out := &syncBuffer{}
+	out := &testenv.LockedBuffer{}
 	cmd := exec.Command(bin, append([]string{
 		"--enable-dht=true",
 		"--dht-listen-port=" + strconv.Itoa(dhtPort),

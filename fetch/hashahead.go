@@ -17,7 +17,7 @@ import (
 // and the verifier hashes the piece afresh.
 
 // maxBlockBatch is the most blocks a peer's reader takes from one read of its connection
-// (the read buffer holds about four).
+// (the 128 KiB read buffer holds about eight).
 const maxBlockBatch = 16
 
 // storeBlock writes a received block (acceptBlockLocked) to the cache file, outside the lock:
@@ -45,17 +45,12 @@ func (t *Torrent) storeBlocks(batch []blockWrite) {
 // (blockWriteLocked), so the run's later blocks are hashed in memory behind it too.
 func (t *Torrent) storeRun(run []blockWrite) {
 	d := run[0].d
-	var werr error
-	if len(run) == 1 {
-		werr = t.store.WriteBlock(run[0].piece, run[0].begin, run[0].data)
-	} else {
-		var bufs [maxBlockBatch][]byte
-		iov := bufs[:0]
-		for _, w := range run {
-			iov = append(iov, w.data)
-		}
-		werr = t.store.WriteBlocks(run[0].piece, run[0].begin, iov)
+	var bufs [maxBlockBatch][]byte
+	iov := bufs[:0]
+	for _, w := range run {
+		iov = append(iov, w.data)
 	}
+	werr := t.store.WriteBlocks(run[0].piece, run[0].begin, iov)
 	if run[0].hash {
 		for k := range run {
 			run[k].hash = true

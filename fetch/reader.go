@@ -14,8 +14,9 @@ const (
 	// DefaultMaxReadahead bounds a reader's readahead window (--readahead). The window grows
 	// to it only while reads stay sequential (cp, a player's stream), doubling from
 	// minReadahead; a copy from a fast swarm needs a deep one to keep every peer's pipeline
-	// full (1 GiB from 4 local seeders: a cold cat of the mount at 0.72x of `download` with
-	// 32 MiB, 1.04x with 256 MiB).
+	// full. 1 GiB from 4 local seeders: a cold cat of the mount ran at 0.72x of `download`
+	// with 32 MiB and at 0.82x with 128 MiB (medians of 3); 512 MiB gained nothing more (what
+	// remains is the CPU of the FUSE copy, see docs/DESIGN.md).
 	DefaultMaxReadahead = 128 << 20
 	minReadahead        = 1 << 20
 	// sequentialSlack is how far a read may start from the previous read's end and still count

@@ -220,40 +220,37 @@ const (
 func (c *Client) connectPeer(ctx context.Context, addr netip.AddrPort, infoHash [20]byte, opts connectOptions) (*p2p.Conn, p2p.Handshake, connectResult, error) {
 	var res connectResult
 	canUTP := c.cfg.Transport.utp() && c.utpFor(addr) && opts.utp != utpFails
-	utpFirst := canUTP && (opts.utp == utpAdvertised || opts.utp == utpWorks || !c.cfg.Transport.tcp())
-	if canUTP && !utpFirst {
-		conn, hs, fellBack, err := c.connect(ctx, addr, infoHash, opts.p2p, opts.plaintext, c.dialTCP)
-		if err == nil || !errors.Is(err, errTCPDial) || ctx.Err() != nil {
-			res.fellBack = fellBack
-			return conn, hs, res, err
-		}
-		c.log.Debug("TCP connection failed; trying uTP", "peer", addr, "err", err)
-		conn, hs, fellBack, err = c.connect(ctx, addr, infoHash, opts.p2p, opts.plaintext, c.dialUTP)
-		res.fellBack = fellBack
-		if err == nil {
-			res.utp = utpWorks
-		}
-		return conn, hs, res, err
-	}
-	if utpFirst {
-		conn, hs, fellBack, err := c.connect(ctx, addr, infoHash, opts.p2p, opts.plaintext, c.dialUTP)
-		res.fellBack = fellBack
-		if err == nil {
-			res.utp = utpWorks
-			return conn, hs, res, nil
-		}
-		if !errors.Is(err, errUTPDial) || !c.cfg.Transport.tcp() || ctx.Err() != nil {
-			return nil, p2p.Handshake{}, res, err
-		}
-		c.log.Debug("uTP connection failed; trying TCP", "peer", addr, "err", err)
-		res.utp = utpFails
-	} else if !c.cfg.Transport.tcp() {
+	canTCP := c.cfg.Transport.tcp()
+	if !canUTP && !canTCP {
 		return nil, p2p.Handshake{}, res, fmt.Errorf("dial %s: %w", addr, errNoTransport)
 	}
-	conn, hs, fellBack, err := c.connect(ctx, addr, infoHash, opts.p2p, opts.plaintext || res.fellBack, c.dialTCP)
-	res.fellBack = res.fellBack || fellBack
-	if err != nil && res.utp == utpFails {
-		res.utp = opts.utp // TCP failed too: the peer is unreachable, not one without uTP
+	// try dials over one transport and does the handshake, noting what it learnt.
+	try := func(overUTP bool) (*p2p.Conn, p2p.Handshake, error) {
+		dial := c.dialTCP
+		if overUTP {
+			dial = c.dialUTP
+		}
+		conn, hs, fellBack, err := c.connect(ctx, addr, infoHash, opts.p2p, opts.plaintext || res.fellBack, dial)
+		res.fellBack = res.fellBack || fellBack
+		if err == nil && overUTP {
+			res.utp = utpWorks
+		}
+		return conn, hs, err
+	}
+	utpFirst := canUTP && (opts.utp == utpAdvertised || opts.utp == utpWorks || !canTCP)
+	conn, hs, err := try(utpFirst)
+	// The other transport only when the first could not even connect.
+	other, dialFailed := canUTP, errors.Is(err, errTCPDial)
+	if utpFirst {
+		other, dialFailed = canTCP, errors.Is(err, errUTPDial)
+	}
+	if err == nil || !other || !dialFailed || ctx.Err() != nil {
+		return conn, hs, res, err
+	}
+	c.log.Debug("connection failed; trying the other transport", "peer", addr, "utp_first", utpFirst, "err", err)
+	conn, hs, err = try(!utpFirst)
+	if err == nil && utpFirst {
+		res.utp = utpFails // uTP could not connect where TCP could: TCP only from now on
 	}
 	return conn, hs, res, err
 }

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -284,5 +285,41 @@ func TestHolepunchRelayErrors(t *testing.T) {
 	}
 	if m := next(target); m.Type != p2p.HolepunchConnect || m.Addr != initiatorAt {
 		t.Errorf("target got %+v, want connect to %v", m, initiatorAt)
+	}
+}
+
+// TestConnectPeerOrder: connectPeer's order and what it learns. A peer that advertised uTP is
+// dialled over uTP first: a TCP-only peer then teaches utpFails (TCP reached it); an unknown
+// peer is dialled over TCP first, and a uTP-only one is reached over uTP when TCP cannot
+// connect (utpWorks); an address nobody listens on leaves the state as it was.
+func TestConnectPeerOrder(t *testing.T) {
+	src := t.TempDir()
+	mi := makeTorrent(t, src, "order", []testswarm.File{{Path: []string{"f"}, Size: 256 << 10}}, 64<<10, 62)
+	onlyUTP := runNode(t, Config{ListenAddr: "127.0.0.125:0", Transport: TransportUTP}, mi, TorrentOptions{Storage: testswarm.OpenSeed(t, mi, src)})
+	onlyTCP := runNode(t, Config{ListenAddr: "127.0.0.126:0", Transport: TransportTCP}, mi, TorrentOptions{Storage: testswarm.OpenSeed(t, mi, src)})
+	l := startLeecherWith(t, Config{ListenAddr: "127.0.0.127:0", utpConnectTimeout: 300 * time.Millisecond}, mi, t.TempDir(),
+		filepath.Join(t.TempDir(), "rec"), nil, TorrentOptions{})
+	nobody := netip.MustParseAddrPort("127.0.0.128:9")
+	for _, tt := range []struct {
+		name    string
+		addr    netip.AddrPort
+		state   utpState
+		wantErr bool
+		want    utpState
+	}{
+		{"advertised, TCP only", onlyTCP.c.Addr(), utpAdvertised, false, utpFails},
+		{"unknown, uTP only", onlyUTP.c.Addr(), utpUnknown, false, utpWorks},
+		{"unknown, TCP only", onlyTCP.c.Addr(), utpUnknown, false, utpUnknown},
+		{"advertised, nobody", nobody, utpAdvertised, true, utpUnknown},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		conn, _, res, err := l.c.connectPeer(ctx, tt.addr, mi.InfoHash, connectOptions{p2p: l.t.connOptions(), utp: tt.state})
+		cancel()
+		if conn != nil {
+			conn.Close()
+		}
+		if (err != nil) != tt.wantErr || res.utp != tt.want {
+			t.Errorf("%s: err %v, learnt uTP state %d; want error %v, state %d", tt.name, err, res.utp, tt.wantErr, tt.want)
+		}
 	}
 }

@@ -14,6 +14,7 @@
 # Everything stays on 127.0.0.0/8; every process the script starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 . scripts/bench-vm.sh
 GOTFS=${GOTFS:-$PWD/bin/gotfs}
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}
@@ -56,10 +57,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 vm_hold_memory
-
-free_port() { # free_port IP
-  $PY -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
-}
 
 # The data: 1 GiB of random bytes (shared with the other sections through BENCH_DIR).
 DATA=$BENCH_DIR/data/bench.bin
@@ -177,7 +174,6 @@ check_out() { # check_out KEY FILE
 }
 
 name=$(basename "$DATA")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
 
 # report SEEDER: the table of one seeder kind.
 report() {

@@ -5,7 +5,7 @@ secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { print b-a }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 median() { sort -g | awk '{a[NR]=$1} END { if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f", (a[NR/2]+a[NR/2+1])/2 }'; }
 mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b/1e6/s }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "-") printf "%.2f", a/b; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
 
 # bench_workdir NAME: W=$BENCH_DIR/NAME, emptied (BENCH_DIR is a new temporary folder when
 # unset); on exit every pid in PIDS is stopped and W (and a temporary BENCH_DIR) removed.

@@ -32,10 +32,6 @@ bench_workdir mse
 bench_data bench-mse.bin "$SIZE_MIB"
 "$GOTFS" create "$DATA" -o "$W/t.torrent" --piece-length 1MiB --progress=false >/dev/null
 
-free_port() { # free_port IP
-  python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
-}
-
 declare -A SECS CPU
 for run in "require 0" "off 0" "require $CAP" "off $CAP"; do
   read -r mode cap <<<"$run"

@@ -62,8 +62,6 @@ one_run() { # one_run TRANSPORT: prints "seconds cpu_seconds"
   awk -v t="$times" -v s="$seedcpu" -v hz="$HZ" 'BEGIN { split(t, a, " "); printf "%.3f %.3f\n", a[1], a[2] + a[3] + s / hz }'
 }
 
-median() { sort -n | awk '{v[NR] = $1} END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 : >"$W/results"
 for run in $(seq "$RUNS"); do
   for tr in utp tcp; do

@@ -381,7 +381,7 @@ func TestSignalExits(t *testing.T) {
 	} {
 		for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 			cmd := exec.Command(bin, args...)
-			var stderr syncBuffer
+			var stderr testenv.LockedBuffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

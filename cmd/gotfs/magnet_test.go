@@ -35,7 +35,7 @@ func TestMagnetCLI(t *testing.T) {
 	}
 	const seedAddr = "127.0.0.121:27121"
 	seed := exec.Command(bin, "seed", tfile, src, "--listen", seedAddr, "--dht-bootstrap=", "--cache-dir", t.TempDir())
-	var seedOut syncBuffer
+	var seedOut testenv.LockedBuffer
 	seed.Stdout, seed.Stderr = &seedOut, &seedOut
 	if err := seed.Start(); err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func TestMagnetCLI(t *testing.T) {
 	mp := t.TempDir()
 	t.Cleanup(func() { unix.Unmount(mp, unix.MNT_DETACH) })
 	m := exec.Command(bin, "mount", "--listen", "127.0.0.125:0", "--cache-dir", cacheDir, "--dht-bootstrap", seedAddr, magnet, mp)
-	var mOut syncBuffer
+	var mOut testenv.LockedBuffer
 	m.Stdout, m.Stderr = &mOut, &mOut
 	if err := m.Start(); err != nil {
 		t.Fatal(err)

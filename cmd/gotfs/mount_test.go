@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,24 +23,6 @@ import (
 	"github.com/gotfs/gotfs/status"
 	"github.com/gotfs/gotfs/torrentfile"
 )
-
-// syncBuffer is a bytes.Buffer safe for a subprocess's output and the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // writeRandomFiles writes files of the given sizes (names are relative paths) under dir.
 func writeRandomFiles(t testing.TB, dir string, files map[string]int, seed byte) {
@@ -98,13 +79,13 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 // gotfsProc is a running `gotfs mount`.
 type gotfsProc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.LockedBuffer
 	done chan error
 }
 
 func startMount(t *testing.T, bin string, args ...string) *gotfsProc {
 	t.Helper()
-	p := &gotfsProc{cmd: exec.Command(bin, append([]string{"mount", "--no-dht"}, args...)...), out: &syncBuffer{}, done: make(chan error, 1)}
+	p := &gotfsProc{cmd: exec.Command(bin, append([]string{"mount", "--no-dht"}, args...)...), out: &testenv.LockedBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

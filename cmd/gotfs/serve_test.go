@@ -65,7 +65,7 @@ func TestServeBinary(t *testing.T) {
 	mi, tf := writeTorrent(t, src, "Movie", map[string]int{"movie.mkv": 6_000_000, "extras/notes.txt": 12_345}, 41)
 	sd := startTestSeeder(t, mi, src, "127.0.0.205:0")
 	p := &gotfsProc{cmd: exec.Command(bin, "serve", "--no-dht", "--cache-dir", t.TempDir(), "--listen", "127.0.0.206:0",
-		"--peer", sd.Addr().String(), "--http", "127.0.0.206:0", "--http-auth", "me:pw", tf), out: &syncBuffer{}, done: make(chan error, 1)}
+		"--peer", sd.Addr().String(), "--http", "127.0.0.206:0", "--http-auth", "me:pw", tf), out: &testenv.LockedBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

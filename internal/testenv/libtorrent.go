@@ -2,10 +2,7 @@ package testenv
 
 import (
 	"bufio"
-	"io"
 	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -42,7 +39,7 @@ func StartLibtorrentScript(t testing.TB, script string, args ...string) *bufio.R
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &syncBuilder{}
+	stderr := &LockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -62,24 +59,4 @@ func StartLibtorrentScript(t testing.TB, script string, args ...string) *bufio.R
 		}
 	})
 	return bufio.NewReader(stdout)
-}
-
-// syncBuilder is a strings.Builder safe for the process's writer and the test's reader.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-var _ io.Writer = (*syncBuilder)(nil)
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

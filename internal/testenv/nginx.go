@@ -24,7 +24,7 @@ type Nginx struct {
 	dir    string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	output *lockedBuffer
+	output *LockedBuffer
 }
 
 // StartNginx starts nginx serving root on a free port of ip (a 127.0.0.x address) and
@@ -97,7 +97,7 @@ func (n *Nginx) start(bin, ip, root string) error {
 	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, user, n.dir, addr, root), 0o644); err != nil {
 		return err
 	}
-	n.output = &lockedBuffer{}
+	n.output = &LockedBuffer{}
 	// -e sets the error log before the configuration is read (else nginx opens the
 	// compiled-in one first).
 	n.cmd = exec.Command(bin, "-p", n.dir, "-c", conf, "-e", filepath.Join(n.dir, "error.log"), "-g", "daemon off;")

@@ -43,26 +43,9 @@ type Opentracker struct {
 	udpPort int
 	cmd     *exec.Cmd
 	exited  chan struct{}
-	output  *lockedBuffer
+	output  *LockedBuffer
 	mu      sync.Mutex
 	allowed map[[20]byte]bool
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 const whitelistName = "whitelist.txt"
@@ -126,7 +109,7 @@ func (o *Opentracker) start(bin string) error {
 	if err != nil {
 		return err
 	}
-	o.output = &lockedBuffer{}
+	o.output = &LockedBuffer{}
 	o.cmd = exec.Command(bin,
 		"-i", "127.0.0.1",
 		"-p", strconv.Itoa(o.tcpPort),

@@ -3,8 +3,10 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -49,4 +51,24 @@ func RequireFUSE(t testing.TB) {
 		}
 		t.Skipf("skipping: reason: /dev/fuse is missing: %v", err)
 	}
+}
+
+// LockedBuffer is a bytes.Buffer that a subprocess's output and the test reading it may use at
+// once.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written so far.
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
