@@ -71,10 +71,13 @@ func (t *Torrent) handleFastLocked(p *peer, m p2p.Message, first bool) error {
 			if r.piece == m.Index && r.begin == m.Begin && r.length == m.Length {
 				p.removeRequestAt(k)
 				t.forgetRequestLocked(p, r)
+				p.takeLateBlock() // a rejected request is answered: no block follows
 				t.wakeAllLocked()
-				break
+				return nil
 			}
 		}
+		p.takeLateBlock() // the answer to a request we cancelled or released
+
 	case p2p.MsgAllowedFast:
 		if p.fast.in == nil {
 			p.fast.in = map[uint32]bool{}

@@ -20,8 +20,11 @@ const (
 	floodLimit      = 4 * maxUploadQueue
 	snubTimeout     = 60 * time.Second // no block for this long with requests out: snubbed
 	keepAliveEvery  = 90 * time.Second
-	uploadBatch     = 16  // blocks served per writer round
-	cancelledMemory = 256 // recently cancelled or released requests whose late blocks are accepted
+	uploadBatch     = 16 // blocks served per writer round
+	// maxLateBlocks bounds lateBlocks: a peer that ignores our cancels can have at most its
+	// queue (maxPeerDepth) and what is on the wire (another pipeline) of them in flight; a few
+	// pipelines' worth leaves room for cancels that cross refilled requests.
+	maxLateBlocks = 4 * maxPeerDepth
 )
 
 // errProtocol marks a peer that broke the protocol in a way p2p cannot see on its own.
@@ -40,15 +43,18 @@ type peer struct {
 	wakeCh    chan struct{}
 
 	// Guarded by t.mu.
-	has              p2p.Bitfield
-	hasCount         int
-	amChoking        bool
-	amInterested     bool
-	peerChoking      bool
-	peerInterested   bool
-	requests         []blockReq // our requests outstanding at the peer
-	cancelled        [cancelledMemory]blockReq
-	cancelledNext    int
+	has            p2p.Bitfield
+	hasCount       int
+	amChoking      bool
+	amInterested   bool
+	peerChoking    bool
+	peerInterested bool
+	requests       []blockReq // our requests outstanding at the peer
+	// lateBlocks is how many of our cancelled or released requests the peer may still answer
+	// (each at most once): a block that arrives unrequested is taken while it is above zero,
+	// and is a protocol violation otherwise. A choke without the fast extension zeroes it
+	// (the peer drops its queue); a reject of a request no longer outstanding lowers it.
+	lateBlocks       int
 	uploads          []blockReq // the peer's requests to us
 	chokedRequests   int        // requests received while choked since the last unchoke, for flood detection
 	overflowRequests int        // requests past a full queue since it last emptied, for flood detection
@@ -390,7 +396,7 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (blockWrite, error) 
 	if found < 0 {
 		// A block we cancelled, or released when the peer choked us, may still arrive (the
 		// messages crossed); use it if the piece still needs it.
-		if !p.wasCancelled(m.Index, m.Begin) {
+		if !t.isBlockLocked(idx, begin) || !p.takeLateBlock() {
 			return blockWrite{}, fmt.Errorf("%w: block %d+%d was never requested", errProtocol, idx, begin)
 		}
 		r = blockReq{piece: m.Index, begin: m.Begin, length: uint32(t.blockLen(idx, begin/p2p.BlockSize))}
@@ -432,6 +438,12 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (blockWrite, error) 
 	}
 	addContributor(d, p)
 	return t.acceptBlockLocked(d, b, m.Payload, p), nil
+}
+
+// isBlockLocked reports whether begin is the start of a block of piece idx.
+func (t *Torrent) isBlockLocked(idx, begin int) bool {
+	return idx >= 0 && idx < t.info.NumPieces() && begin >= 0 && begin%p2p.BlockSize == 0 &&
+		int64(begin) < t.info.PieceSize(idx)
 }
 
 // acceptBlockLocked takes block b of d, which d still needs, from a peer or a web seed
@@ -492,7 +504,7 @@ func (t *Torrent) cancelDuplicatesLocked(winner *peer, r blockReq) {
 		for k, qr := range q.requests {
 			if qr.piece == r.piece && qr.begin == r.begin {
 				q.removeRequestAt(k)
-				q.rememberCancelled(qr)
+				q.requestWithdrawn()
 				q.out = append(q.out, p2p.Message{ID: p2p.MsgCancel, Index: qr.piece, Begin: qr.begin, Length: qr.length})
 				q.wake()
 				break
@@ -501,18 +513,19 @@ func (t *Torrent) cancelDuplicatesLocked(winner *peer, r blockReq) {
 	}
 }
 
-func (p *peer) rememberCancelled(r blockReq) {
-	p.cancelled[p.cancelledNext%cancelledMemory] = r
-	p.cancelledNext++
+// requestWithdrawn notes that one of our requests at p was cancelled or released while the
+// peer may still answer it.
+func (p *peer) requestWithdrawn() {
+	p.lateBlocks = min(p.lateBlocks+1, maxLateBlocks)
 }
 
-func (p *peer) wasCancelled(piece, begin uint32) bool {
-	for _, r := range p.cancelled {
-		if r.length > 0 && r.piece == piece && r.begin == begin {
-			return true
-		}
+// takeLateBlock reports whether p may still send a block we no longer ask for, and counts one.
+func (p *peer) takeLateBlock() bool {
+	if p.lateBlocks == 0 {
+		return false
 	}
-	return false
+	p.lateBlocks--
+	return true
 }
 
 // interestedInLocked reports whether p has a piece we want, starting the scan at a hint. While

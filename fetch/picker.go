@@ -419,6 +419,7 @@ func (pk *picker) pick(pt *pieceTable, p pickPeer, snubbed bool, skipGen *uint64
 func (t *Torrent) releaseChokedRequestsLocked(p *peer) {
 	if !p.fast.enabled {
 		t.releaseRequestsLocked(p)
+		p.lateBlocks = 0 // the peer drops its queue when it chokes, and sent nothing since
 		return
 	}
 	kept := p.requests[:0]
@@ -445,7 +446,7 @@ func (t *Torrent) releaseRequestsLocked(p *peer) {
 // forgetRequestLocked makes the block of r, already removed from p.requests, free to request
 // again; a late answer to it is still accepted.
 func (t *Torrent) forgetRequestLocked(p *peer, r blockReq) {
-	p.rememberCancelled(r)
+	p.requestWithdrawn()
 	d := t.downloads[int(r.piece)]
 	if d == nil {
 		return
