@@ -76,6 +76,25 @@ func TestCacheLimitEvictsWhileStreaming(t *testing.T) {
 	if err != nil || !bytes.Equal(buf[:n], want[:1000]) {
 		t.Fatalf("re-read of the head: %v", err)
 	}
+	// Every piece was verified once, but most were evicted: the seeder must never have been
+	// told all of them (it would drop us as a fellow seeder, and the next read of an evicted
+	// piece would wait for a new connection), and it must still serve one read again.
+	seedIP := netip.MustParseAddr("127.0.0.81")
+	time.Sleep(200 * time.Millisecond) // a HAVE sent last is handled by now
+	if peersFrom(tor, seedIP) != 1 {
+		t.Fatal("the seeder dropped the connection after the stream")
+	}
+	seed.t.mu.Lock()
+	for p := range seed.t.peers {
+		if p.hasCount == mi.Info.NumPieces() {
+			t.Errorf("the seeder counts all %d pieces at a leecher whose cache holds %d", p.hasCount, st.VerifiedCount())
+		}
+	}
+	seed.t.mu.Unlock()
+	mid := int64(size / 2)
+	if n, err := r.ReadAt(ctx, buf, mid); err != nil || !bytes.Equal(buf[:n], want[mid:mid+int64(n)]) {
+		t.Fatalf("read again in the middle: %v", err)
+	}
 	t.Logf("peak disk usage %d KiB with a %d KiB limit", peak>>10, limit>>10)
 }
 

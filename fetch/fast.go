@@ -37,8 +37,12 @@ func (t *Torrent) sendFastHelloLocked(p *peer) {
 		p.out = append(p.out, p2p.HaveNone())
 	case t.store.VerifiedCount() == t.info.NumPieces():
 		p.out = append(p.out, p2p.HaveAll())
+		for i := range t.info.NumPieces() {
+			p.told.Set(i)
+		}
+		p.toldCount = t.info.NumPieces()
 	default:
-		p.out = append(p.out, p2p.Message{ID: p2p.MsgBitfield, Payload: t.bitfieldLocked()})
+		p.out = append(p.out, p2p.Message{ID: p2p.MsgBitfield, Payload: t.tellBitfieldLocked(p)})
 	}
 	if t.c.cfg.NoUpload {
 		return

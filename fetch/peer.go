@@ -55,6 +55,8 @@ type peer struct {
 	// and is a protocol violation otherwise. A choke without the fast extension zeroes it
 	// (the peer drops its queue); a reject of a request no longer outstanding lowers it.
 	lateBlocks       int
+	told             p2p.Bitfield // the pieces we told the peer we have (bitfield, HAVE)
+	toldCount        int
 	uploads          []blockReq // the peer's requests to us
 	chokedRequests   int        // requests received while choked since the last unchoke, for flood detection
 	overflowRequests int        // requests past a full queue since it last emptied, for flood detection
@@ -150,6 +152,7 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 		t: t, conn: conn, addr: addr, id: hs.PeerID, incoming: incoming, transport: transportOf(conn),
 		wakeCh:    make(chan struct{}, 1),
 		has:       p2p.NewBitfield(t.info.NumPieces()),
+		told:      p2p.NewBitfield(t.info.NumPieces()),
 		amChoking: true, peerChoking: true,
 		depth: initialDepth, maxDepth: defaultMaxDepth,
 		lastBlock: time.Now(),
@@ -167,7 +170,7 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 	case p.fast.enabled:
 		t.sendFastHelloLocked(p)
 	case t.store.VerifiedCount() > 0:
-		p.out = append(p.out, p2p.Message{ID: p2p.MsgBitfield, Payload: t.bitfieldLocked()})
+		p.out = append(p.out, p2p.Message{ID: p2p.MsgBitfield, Payload: t.tellBitfieldLocked(p)})
 	}
 	if hs.SupportsExtensions() {
 		p.ext.enabled = true
@@ -199,6 +202,32 @@ func (t *Torrent) keepNewDuplicate(newIncoming bool, remote [20]byte) bool {
 
 func (t *Torrent) bitfieldLocked() []byte {
 	return t.store.VerifiedBitfield()
+}
+
+// tellBitfieldLocked returns our bitfield for p's hello and records it as told.
+func (t *Torrent) tellBitfieldLocked(p *peer) []byte {
+	bf := t.bitfieldLocked()
+	copy(p.told, bf)
+	p.toldCount = p2p.Bitfield(bf).Count()
+	return bf
+}
+
+// tellHaveLocked tells p that we have piece i, unless it was told so already (the piece was
+// evicted and fetched again) or the HAVE would make p count every piece while we miss one:
+// with a bounded cache, pieces told and then evicted are still counted by the peer, and a peer
+// that thinks both sides are seeders drops the connection (gotfs and libtorrent both do), in
+// the middle of a read. The HAVEs held back are sent once every piece is verified.
+func (t *Torrent) tellHaveLocked(p *peer, i int) {
+	if p.told.Has(i) {
+		return
+	}
+	if n := t.info.NumPieces(); p.toldCount == n-1 && t.store.VerifiedCount() < n {
+		return
+	}
+	p.told.Set(i)
+	p.toldCount++
+	p.out = append(p.out, p2pHave(i))
+	p.wake()
 }
 
 // removePeer forgets a peer whose connection ended.

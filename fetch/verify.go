@@ -113,8 +113,12 @@ func (t *Torrent) pieceVerifiedLocked(i int) {
 			p.conn.Close() // two seeders have nothing to trade
 			continue
 		}
-		p.out = append(p.out, p2pHave(i))
-		p.wake()
+		t.tellHaveLocked(p, i)
+		if seeding && p.toldCount < n {
+			for j := range n { // the HAVEs tellHaveLocked held back
+				t.tellHaveLocked(p, j)
+			}
+		}
 	}
 	if seeding {
 		t.log.Info("all pieces verified")
