@@ -70,6 +70,8 @@ type peer struct {
 	sentBytes        int64
 	downRate         float64
 	upRate           float64
+	sendRate         float64   // downRate over the ticks in which the peer sent anything (deadline.go)
+	rateSince        time.Time // when recvBytes started counting
 	minRTT           time.Duration
 	optimistic       bool
 	unchokedAt       time.Time
@@ -155,7 +157,7 @@ func (t *Torrent) addPeer(conn *p2p.Conn, hs p2p.Handshake, incoming bool) {
 		told:      p2p.NewBitfield(t.info.NumPieces()),
 		amChoking: true, peerChoking: true,
 		depth: initialDepth, maxDepth: defaultMaxDepth,
-		lastBlock: time.Now(),
+		lastBlock: time.Now(), rateSince: time.Now(),
 	}
 	t.peers[p] = struct{}{}
 	t.stats.PeersSeen++

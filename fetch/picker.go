@@ -228,6 +228,9 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		if p.snubbed && t.pt.prio[d.index] == prioNow {
 			continue // a blocked read does not wait on a peer that stopped sending
 		}
+		if !p.inTime(d.index, int64(need*p2p.BlockSize)) {
+			continue // too slow for the reader: leave it to faster peers (deadline.go)
+		}
 		var mode dupMode
 		lateAfter := late
 		if t.pt.streamStart(d.index) {
@@ -347,6 +350,9 @@ const pickWindow = 64
 type pickPeer interface {
 	// canRequest reports whether the peer has piece i and may be asked for it now.
 	canRequest(i int) bool
+	// inTime reports whether the peer should take piece i, of size bytes, as far as its
+	// reader's deadline goes (deadline.go).
+	inTime(i int, size int64) bool
 }
 
 // picker chooses the next piece to start for a peer, over a torrent's piece table. It needs
@@ -366,9 +372,10 @@ func (pk *picker) pick(pt *pieceTable, p pickPeer, snubbed bool, skipGen *uint64
 	ok := func(i int) bool {
 		return pt.pickable(i) && p.canRequest(i) && !(snubbed && pt.prio[i] == prioNow)
 	}
+	inTime := func(i int) bool { return p.inTime(i, pt.store.Info().PieceSize(i)) }
 	best := -1
 	for _, i := range pt.urgent {
-		if ok(i) && (best < 0 || pt.better(i, best)) {
+		if ok(i) && (best < 0 || pt.better(i, best)) && inTime(i) {
 			best = i
 		}
 	}

@@ -241,6 +241,8 @@ type bitfieldPeer map[int]bool
 
 func (b bitfieldPeer) canRequest(i int) bool { return b[i] }
 
+func (b bitfieldPeer) inTime(int, int64) bool { return true }
+
 func holdsAll(n int) bitfieldPeer {
 	b := bitfieldPeer{}
 	for i := range n {

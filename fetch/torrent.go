@@ -83,6 +83,9 @@ type Torrent struct {
 	blockRTT     time.Duration     // smoothed time from a block request to its block, over all peers
 	lateWake     *time.Timer       // wakes the peers when a request becomes late (wakeAtLocked)
 	lateWakeAt   int64             // when lateWake fires (unix ns), 0 when it is not armed
+	// The peers' summed and largest rate estimates, and when they were summed (deadline.go).
+	swarmTotal, swarmFastest float64
+	swarmRatesAt             time.Time
 }
 
 // Stats is a snapshot of a torrent's counters.

@@ -177,11 +177,22 @@ func (t *Torrent) failedOnce(i int) bool { return t.failed[i] }
 func (t *Torrent) updateRatesLocked(elapsed time.Duration) {
 	const alpha = 0.3
 	var down, up float64
+	now := time.Now()
 	for p := range t.peers {
 		sec := elapsed.Seconds()
 		p.downRate = alpha*float64(p.recvBytes)/sec + (1-alpha)*p.downRate
 		p.upRate = alpha*float64(p.sentBytes)/sec + (1-alpha)*p.upRate
+		if p.recvBytes > 0 {
+			// Idle ticks (nothing asked of the peer) do not lower it; the first is taken whole.
+			since := now.Sub(p.rateSince).Seconds()
+			if p.sendRate == 0 {
+				p.sendRate = float64(p.recvBytes) / since
+			} else {
+				p.sendRate = alpha*float64(p.recvBytes)/sec + (1-alpha)*p.sendRate
+			}
+		}
 		p.recvBytes, p.sentBytes = 0, 0
+		p.rateSince = now
 		down += p.downRate
 		up += p.upRate
 		// Enough requests to cover the round trip plus a second of data at the current rate.

@@ -50,6 +50,9 @@ type everyPiece struct{}
 
 func (everyPiece) canRequest(int) bool { return true }
 
+// inTime: a web seed's blocks are fetched whole by its workers, which have no deadline here.
+func (everyPiece) inTime(int, int64) bool { return true }
+
 // startWebSeeds makes the torrent's web seed sources and starts its workers.
 func (t *Torrent) startWebSeeds() {
 	if t.c.web == nil || len(t.mi.WebSeeds)+len(t.mi.HTTPSeeds) == 0 {
