@@ -111,7 +111,7 @@ type Client struct {
 	dht           *dht.Server
 	verifiedBytes atomic.Int64    // verified bytes of every torrent, for CacheLimit
 	inflight      atomic.Int64    // blocks requested from peers and not received or forgotten yet
-	blockBufs     sync.Pool       // *[]byte of p2p.BlockSize: scratch for hashing blocks ahead
+	hashAheadBufs sync.Pool       // *[]byte of hashAheadRead bytes: scratch for hashing blocks ahead
 	web           *webseed.Client // HTTP for every torrent's web seeds; nil with NoWebSeeds
 	evicting      sync.Mutex      // one eviction at a time
 
@@ -154,7 +154,7 @@ func newClient(cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, log: log, peerID: cfg.PeerID, torrents: map[torrentfile.Hash]*Torrent{}, fetches: map[torrentfile.Hash]*metadataFetch{}, handshaking: map[net.Conn]struct{}{}, dht: cfg.DHT,
 		pending:   make(chan struct{}, maxHandshakes),
 		downLimit: newByteLimiter(cfg.MaxDownloadRate), upLimit: newByteLimiter(cfg.MaxUploadRate)}
-	c.blockBufs.New = func() any { b := make([]byte, p2p.BlockSize); return &b }
+	c.hashAheadBufs.New = func() any { b := make([]byte, hashAheadRead); return &b }
 	if !cfg.NoWebSeeds {
 		c.web = webseed.NewClient(webseed.Config{Logger: log, UserAgent: "gotfs"})
 	}

@@ -20,6 +20,9 @@ import (
 // (the 128 KiB read buffer holds about eight).
 const maxBlockBatch = 16
 
+// hashAheadRead is the most bytes hashAhead reads back at once (Client.hashAheadBufs).
+const hashAheadRead = 128 << 10
+
 // storeBlock writes a received block (acceptBlockLocked) to the cache file, outside the lock:
 // it is hashed on the way when it is the next in order, blocks after it that came early are
 // hashed ahead, and its piece goes to the verifiers when it was the last block.
@@ -140,26 +143,33 @@ func (d *pieceDownload) claimHash() bool {
 }
 
 // hashAhead feeds d's written blocks, in order from the next one, into its hash, reading them
-// back from the cache file, until it meets a block not written yet. The caller owns the hash
-// (claimHash). It returns the piece to verify when the piece became complete meanwhile.
+// back from the cache file, until it meets a block not written yet: each run of consecutive
+// written blocks (up to hashAheadRead bytes) in one read and one lock round. The caller owns the
+// hash (claimHash). It returns the piece to verify when the piece became complete meanwhile.
 func (t *Torrent) hashAhead(d *pieceDownload) *verifyJob {
-	bufp := t.c.blockBufs.Get().(*[]byte)
-	defer t.c.blockBufs.Put(bufp)
+	bufp := t.c.hashAheadBufs.Get().(*[]byte)
+	defer t.c.hashAheadBufs.Put(bufp)
+	t.mu.Lock()
+	n := d.writtenRun(hashAheadRead / p2p.BlockSize)
+	t.mu.Unlock()
 	for {
 		b := d.hashed // the owner of the hash alone changes it
 		from := int64(b) * p2p.BlockSize
-		err := t.store.HashPieceRange(d.index, d.hash, from, from+int64(t.blockLen(d.index, b)), *bufp)
+		to := min(from+int64(n)*p2p.BlockSize, t.info.PieceSize(d.index))
+		err := t.store.HashPieceRange(d.index, d.hash, from, to, *bufp)
 		t.mu.Lock()
 		d.hashing = false
 		if err != nil {
 			d.hashBroken = true
 			t.log.Debug("hash ahead", "piece", d.index, "err", err)
 		} else {
-			d.hashed++
+			d.hashed += n
 		}
 		again := d.claimHash()
 		var job *verifyJob
-		if !again {
+		if again {
+			n = d.writtenRun(hashAheadRead / p2p.BlockSize)
+		} else {
 			job = t.completeLocked(d)
 		}
 		t.mu.Unlock()
@@ -167,6 +177,16 @@ func (t *Torrent) hashAhead(d *pieceDownload) *verifyJob {
 			return job
 		}
 	}
+}
+
+// writtenRun is how many blocks from the next one to hash on are written, up to max. Called
+// under Torrent.mu.
+func (d *pieceDownload) writtenRun(max int) int {
+	n := 0
+	for b := d.hashed; b < d.nBlocks && n < max && d.written[b]; b++ {
+		n++
+	}
+	return n
 }
 
 // hashedBytes is how many bytes of d's piece its hash holds.
