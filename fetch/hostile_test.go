@@ -358,14 +358,18 @@ func TestHostileProtocolViolations(t *testing.T) {
 	spare := allPieces(n)
 	spare[len(spare)-1] = 0xff
 	cases := []protocolCase{
-		{name: "unrequested block", script: func(s *hostileSwarm, c *p2p.Conn) error {
-			// Still choking: nothing can have been requested.
-			if err := sendAll(c, p2p.BitfieldMsg(allPieces(n)), p2p.Piece(3, 0, s.data[3*hostilePiece:4*hostilePiece])); err != nil {
+		{name: "unrequested blocks", script: func(s *hostileSwarm, c *p2p.Conn) error {
+			// Still choking: nothing can have been requested. A few are forgiven, not a flood.
+			ms := []p2p.Message{p2p.BitfieldMsg(allPieces(n))}
+			for range maxStrayBlocks + 1 {
+				ms = append(ms, p2p.Piece(3, 0, s.data[3*hostilePiece:4*hostilePiece]))
+			}
+			if err := sendAll(c, ms...); err != nil {
 				return err
 			}
 			return drain(c)
 		}},
-		{name: "unrequested block after unchoke", script: func(s *hostileSwarm, c *p2p.Conn) error {
+		{name: "unrequested blocks after unchoke", script: func(s *hostileSwarm, c *p2p.Conn) error {
 			// After the first requests, send a block of a piece that was not asked for.
 			asked := map[uint32]bool{}
 			return s.seedScript(func(c *p2p.Conn, m p2p.Message) error {
@@ -375,7 +379,11 @@ func TestHostileProtocolViolations(t *testing.T) {
 				}
 				for i := range uint32(n - 1) {
 					if !asked[i] {
-						return sendAll(c, p2p.Piece(i, 0, s.data[int(i)*hostilePiece:int(i+1)*hostilePiece]))
+						var ms []p2p.Message
+						for range maxStrayBlocks + 1 {
+							ms = append(ms, p2p.Piece(i, 0, s.data[int(i)*hostilePiece:int(i+1)*hostilePiece]))
+						}
+						return sendAll(c, ms...)
 					}
 				}
 				return errors.New("every piece was asked for")

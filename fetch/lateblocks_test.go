@@ -9,9 +9,10 @@ import (
 
 // TestLateBlocksOfCancelledRequests: a peer may still send every block we cancelled (a
 // preempt for a blocked read cancels up to a whole pipeline, which may hold up to
-// maxPeerDepth requests), and none of them is a protocol violation; one more unrequested block
-// is. Before, only the last 256 cancelled requests were remembered, and honest seeders were
-// dropped in the middle of a cold read with --prefetch and 16 MiB pieces.
+// maxPeerDepth requests), and none of them is a protocol violation. Blocks beyond those are
+// thrown away, up to maxStrayBlocks; the next one drops the peer. Before, only the last 256
+// cancelled requests were remembered, and honest seeders were dropped in the middle of a cold
+// read with --prefetch and 16 MiB pieces.
 func TestLateBlocksOfCancelledRequests(t *testing.T) {
 	tor, p := benchTorrent(t, 2000, true)
 	tor.mu.Lock()
@@ -37,18 +38,24 @@ func TestLateBlocksOfCancelledRequests(t *testing.T) {
 			t.Fatalf("late block %d+%d of a cancelled request: %v", r.piece, r.begin, err)
 		}
 	}
+	// Beyond every cancelled request: a few stray blocks are thrown away, more drop the peer.
 	extra := p2p.Message{ID: p2p.MsgPiece, Index: asked[0].piece, Begin: 0, Payload: make([]byte, asked[0].length)}
-	if _, err := tor.handleBlockLocked(p, extra); !errors.Is(err, errProtocol) {
-		t.Fatalf("a block beyond every cancelled request: %v, want a protocol violation", err)
+	for k := range maxStrayBlocks + 1 {
+		w, err := tor.handleBlockLocked(p, extra)
+		switch {
+		case k < maxStrayBlocks && (err != nil || w.d != nil):
+			t.Fatalf("stray block %d: %v, write %v; want it thrown away", k+1, err, w.d != nil)
+		case k == maxStrayBlocks && !errors.Is(err, errProtocol):
+			t.Fatalf("stray block %d: %v, want a protocol violation", k+1, err)
+		}
 	}
 
 	// A choke (no fast extension) drops the peer's queue: nothing it sends after is late.
+	p.strayBlocks = 0
 	tor.fillRequestsLocked(p)
-	asked = append(asked[:0], p.requests...)
 	tor.releaseChokedRequestsLocked(p)
-	m := p2p.Message{ID: p2p.MsgPiece, Index: asked[0].piece, Begin: asked[0].begin, Payload: make([]byte, asked[0].length)}
-	if _, err := tor.handleBlockLocked(p, m); !errors.Is(err, errProtocol) {
-		t.Fatalf("a block after a choke released its request: %v, want a protocol violation", err)
+	if p.lateBlocks != 0 {
+		t.Fatalf("%d late blocks allowed after a choke without the fast extension", p.lateBlocks)
 	}
 
 	// A late block must still be a block of the torrent.
@@ -63,6 +70,9 @@ func TestLateBlocksOfCancelledRequests(t *testing.T) {
 	} {
 		if _, err := tor.handleBlockLocked(p, bad); !errors.Is(err, errProtocol) {
 			t.Errorf("block %d+%d after a cancel: %v, want a protocol violation", bad.Index, bad.Begin, err)
+		}
+		if p.lateBlocks != 1 {
+			t.Fatalf("an invalid block used up the cancelled request's allowance")
 		}
 	}
 }

@@ -25,6 +25,11 @@ const (
 	// queue (maxPeerDepth) and what is on the wire (another pipeline) of them in flight; a few
 	// pipelines' worth leaves room for cancels that cross refilled requests.
 	maxLateBlocks = 4 * maxPeerDepth
+	// maxStrayBlocks is how many blocks that answer none of our requests (beyond lateBlocks)
+	// a peer may send before it is dropped; they are thrown away. A peer that lost track of a
+	// cancel is not worth dropping in the middle of a read (three libtorrent seeders were, at
+	// once, for one such block each, cause not found); one that keeps sending them is flooding.
+	maxStrayBlocks = 64
 )
 
 // errProtocol marks a peer that broke the protocol in a way p2p cannot see on its own.
@@ -55,6 +60,7 @@ type peer struct {
 	// and is a protocol violation otherwise. A choke without the fast extension zeroes it
 	// (the peer drops its queue); a reject of a request no longer outstanding lowers it.
 	lateBlocks       int
+	strayBlocks      int          // blocks that answered no request of ours (maxStrayBlocks)
 	told             p2p.Bitfield // the pieces we told the peer we have (bitfield, HAVE)
 	toldCount        int
 	uploads          []blockReq // the peer's requests to us
@@ -427,12 +433,23 @@ func (t *Torrent) handleBlockLocked(p *peer, m p2p.Message) (blockWrite, error) 
 	if found < 0 {
 		// A block we cancelled, or released when the peer choked us, may still arrive (the
 		// messages crossed); use it if the piece still needs it.
-		if !t.isBlockLocked(idx, begin) || !p.takeLateBlock() {
-			return blockWrite{}, fmt.Errorf("%w: block %d+%d was never requested", errProtocol, idx, begin)
+		if !t.isBlockLocked(idx, begin) {
+			return blockWrite{}, fmt.Errorf("%w: block %d+%d is not a block of the torrent", errProtocol, idx, begin)
 		}
 		r = blockReq{piece: m.Index, begin: m.Begin, length: uint32(t.blockLen(idx, begin/p2p.BlockSize))}
 		if uint32(n) != r.length {
 			return blockWrite{}, fmt.Errorf("%w: block %d+%d has %d bytes, want %d", errProtocol, idx, begin, n, r.length)
+		}
+		if !p.takeLateBlock() {
+			// Beyond every request we withdrew: a few are wasted bytes, more are a flood.
+			t.stats.Wasted += int64(n)
+			if p.strayBlocks++; p.strayBlocks > maxStrayBlocks {
+				return blockWrite{}, fmt.Errorf("%w: %d blocks that were never requested", errProtocol, p.strayBlocks)
+			}
+			if p.strayBlocks == 1 {
+				t.log.Debug("block never requested", "peer", p.addr, "piece", idx, "begin", begin)
+			}
+			return blockWrite{}, nil
 		}
 	} else {
 		r = p.requests[found]
