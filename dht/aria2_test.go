@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -19,19 +20,33 @@ import (
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
-// freePort returns a port that was free on 127.0.0.1 for both TCP and UDP a moment ago.
+// freePort returns a port that was free a moment ago for TCP and UDP on every IPv4 and IPv6
+// address: aria2c binds its ports on the wildcard address, where a port taken on any single
+// address (another test's 127.0.0.x) is taken too.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
+	for range 50 {
+		l, err := net.Listen("tcp", ":0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+		// l holds TCP on both families' wildcard; UDP is checked on each.
+		free := true
+		var held []io.Closer
+		for _, network := range []string{"udp4", "udp6"} {
+			c, err := net.ListenPacket(network, fmt.Sprintf(":%d", port))
+			if err != nil {
+				free = false
+				break
+			}
+			held = append(held, c)
+		}
+		for _, c := range held {
+			c.Close()
+		}
 		l.Close()
-		if err == nil {
-			pc.Close()
+		if free {
 			return port
 		}
 	}

@@ -10,14 +10,17 @@ import (
 // that copies (cp) consumes at the swarm's rate. A peer much slower than the fastest one that
 // takes a piece just ahead of the reader makes the reader wait for it, and the duplicate
 // request for a late block then queues behind a fast peer's whole pipeline: on a swarm of two
-// near 20 MB/s seeders and two far 1 MB/s ones, a cold cp of 45 MB waited 0.2-0.45 s several
+// near 20 MB/s seeders and two far 1 MB/s ones, a cold cp of 45 MB waited 0.2-1 s several
 // times. So a peer less than slowPeerShare as fast as the fastest one takes a readahead piece
 // (or blocks of one in flight) only if it can deliver them, after the requests it holds,
 // before the reader reaches them at the swarm's rate; the pieces farther ahead are left to it.
-// Blocked reads, head and tail hints and the background download have no deadline. Inputs
-// weighed: each peer's rate while it sends (peer.sendRate, or before the first rate update its
-// bytes so far), the requests it holds, the swarm's total and fastest rate, and how far ahead
-// of its reader a piece lies (pieceTable.aheadOfReader). Re-check these when making changes.
+// A blocked read's piece goes to it only when no fast peer could be asked for it. Head and
+// tail hints and the background download have no deadline.
+//
+// Inputs weighed: each peer's rate while it sends (peer.sendRate, or before the first rate
+// update its bytes so far), the requests it holds, the total and fastest rate of the peers
+// that may be asked now (not choking us, not snubbed), and how far ahead of its reader a piece
+// lies (pieceTable.aheadOfReader). Re-check these when making changes.
 
 const (
 	// slowPeerShare: a peer below this fraction of the fastest peer's rate is held to deadlines.
@@ -44,12 +47,16 @@ func (p *peer) rateEstimate(now time.Time) float64 {
 	return 0
 }
 
-// swarmRatesLocked returns the sum and the largest of the peers' rate estimates, summed again
-// at most every swarmRatesEvery (a pick must not cost O(peers)).
+// swarmRatesLocked returns the sum and the largest of the rate estimates of the peers that
+// may be asked for blocks now (not choking us, not snubbed), summed again at most every
+// swarmRatesEvery (a pick must not cost O(peers)).
 func (t *Torrent) swarmRatesLocked(now time.Time) (total, fastest float64) {
 	if now.Sub(t.swarmRatesAt) >= swarmRatesEvery {
 		t.swarmTotal, t.swarmFastest = 0, 0
 		for p := range t.peers {
+			if p.peerChoking || p.snubbed {
+				continue // a fast peer that chokes us delivers nothing now
+			}
 			r := p.rateEstimate(now)
 			t.swarmTotal += r
 			t.swarmFastest = max(t.swarmFastest, r)

@@ -24,6 +24,7 @@ func TestReadaheadDeadlines(t *testing.T) {
 	slow, unknown := newPeer(), newPeer()
 	fast.rateSince = time.Now()
 	for _, p := range []*peer{fast, slow, unknown} {
+		p.peerChoking = false
 		tor.peers[p] = struct{}{}
 		defer delete(tor.peers, p) // they have no connection to close
 	}
@@ -75,5 +76,14 @@ func TestReadaheadDeadlines(t *testing.T) {
 	fast.has = p2p.NewBitfield(n) // the fast peer cannot be asked for it any more
 	if got := pick(slow); got != 3000 {
 		t.Fatalf("slow peer, no fast peer has the read's piece: piece %d, want 3000", got)
+	}
+
+	// A fast peer that chokes us does not count: the slow one is then the fastest.
+	fast.has = slow.has.Clone()
+	fast.peerChoking = true
+	tor.swarmRatesAt = time.Time{}
+	tor.pt.setClaims([]claim{{first: 0, last: n, cls: prioReadahead}}, false)
+	if got := pick(slow); got != 0 {
+		t.Fatalf("slow peer while the fast one chokes us: piece %d, want 0", got)
 	}
 }
