@@ -170,15 +170,32 @@ func interopRun(t *testing.T, dir, name string, args ...string) string {
 	return string(out)
 }
 
-// interopPort returns a TCP port free on ip (UDP on the same number is not checked).
+// interopPort returns a port that was free a moment ago on ip and on the IPv4 wildcard
+// address, for TCP and UDP: a client that binds the wildcard (aria2c's DHT, its listen port
+// without --interface) fails on a port another test holds on some 127.0.0.x.
 func interopPort(t *testing.T, ip string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatalf("free port on %s: %v", ip, err)
+	for range 50 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatalf("free port on %s: %v", ip, err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		tl, terr := net.Listen("tcp4", fmt.Sprintf(":%d", port))
+		ul, uerr := net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
+		if terr == nil {
+			tl.Close()
+		}
+		if uerr == nil {
+			ul.Close()
+		}
+		if terr == nil && uerr == nil {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no port free on %s and the wildcard address", ip)
+	return 0
 }
 
 // interopLayout is a file tree: paths relative to the top folder, and sizes.
