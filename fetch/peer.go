@@ -57,7 +57,7 @@ type peer struct {
 	requests       []blockReq // our requests outstanding at the peer
 	// lateBlocks is how many of our cancelled or released requests the peer may still answer
 	// (each at most once): a block that arrives unrequested is taken while it is above zero,
-	// and is a protocol violation otherwise. A choke without the fast extension zeroes it
+	// and is a stray (strayBlocks) otherwise. A choke without the fast extension zeroes it
 	// (the peer drops its queue); a reject of a request no longer outstanding lowers it.
 	lateBlocks       int
 	strayBlocks      int          // blocks that answered no request of ours (maxStrayBlocks)
