@@ -53,6 +53,7 @@ func (p *peer) rateEstimate(now time.Time) float64 {
 func (t *Torrent) swarmRatesLocked(now time.Time) (total, fastest float64) {
 	if now.Sub(t.swarmRatesAt) >= swarmRatesEvery {
 		t.swarmTotal, t.swarmFastest = 0, 0
+		clear(t.fastCan)
 		for p := range t.peers {
 			if p.peerChoking || p.snubbed {
 				continue // a fast peer that chokes us delivers nothing now
@@ -99,14 +100,24 @@ func (p *peer) inTime(i int, size int64) bool {
 }
 
 // fastPeerCanLocked reports whether a peer at least minRate fast, not snubbed, may be asked
-// for piece i now.
+// for piece i now. The answer is kept until the rates are summed again (swarmRatesLocked), so
+// that many slow peers looking at a blocked read's piece do not cost O(peers) each.
 func (t *Torrent) fastPeerCanLocked(i int, minRate float64, now time.Time) bool {
+	if can, ok := t.fastCan[i]; ok {
+		return can
+	}
+	can := false
 	for q := range t.peers {
 		if !q.snubbed && q.canRequest(i) && q.rateEstimate(now) >= minRate {
-			return true
+			can = true
+			break
 		}
 	}
-	return false
+	if t.fastCan == nil {
+		t.fastCan = map[int]bool{}
+	}
+	t.fastCan[i] = can
+	return can
 }
 
 // aheadOfReader is how far ahead of its reader piece i lies, in bytes: 0 for a piece a read

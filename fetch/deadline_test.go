@@ -74,6 +74,7 @@ func TestReadaheadDeadlines(t *testing.T) {
 		t.Fatalf("fast peer: piece %d, want the one a read waits on (3000)", got)
 	}
 	fast.has = p2p.NewBitfield(n) // the fast peer cannot be asked for it any more
+	tor.swarmRatesAt = time.Time{}
 	if got := pick(slow); got != 3000 {
 		t.Fatalf("slow peer, no fast peer has the read's piece: piece %d, want 3000", got)
 	}

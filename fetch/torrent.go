@@ -86,6 +86,7 @@ type Torrent struct {
 	// The peers' summed and largest rate estimates, and when they were summed (deadline.go).
 	swarmTotal, swarmFastest float64
 	swarmRatesAt             time.Time
+	fastCan                  map[int]bool // fastPeerCanLocked's answers since swarmRatesAt
 }
 
 // Stats is a snapshot of a torrent's counters.
