@@ -3,9 +3,6 @@ package dht
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,40 +16,6 @@ import (
 	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/torrentfile"
 )
-
-// freePort returns a port that was free a moment ago for TCP and UDP on every IPv4 and IPv6
-// address: aria2c binds its ports on the wildcard address, where a port taken on any single
-// address (another test's 127.0.0.x) is taken too.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", ":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		// l holds TCP on both families' wildcard; UDP is checked on each.
-		free := true
-		var held []io.Closer
-		for _, network := range []string{"udp4", "udp6"} {
-			c, err := net.ListenPacket(network, fmt.Sprintf(":%d", port))
-			if err != nil {
-				free = false
-				break
-			}
-			held = append(held, c)
-		}
-		for _, c := range held {
-			c.Close()
-		}
-		l.Close()
-		if free {
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 // TestAria2 seeds a torrent with aria2c, its DHT bootstrapped from our node, and finds aria2c's
 // peer address with GetPeers. aria2c works with loopback DHT nodes as is.
@@ -112,7 +75,7 @@ func runAria2(t *testing.T, bin string, extra ...string) *Server {
 		listen, entry, host = "[::1]:0", "--dht-entry-point6=", "::1"
 	}
 	s := newTestServer(t, listen, func(c *Config) { c.QueryTimeout = 2 * time.Second })
-	dhtPort, btPort := freePort(t), freePort(t)
+	dhtPort, btPort := testenv.FreePort(t, "127.0.0.1"), testenv.FreePort(t, "127.0.0.1")
 	out := &testenv.LockedBuffer{}
 	cmd := exec.Command(bin, append([]string{
 		"--enable-dht=true",

@@ -149,7 +149,7 @@ func TestInteropMagnetMetadata(t *testing.T) {
 		src, torrent, mi := magnetTorrent(t, data, "Magnet Aria", 51, ot.HTTPAnnounceURL())
 		ot.Allow(t, mi.InfoHash)
 		magnet := magnetLink(mi, ot.HTTPAnnounceURL())
-		seeder := interopStart(t, data, aria, append(aria2Args("127.0.0.51", interopPort(t, "127.0.0.51")),
+		seeder := interopStart(t, data, aria, append(aria2Args("127.0.0.51", testenv.FreePort(t, "127.0.0.51")),
 			"-V", "--seed-ratio=0.0", "-d", data, torrent)...)
 		interopWaitOutput(t, seeder, "Verification finished successfully", 20*time.Second)
 		magnetWaitScrape(t, ot.HTTPAnnounceURL(), mi.InfoHash, 20*time.Second, func(r tracker.ScrapeResult) bool { return r.Seeders > 0 })
@@ -204,7 +204,7 @@ func TestInteropMagnetDHTAria2(t *testing.T) {
 	data := t.TempDir()
 	src, torrent, mi := magnetTorrent(t, data, "Trackerless", 55)
 	// aria2c's announce_peer comes from 127.0.0.1, so the node stores 127.0.0.1:btPort.
-	btPort, dhtPort := interopPort(t, "127.0.0.1"), interopPort(t, "127.0.0.1")
+	btPort, dhtPort := testenv.FreePort(t, "127.0.0.1"), testenv.FreePort(t, "127.0.0.1")
 	seeder := interopStart(t, data, aria,
 		"--enable-dht=true", "--enable-dht6=false", "--dht-entry-point="+node.Addr().String(),
 		"--dht-listen-port="+strconv.Itoa(dhtPort), "--dht-file-path="+filepath.Join(t.TempDir(), "dht.dat"),

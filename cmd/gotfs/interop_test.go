@@ -170,34 +170,6 @@ func interopRun(t *testing.T, dir, name string, args ...string) string {
 	return string(out)
 }
 
-// interopPort returns a port that was free a moment ago on ip and on the IPv4 wildcard
-// address, for TCP and UDP: a client that binds the wildcard (aria2c's DHT, its listen port
-// without --interface) fails on a port another test holds on some 127.0.0.x.
-func interopPort(t *testing.T, ip string) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatalf("free port on %s: %v", ip, err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		tl, terr := net.Listen("tcp4", fmt.Sprintf(":%d", port))
-		ul, uerr := net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
-		if terr == nil {
-			tl.Close()
-		}
-		if uerr == nil {
-			ul.Close()
-		}
-		if terr == nil && uerr == nil {
-			return port
-		}
-	}
-	t.Fatalf("no port free on %s and the wildcard address", ip)
-	return 0
-}
-
 // interopLayout is a file tree: paths relative to the top folder, and sizes.
 type interopLayout map[string]int
 
@@ -344,7 +316,7 @@ func interopGotfsDownload(t *testing.T, bin, torrent, src, ip string, extra ...s
 	t.Helper()
 	work := t.TempDir()
 	out := filepath.Join(work, "out")
-	port := interopPort(t, ip)
+	port := testenv.FreePort(t, ip)
 	start := time.Now()
 	p := interopStart(t, work, bin, append([]string{"download", torrent, "-o", out, "--cache-dir", filepath.Join(work, "cache"),
 		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "--json", "-v"}, extra...)...)
@@ -376,7 +348,7 @@ func interopDownloadFromAria2(t *testing.T, seed uint64, ariaIP, gotfsIP string,
 	ot.Allow(t, hash)
 
 	// -V checks our piece hashes: aria2c seeds only what it verified itself.
-	seeder := interopStart(t, data, aria, append(append(aria2Args(ariaIP, interopPort(t, ariaIP)), ariaExtra...),
+	seeder := interopStart(t, data, aria, append(append(aria2Args(ariaIP, testenv.FreePort(t, ariaIP)), ariaExtra...),
 		"-V", "--seed-ratio=0.0", "-d", data, torrent)...)
 	interopWaitOutput(t, seeder, "Verification finished successfully", 20*time.Second)
 	return interopGotfsDownload(t, bin, torrent, src, gotfsIP, gotfsExtra...)
@@ -432,7 +404,7 @@ func interopAria2DownloadsFromGotfs(t *testing.T, seed uint64, gotfsIP, ariaIP s
 
 	out := t.TempDir()
 	start := time.Now()
-	leecher := interopStart(t, out, aria, append(append(aria2Args(ariaIP, interopPort(t, ariaIP)), ariaExtra...),
+	leecher := interopStart(t, out, aria, append(append(aria2Args(ariaIP, testenv.FreePort(t, ariaIP)), ariaExtra...),
 		"--seed-time=0", "-d", out, torrent)...)
 	if err := leecher.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("aria2c: %v\n%s", err, leecher.out.String())
@@ -483,7 +455,7 @@ func interopTransmissionDownloadsFromGotfs(t *testing.T, seed uint64, trIP, gotf
 func interopGotfsSeed(t *testing.T, bin, torrent, src, ip string, extra ...string) *interopProc {
 	t.Helper()
 	work := t.TempDir()
-	port := interopPort(t, ip)
+	port := testenv.FreePort(t, ip)
 	p := interopStart(t, work, bin, append([]string{"seed", torrent, src, "--cache-dir", filepath.Join(work, "cache"),
 		"--listen", net.JoinHostPort(ip, strconv.Itoa(port)), "--no-dht", "-v"}, extra...)...)
 	interopWaitOutput(t, p, "listening on port", 20*time.Second)
@@ -521,8 +493,8 @@ func startTransmission(t *testing.T, daemon, ip string) *transmission {
 func startTransmissionWith(t *testing.T, daemon, ip string, extra map[string]any) *transmission {
 	t.Helper()
 	conf := t.TempDir()
-	rpcPort := interopPort(t, "127.0.0.1")
-	peerPort := interopPort(t, ip)
+	rpcPort := testenv.FreePort(t, "127.0.0.1")
+	peerPort := testenv.FreePort(t, ip)
 	settings := map[string]any{
 		"dht-enabled": false, "lpd-enabled": false, "utp-enabled": false, "pex-enabled": false,
 		"port-forwarding-enabled": false, "encryption": 1, "start-added-torrents": true,

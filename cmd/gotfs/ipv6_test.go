@@ -21,7 +21,7 @@ func TestInteropIPv6PeerFromAria2(t *testing.T) {
 	interopWrite(t, src, oddLayout, 6)
 	// A tracker that does not exist: the peer must come from --peer.
 	torrent, _ := interopCreate(t, bin, src, "http://[::1]:1/announce", "32KiB")
-	port := interopPort(t, "::1")
+	port := testenv.FreePort(t, "::1")
 	seeder := interopStart(t, data, aria, "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
 		"--enable-peer-exchange=false", "--listen-port="+strconv.Itoa(port), "--file-allocation=falloc",
 		"--summary-interval=0", "--console-log-level=notice", "--no-conf=true", "--auto-save-interval=0",
@@ -32,7 +32,7 @@ func TestInteropIPv6PeerFromAria2(t *testing.T) {
 	work := t.TempDir()
 	out := filepath.Join(work, "out")
 	p := interopStart(t, work, bin, "download", torrent, "-o", out, "--cache-dir", filepath.Join(work, "cache"),
-		"--listen", net.JoinHostPort("::1", strconv.Itoa(interopPort(t, "::1"))), "--no-dht",
+		"--listen", net.JoinHostPort("::1", strconv.Itoa(testenv.FreePort(t, "::1"))), "--no-dht",
 		"--peer", net.JoinHostPort("::1", strconv.Itoa(port)), "--json", "-v")
 	if err := p.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("gotfs download: %v\n%s", err, p.out.String())

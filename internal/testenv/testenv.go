@@ -4,6 +4,9 @@ package testenv
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -71,4 +74,50 @@ func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// FreePort returns a port that was free a moment ago on ip and, for TCP and UDP, on the
+// wildcard addresses of both families: a program that binds the wildcard (aria2c's DHT, or
+// its listen port without --interface) cannot use a port another test holds on some
+// 127.0.0.x.
+func FreePort(t testing.TB, ip string) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatalf("free port on %s: %v", ip, err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if freeEverywhere(port) {
+			return port
+		}
+	}
+	t.Fatalf("no port free on %s and on the wildcard addresses", ip)
+	return 0
+}
+
+// freeEverywhere reports whether port can be bound on the wildcard addresses: TCP (both
+// families at once) and UDP on each family.
+func freeEverywhere(port int) bool {
+	addr := fmt.Sprintf(":%d", port)
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	held = append(held, l)
+	for _, network := range []string{"udp4", "udp6"} {
+		c, err := net.ListenPacket(network, addr)
+		if err != nil {
+			return false
+		}
+		held = append(held, c)
+	}
+	return true
 }
