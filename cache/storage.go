@@ -478,13 +478,7 @@ func (s *Storage) WritePiece(i int, data []byte) error {
 // verified piece is never written: its bytes stay as they are. The caller must not verify
 // piece i while a WriteBlock of it is in flight.
 func (s *Storage) WriteBlock(i, begin int, data []byte) error {
-	if err := s.checkWrite(i, begin, int64(len(data))); err != nil {
-		return fmt.Errorf("write block of piece %d: %w", i, err)
-	}
-	if err := s.writeRange(data, s.info.PieceOffset(i)+int64(begin)); err != nil {
-		return fmt.Errorf("write block of piece %d: %w", i, err)
-	}
-	return nil
+	return s.WriteBlocks(i, begin, [][]byte{data})
 }
 
 // WriteBlocks is WriteBlock for consecutive blocks of piece i, the first at begin: one
@@ -497,6 +491,9 @@ func (s *Storage) WriteBlocks(i, begin int, blocks [][]byte) error {
 	}
 	if err := s.checkWrite(i, begin, n); err != nil {
 		return fmt.Errorf("write blocks of piece %d: %w", i, err)
+	}
+	if n == 0 {
+		return nil
 	}
 	off := s.info.PieceOffset(i) + int64(begin)
 	fi := s.info.FileAt(off)

@@ -37,10 +37,7 @@ func (t *Torrent) sendFastHelloLocked(p *peer) {
 		p.out = append(p.out, p2p.HaveNone())
 	case t.store.VerifiedCount() == t.info.NumPieces():
 		p.out = append(p.out, p2p.HaveAll())
-		for i := range t.info.NumPieces() {
-			p.told.Set(i)
-		}
-		p.toldCount = t.info.NumPieces()
+		t.tellBitfieldLocked(p) // every piece: told
 	default:
 		p.out = append(p.out, p2p.Message{ID: p2p.MsgBitfield, Payload: t.tellBitfieldLocked(p)})
 	}
@@ -74,14 +71,12 @@ func (t *Torrent) handleFastLocked(p *peer, m p2p.Message, first bool) error {
 		for k, r := range p.requests {
 			if r.piece == m.Index && r.begin == m.Begin && r.length == m.Length {
 				p.removeRequestAt(k)
-				t.forgetRequestLocked(p, r)
-				p.takeLateBlock() // a rejected request is answered: no block follows
+				t.freeBlockLocked(r) // answered: no block follows
 				t.wakeAllLocked()
 				return nil
 			}
 		}
 		p.takeLateBlock() // the answer to a request we cancelled or released
-
 	case p2p.MsgAllowedFast:
 		if p.fast.in == nil {
 			p.fast.in = map[uint32]bool{}

@@ -23,15 +23,11 @@ const maxBlockBatch = 16
 // hashAheadRead is the most bytes hashAhead reads back at once (Client.hashAheadBufs).
 const hashAheadRead = 128 << 10
 
-// storeBlock writes a received block (acceptBlockLocked) to the cache file, outside the lock:
-// it is hashed on the way when it is the next in order, blocks after it that came early are
-// hashed ahead, and its piece goes to the verifiers when it was the last block.
-func (t *Torrent) storeBlock(w blockWrite) {
-	t.storeRun([]blockWrite{w})
-}
-
-// storeBlocks stores the blocks a peer's reader took from one read, outside the lock: each
-// run of consecutive blocks of one piece goes to the file in one write (Storage.WriteBlocks).
+// storeBlocks writes received blocks (acceptBlockLocked: those a peer's reader took from one
+// read, or a web seed's runs) to the cache file, outside the lock: each run of consecutive
+// blocks of one piece in one write (Storage.WriteBlocks). A block is hashed on the way when it
+// is the next in order, blocks after it that came early are hashed ahead, and a piece goes to
+// the verifiers when its last block is written.
 func (t *Torrent) storeBlocks(batch []blockWrite) {
 	for len(batch) > 0 {
 		n := 1
@@ -43,7 +39,7 @@ func (t *Torrent) storeBlocks(batch []blockWrite) {
 	}
 }
 
-// storeRun writes consecutive blocks of one piece, then records them as storeBlock does.
+// storeRun writes consecutive blocks of one piece and records them (see storeBlocks).
 // When the first is the next block in order to hash, its writer owns the piece's hash
 // (blockWriteLocked), so the run's later blocks are hashed in memory behind it too.
 func (t *Torrent) storeRun(run []blockWrite) {

@@ -75,4 +75,26 @@ func TestLateBlocksOfCancelledRequests(t *testing.T) {
 			t.Fatalf("an invalid block used up the cancelled request's allowance")
 		}
 	}
+
+	// A reject answers a request: an outstanding one is freed for others and leaves the
+	// allowance as it is; one we had cancelled uses its allowance up (no block follows).
+	out := p.requests[0]
+	reject := func(r blockReq) {
+		t.Helper()
+		if err := tor.handleFastLocked(p, p2p.RejectRequest(r.piece, r.begin, r.length), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reject(out)
+	if p.hasRequest(int(out.piece), int(out.begin)/p2p.BlockSize) || p.lateBlocks != 1 {
+		t.Fatalf("after a reject of an outstanding request: still held %v, late blocks %d, want false, 1",
+			p.hasRequest(int(out.piece), int(out.begin)/p2p.BlockSize), p.lateBlocks)
+	}
+	if d := tor.downloads[int(out.piece)]; d != nil && d.reqs[int(out.begin)/p2p.BlockSize] != 0 {
+		t.Fatal("a rejected block is still counted as requested")
+	}
+	reject(r)
+	if p.lateBlocks != 0 {
+		t.Fatalf("late blocks %d after the reject of the cancelled request, want 0", p.lateBlocks)
+	}
 }

@@ -495,7 +495,7 @@ func (t *Torrent) isBlockLocked(idx, begin int) bool {
 }
 
 // acceptBlockLocked takes block b of d, which d still needs, from a peer or a web seed
-// (from is nil), and returns it for storeBlock. The block counts as received now, so that no
+// (from is nil), and returns it for storeBlocks. The block counts as received now, so that no
 // copy of it from another source is written too (a failed write gives it back), and the
 // requests other peers still hold for it are cancelled.
 func (t *Torrent) acceptBlockLocked(d *pieceDownload, b int, data []byte, from *peer) blockWrite {

@@ -454,6 +454,13 @@ func (t *Torrent) releaseRequestsLocked(p *peer) {
 // again; a late answer to it is still accepted.
 func (t *Torrent) forgetRequestLocked(p *peer, r blockReq) {
 	p.requestWithdrawn()
+	t.freeBlockLocked(r)
+}
+
+// freeBlockLocked makes the block of r, a request no peer holds any more (p.requests has
+// lost it), free to request again; a download nothing was received for nor asked of is
+// dropped.
+func (t *Torrent) freeBlockLocked(r blockReq) {
 	d := t.downloads[int(r.piece)]
 	if d == nil {
 		return

@@ -16,7 +16,7 @@ import (
 // new piece from the picker (a web seed has every piece), in the same priority order (blocked
 // reads, readahead, background); then it asks one web seed for a run of up to webSpan bytes of
 // consecutive blocks of that piece, outside the lock, and hands each block to the same path
-// peers' blocks take (acceptBlockLocked, storeBlock): written at its offset, hashed ahead,
+// peers' blocks take (acceptBlockLocked, storeBlocks): written at its offset, hashed ahead,
 // verified. A piece may be split between web seeds and peers at block granularity, and a
 // block a web seed brings cancels the requests peers hold for it. Inputs weighed: each
 // source's readiness (not dropped, not backing off, fewer than its fetches in flight),
@@ -254,9 +254,7 @@ func (t *Torrent) webDeliver(job webJob, data []byte) {
 		addWebContributor(d, job.src)
 	}
 	t.mu.Unlock()
-	for _, w := range writes {
-		t.storeBlock(w)
-	}
+	t.storeBlocks(writes)
 	t.mu.Lock()
 	t.wakeAllLocked()
 	t.mu.Unlock()
