@@ -15,7 +15,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
-. scripts/bench-vm.sh
 GOTFS=${GOTFS:-$PWD/bin/gotfs}
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}
 PIECES=${BENCH_PIECES:-"1MiB 16MiB"}

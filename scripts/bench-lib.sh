@@ -1,4 +1,5 @@
 # Helpers the benchmark scripts share; source it after `cd` to the repository.
+. scripts/bench-vm.sh
 free_port() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"; }
 now() { date +%s.%N; }
 secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { print b-a }'; }
@@ -8,7 +9,9 @@ mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b/1e6/s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
 
 # bench_workdir NAME: W=$BENCH_DIR/NAME, emptied (BENCH_DIR is a new temporary folder when
-# unset); on exit every pid in PIDS is stopped and W (and a temporary BENCH_DIR) removed.
+# unset), and the VM's free page reporting held (bench-vm.sh; a no-op under make bench, which
+# holds it once); on exit every pid in PIDS is stopped, W (and a temporary BENCH_DIR) removed
+# and the reporting restored.
 bench_workdir() {
   OWN_DIR=0
   if [ -z "${BENCH_DIR:-}" ]; then BENCH_DIR=$(mktemp -d /tmp/gotfs-bench.XXXXXX); OWN_DIR=1; fi
@@ -17,6 +20,7 @@ bench_workdir() {
   PIDS=()
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM
+  vm_hold_memory
 }
 bench_cleanup() {
   local p
@@ -24,6 +28,7 @@ bench_cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$W"
   if [ "$OWN_DIR" = 1 ]; then rm -rf "$BENCH_DIR"; fi
+  vm_release_memory
 }
 
 # bench_data NAME MIB: DATA=$BENCH_DIR/data/NAME, MIB MiB of random bytes (written once).

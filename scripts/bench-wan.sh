@@ -25,6 +25,7 @@ if [ "${GOTFS_BENCH_LOCKED:-0}" != 1 ]; then
   exec flock /tmp/gotfs-bench.lock "$0" "$@"
 fi
 cd "$(dirname "$0")/.."
+. scripts/bench-vm.sh
 GOTFS=${GOTFS:-$PWD/bin/gotfs}
 REPS=${BENCH_WAN_REPS:-3}
 NEAR=${BENCH_WAN_NEAR:-delay=10ms,rate=20MB}
@@ -68,9 +69,11 @@ cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$W"
   if [ "$OWN_DIR" = 1 ]; then rm -rf "$BENCH_DIR"; fi
+  vm_release_memory
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+vm_hold_memory
 now() { date +%s.%N; }
 secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f\n", b-a }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'; }
