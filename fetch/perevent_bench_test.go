@@ -15,13 +15,18 @@ import (
 // unwritten) to a client and returns it with a peer that has every piece and unchokes us.
 func benchTorrent(b testing.TB, n int, background bool) (*Torrent, *peer) {
 	b.Helper()
-	const pl = 16 << 10
-	info := torrentfile.Info{Name: "big", PieceLength: pl, Length: int64(n) * pl, Pieces: make([]torrentfile.Hash, n),
-		Files: []torrentfile.File{{Path: []string{"big"}, Length: int64(n) * pl}}}
+	return benchTorrentPieces(b, n, 16<<10, background)
+}
+
+// benchTorrentPieces is benchTorrent with pieces of pl bytes.
+func benchTorrentPieces(b testing.TB, n, pl int, background bool) (*Torrent, *peer) {
+	b.Helper()
+	info := torrentfile.Info{Name: "big", PieceLength: int64(pl), Length: int64(n) * int64(pl), Pieces: make([]torrentfile.Hash, n),
+		Files: []torrentfile.File{{Path: []string{"big"}, Length: int64(n) * int64(pl)}}}
 	for i := range info.Pieces {
 		info.Pieces[i] = sha1.Sum([]byte{byte(i), byte(i >> 8), byte(i >> 16)})
 	}
-	mi := &torrentfile.Metainfo{Info: info, InfoHash: sha1.Sum([]byte(fmt.Sprint("bench", n)))}
+	mi := &torrentfile.Metainfo{Info: info, InfoHash: sha1.Sum([]byte(fmt.Sprint("bench", n, pl)))}
 	dir := b.TempDir()
 	st, err := cache.Open(&mi.Info, cache.Options{DataDir: filepath.Join(dir, "data"), RecordPath: filepath.Join(dir, "rec"), InfoHash: mi.InfoHash})
 	if err != nil {

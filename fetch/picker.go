@@ -64,6 +64,10 @@ type pieceDownload struct {
 	firstFree int     // no block before it is unrequested and missing
 	contrib   []*peer
 	exclusive *peer // after a hash failure with several senders, one peer fetches it alone
+	// owner is the peer that started a background piece: the others leave its unrequested
+	// blocks to it while it can fetch them (heldByOther), so that the piece comes in order
+	// over one connection and is hashed in memory as it arrives, not read back.
+	owner *peer
 	// exclusiveWeb is exclusive for a web seed; webContrib are the web seeds that sent blocks.
 	exclusiveWeb *webseed.Source
 	webContrib   []*webseed.Source
@@ -105,6 +109,7 @@ func (t *Torrent) startDownloadLocked(i int, p *peer) *pieceDownload {
 	if t.failedOnce(i) {
 		d.exclusive = p
 	}
+	d.owner = p
 	t.downloads[i] = d
 	t.pt.startFetch(i)
 	return d
@@ -132,8 +137,9 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 	if need <= 0 {
 		return
 	}
-	// 1. Unrequested (and late) blocks of pieces in progress, best piece first.
-	need = t.requestFromDownloadsLocked(p, need, false)
+	// 1. Unrequested (and late) blocks of pieces in progress, best piece first, except
+	// background pieces another peer started and still fetches.
+	need, held := t.requestFromDownloadsLocked(p, need, false, true)
 	// 2. New pieces.
 	newStarted := false
 	for need > 0 {
@@ -145,9 +151,13 @@ func (t *Torrent) fillRequestsLocked(p *peer) {
 		d := t.startDownloadLocked(i, p)
 		need = t.requestBlocksLocked(p, d, need, dupNone, 0)
 	}
-	// 3. Duplicates: endgame (nothing new to start), late blocks of what readers need.
+	// 3. Nothing new to start: unrequested blocks of the other peers' background pieces,
+	// then duplicates (endgame, and late blocks of what readers need).
+	if need > 0 && held && !newStarted {
+		need, _ = t.requestFromDownloadsLocked(p, need, false, false)
+	}
 	if need > 0 {
-		t.requestFromDownloadsLocked(p, need, !newStarted)
+		t.requestFromDownloadsLocked(p, need, !newStarted, false)
 	}
 }
 
@@ -179,7 +189,7 @@ func (t *Torrent) preemptForReadLocked(p *peer, depth int) {
 			if t.pt.pickable(i) {
 				want += (int(t.info.PieceSize(i)) + p2p.BlockSize - 1) / p2p.BlockSize
 			}
-		case (d.exclusive == nil || d.exclusive == p) && d.exclusiveWeb == nil:
+		case !d.reservedForOther(p) && d.exclusiveWeb == nil:
 			for b := d.firstFree; b < d.nBlocks && want < depth; b++ {
 				if !d.got[b] && d.reqs[b] == 0 {
 					want++
@@ -214,16 +224,27 @@ func (t *Torrent) preemptForReadLocked(p *peer, depth int) {
 
 // requestFromDownloadsLocked requests blocks of in-progress pieces from p: unrequested ones,
 // late ones of pieces a read waits on, and with endgame (nothing new to start) late ones of
-// readahead pieces and any of the background download's pieces.
-func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) int {
+// readahead pieces and any of the background download's pieces. With leaveHeld it skips the
+// background pieces another peer holds (heldByOther), and reports whether it skipped any,
+// and takes over those nobody holds.
+func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame, leaveHeld bool) (left int, skippedHeld bool) {
 	ds := t.sortedDownloadsLocked()
 	late := t.lateAfterLocked()
 	for _, d := range ds {
 		if need <= 0 {
 			break
 		}
-		if !p.canRequest(d.index) || (d.exclusive != nil && d.exclusive != p) || d.exclusiveWeb != nil {
+		if !p.canRequest(d.index) || d.reservedForOther(p) || d.exclusiveWeb != nil {
 			continue
+		}
+		if leaveHeld {
+			if t.heldByOther(d, p) {
+				skippedHeld = true
+				continue
+			}
+			if t.pt.prio[d.index] == prioNormal {
+				d.owner = p
+			}
 		}
 		if p.snubbed && t.pt.prio[d.index] == prioNow {
 			continue // a blocked read does not wait on a peer that stopped sending
@@ -248,7 +269,32 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame bool) in
 		}
 		need = t.requestBlocksLocked(p, d, need, mode, lateAfter)
 	}
-	return need
+	return need, skippedHeld
+}
+
+// reservedForOther reports whether d, retried after a hash failure with several senders, is
+// fetched by another peer alone (exclusive). The reservation of a peer that has left passes
+// to p, so that the rest of the piece is not left waiting for a peer that is gone.
+func (d *pieceDownload) reservedForOther(p *peer) bool {
+	switch {
+	case d.exclusive == nil || d.exclusive == p:
+		return false
+	case d.exclusive.closed:
+		d.exclusive = p
+		return false
+	}
+	return true
+}
+
+// heldByOther reports whether d is a background piece that another peer started and can
+// still fetch (connected, not choking us, not snubbed). A piece a reader needs is held by
+// nobody: every peer helps to finish it. Called under Torrent.mu.
+func (t *Torrent) heldByOther(d *pieceDownload, p *peer) bool {
+	o := d.owner
+	if o == nil || o == p || t.pt.prio[d.index] != prioNormal {
+		return false
+	}
+	return !o.closed && !o.snubbed && o.canRequest(d.index)
 }
 
 // lateAfterLocked is how long a block request may be outstanding before a block a read needs
