@@ -31,6 +31,7 @@ func newDownloadCmd(a *app) *cobra.Command {
 		asJSON   bool
 		seed     bool
 		check    bool
+		sparse   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "download TORRENT|MAGNET",
@@ -86,6 +87,8 @@ never overwritten with unverified bytes.`,
 				// The download waits for every byte to reach the disk before it exits: start
 				// writing back as it goes.
 				WritebackEvery: downloadWritebackEvery,
+				// Its writes run at full speed from every peer, and nothing waits behind them.
+				InlineIO: true,
 			})
 			bar.finish()
 			if err != nil {
@@ -97,6 +100,11 @@ never overwritten with unverified bytes.`,
 				err := st.Check(ctx, func(done, total int) { bar.update(int64(done), int64(total), "pieces") })
 				bar.finish()
 				if err != nil {
+					return err
+				}
+			}
+			if !sparse {
+				if err := preallocate(st, include); err != nil {
 					return err
 				}
 			}
@@ -146,7 +154,22 @@ never overwritten with unverified bytes.`,
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	f.BoolVar(&seed, "seed", false, "keep seeding after the download until interrupted")
 	f.BoolVar(&check, "check", false, "re-verify every piece on disk before downloading")
+	f.BoolVar(&sparse, "sparse", false, "leave the files sparse instead of reserving their disk space first")
 	return cmd
+}
+
+// preallocate reserves the disk space of every file the download fills (include, nil for
+// all) that is not complete yet (cache.Storage.Preallocate).
+func preallocate(st *cache.Storage, include func(int) bool) error {
+	for i, f := range st.Info().Files {
+		if (include != nil && !include(i)) || st.VerifiedBytesInFile(i) == f.Length {
+			continue
+		}
+		if err := st.Preallocate(i); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // downloadSummary is what `download --json` prints.

@@ -51,15 +51,13 @@ func TestDownloadResumeAfterKill9(t *testing.T) {
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Kill it once about a third of the bytes are on disk.
+	// Kill it once about a third of the bytes are written (the files' space is reserved at
+	// the start: count the data, not the allocated blocks).
 	target := mi.Info.Length / 3
 	killed := waitUntil(30*time.Second, func() bool {
 		var n int64
 		for _, f := range mi.Info.Files {
-			var st unix.Stat_t
-			if unix.Stat(filepath.Join(append([]string{out}, f.Path...)...), &st) == nil {
-				n += st.Blocks * 512
-			}
+			n += writtenBytes(t, filepath.Join(append([]string{out}, f.Path...)...))
 		}
 		return n >= target
 	})
@@ -95,6 +93,29 @@ func TestDownloadResumeAfterKill9(t *testing.T) {
 	t.Logf("killed after >= %d bytes; resume found %d pieces, fetched %d of %d", target, had, sum.PiecesFetched, pieces)
 }
 
+// writtenBytes is how many bytes of the file at path hold data (SEEK_DATA/SEEK_HOLE: space
+// reserved but never written reads as a hole); 0 when it does not exist yet.
+func writtenBytes(t *testing.T, path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var n, off int64
+	for {
+		data, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+		if err != nil {
+			return n // ENXIO: no data after off
+		}
+		hole, err := unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE)
+		if err != nil {
+			t.Fatalf("SEEK_HOLE in %s: %v", path, err)
+		}
+		n += hole - data
+		off = hole
+	}
+}
+
 // TestDownloadFullDisk: a download into a folder that fills up stops with a clear error, and the
 // completion record claims only what is on disk.
 func TestDownloadFullDisk(t *testing.T) {
@@ -116,30 +137,43 @@ func TestDownloadFullDisk(t *testing.T) {
 		t.Fatalf("mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(small, unix.MNT_DETACH) })
-	cacheDir := t.TempDir()
-	cmd := exec.Command(bin, "download", tfile, "-o", small, "--peer", seeder.Addr().String(), "--listen", "127.0.0.134:0",
-		"--no-dht", "--cache-dir", cacheDir)
-	b, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("download into a 2 MiB folder succeeded:\n%s", b)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	last := lines[len(lines)-1]
-	if !strings.Contains(last, "no space left on device") || !strings.HasPrefix(last, "gotfs: ") {
-		t.Errorf("last line %q, want a one-line error naming the full disk\n%s", last, b)
-	}
-	// Whatever the record claims verifies on disk.
-	root := cache.Root{Dir: cacheDir}
-	st, err := cache.Open(&mi.Info, cache.Options{DataDir: small, RecordPath: downloadRecordPath(root, mi.InfoHash, small), ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	claimed := st.VerifiedCount()
-	if err := st.Check(t.Context(), nil); err != nil {
-		t.Fatal(err)
-	}
-	if st.VerifiedCount() != claimed {
-		t.Errorf("record claimed %d pieces, %d verify", claimed, st.VerifiedCount())
+	// By default the download reserves the files' space first and fails before it fetches
+	// anything; with --sparse it fails at the write that finds the disk full.
+	for _, sparse := range []bool{false, true} {
+		cacheDir := t.TempDir()
+		args := []string{"download", tfile, "-o", small, "--peer", seeder.Addr().String(), "--listen", "127.0.0.134:0",
+			"--no-dht", "--cache-dir", cacheDir}
+		if sparse {
+			args = append(args, "--sparse")
+		}
+		b, err := exec.Command(bin, args...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("download (sparse %v) into a 2 MiB folder succeeded:\n%s", sparse, b)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		last := lines[len(lines)-1]
+		if !strings.Contains(last, "no space left on device") || !strings.HasPrefix(last, "gotfs: ") {
+			t.Errorf("sparse %v: last line %q, want a one-line error naming the full disk\n%s", sparse, last, b)
+		}
+		if reserve := strings.Contains(last, "reserve"); reserve == sparse {
+			t.Errorf("sparse %v: last line %q; want the space reservation to fail only without --sparse", sparse, last)
+		}
+		// Whatever the record claims verifies on disk.
+		root := cache.Root{Dir: cacheDir}
+		st, err := cache.Open(&mi.Info, cache.Options{DataDir: small, RecordPath: downloadRecordPath(root, mi.InfoHash, small), ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed := st.VerifiedCount()
+		if err := st.Check(t.Context(), nil); err != nil {
+			t.Fatal(err)
+		}
+		if st.VerifiedCount() != claimed {
+			t.Errorf("sparse %v: record claimed %d pieces, %d verify", sparse, claimed, st.VerifiedCount())
+		}
+		st.Close()
+		if err := os.RemoveAll(filepath.Join(small, "Fat")); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

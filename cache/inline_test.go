@@ -1,0 +1,125 @@
+package cache
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/gotfs/gotfs/internal/testenv"
+)
+
+// TestInlineIO: with Options.InlineIO, files on a local disk are written and read with raw
+// system calls (rawPwritev, readAt), across runs of more slices than one call takes, short
+// blocks, file boundaries and pad files, and read back the same as without.
+func TestInlineIO(t *testing.T) {
+	info, data := oddLayout(t)
+	opts := testOptions(t)
+	opts.InlineIO = true
+	s := mustOpen(t, info, opts)
+	defer s.Close()
+	const block = 500 // 66 blocks to a 32 KiB piece: more than maxInlineIovecs in one run
+	for i := range info.NumPieces() {
+		p := piece(info, data, i)
+		var run [][]byte
+		for b := 0; b < len(p); b += block {
+			run = append(run, p[b:min(b+block, len(p))])
+		}
+		if err := s.WriteBlocks(i, 0, run); err != nil {
+			t.Fatalf("WriteBlocks(%d): %v", i, err)
+		}
+		if ok, err := s.VerifyPiece(i, make([]byte, 4000)); !ok || err != nil {
+			t.Fatalf("VerifyPiece(%d) = %v, %v", i, ok, err)
+		}
+	}
+	got := make([]byte, len(data))
+	if _, err := s.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("bytes read back differ from those written")
+	}
+	inline := 0
+	for i, f := range info.Files {
+		if f.Padding || f.Length == 0 {
+			continue
+		}
+		w := s.files[i].w.Load()
+		if w == nil {
+			t.Fatalf("file %s was never opened for writing", f.RelPath())
+		}
+		if s.files[i].inline.Load() != onLocalDisk(w) {
+			t.Errorf("file %s: inline %v, on a local disk %v", f.RelPath(), s.files[i].inline.Load(), onLocalDisk(w))
+		}
+		if s.files[i].inline.Load() {
+			inline++
+		}
+	}
+	if inline == 0 && testenv.InCI() {
+		t.Fatalf("no file of %s is on a local disk: the inline calls were not tested", opts.DataDir)
+	}
+	// A read past the end of a file that is shorter than the layout says fails as before.
+	path := filepath.Join(opts.DataDir, info.Files[0].RelPath())
+	if err := os.Truncate(path, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadAt(make([]byte, 1000), 0); err == nil {
+		t.Fatal("ReadAt over a truncated file succeeded")
+	}
+}
+
+// TestPreallocate: Preallocate reserves a file's blocks at its full size and keeps the bytes
+// already in it; pad files are never created. A disk too small fails at once, with the file
+// named in the error.
+func TestPreallocate(t *testing.T) {
+	info, data := oddLayout(t)
+	opts := testOptions(t)
+	s := mustOpen(t, info, opts)
+	defer s.Close()
+	if err := s.WritePiece(0, piece(info, data, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range info.Files {
+		if err := s.Preallocate(i); err != nil {
+			t.Fatalf("Preallocate(%d): %v", i, err)
+		}
+	}
+	for _, f := range info.Files {
+		st, err := os.Stat(filepath.Join(opts.DataDir, f.RelPath()))
+		if f.Padding {
+			if err == nil {
+				t.Errorf("pad file %s was created", f.RelPath())
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() != f.Length || allocatedBytes(st) < f.Length {
+			t.Errorf("%s: size %d, %d bytes allocated; want %d and at least as many", f.RelPath(), st.Size(), allocatedBytes(st), f.Length)
+		}
+	}
+	got, err := s.ReadPiece(0, nil)
+	if err != nil || !bytes.Equal(got, piece(info, data, 0)) {
+		t.Fatalf("piece 0 after Preallocate: %v", err)
+	}
+
+	testenv.RequireRoot(t, "mounting a 1 MiB tmpfs")
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		if testenv.InCI() {
+			t.Fatalf("mount tmpfs: %v", err)
+		}
+		t.Skipf("skipping: reason: cannot mount a tmpfs (%v)", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	big, _ := buildInfo(t, "big", 64<<10, []spec{{"a", 2 << 20}}, 3)
+	s2 := mustOpen(t, big, Options{DataDir: filepath.Join(mnt, "data"), RecordPath: filepath.Join(t.TempDir(), "complete")})
+	defer s2.Close()
+	err = s2.Preallocate(0)
+	if !errors.Is(err, syscall.ENOSPC) || !bytes.Contains([]byte(err.Error()), []byte("big/a")) {
+		t.Fatalf("Preallocate of 2 MiB on a 1 MiB disk: %v, want ENOSPC naming the file", err)
+	}
+}
