@@ -7,6 +7,8 @@
 #          its final fsync): BENCH_REPS runs of each, interleaved; median MB/s each and the ratio
 #          of the medians (target >= 0.95, issue 12); also a cold `cat` to /dev/null, the mount's part
 #          without cp's own 1 GiB write
+#   capped the same cold cp vs download with each seeder's upload capped (BENCH_SEED_RATE), so
+#          that both are bound by the network, not by the 2 cores shared with seeders and cp
 #   rss    peak RSS of the `gotfs mount` process during that cold cp, default settings (<= 48 MiB, issue 12)
 #   ttfb   one 64 KiB pread at N random offsets, each on a fresh mount with an empty cache, timed
 #          from the read call to its return once the file is visible: median and worst
@@ -22,6 +24,7 @@
 # Env: GOTFS (binary, default bin/gotfs), BENCH_DIR (work folder, default a new temp folder; the
 # data file is shared with the other sections), BENCH_SIZE_MIB (default 1024), BENCH_PIECES
 # (default "1MiB 16MiB"), BENCH_REPS (default 3), BENCH_TTFB_N (default 10), BENCH_BTFS (1 = run btfs, default 1),
+# BENCH_SEED_RATE (each seeder's upload cap for the capped cold cp/download, default 50MiB; empty = skip),
 # BENCH_BTFS_TTFB_N (default 3), BENCH_TIMEOUT (seconds per transfer, default 600), BENCH_SEED
 # (offsets, default 1).
 # Everything stays on 127.0.0.0/8 (but btfs itself binds 0.0.0.0 and may try its DHT routers: it
@@ -40,6 +43,7 @@ REPS=${BENCH_REPS:-3}
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}
 PIECES=${BENCH_PIECES:-"1MiB 16MiB"}
 TTFB_N=${BENCH_TTFB_N:-10}
+SEED_RATE=${BENCH_SEED_RATE-50MiB}
 RUN_BTFS=${BENCH_BTFS:-1}
 BTFS_TTFB_N=${BENCH_BTFS_TTFB_N:-3}
 TIMEOUT=${BENCH_TIMEOUT:-600}
@@ -137,8 +141,9 @@ start_seeders() { # start_seeders TORRENT
   local i ip
   for i in 1 2 3 4; do
     ip=127.0.0.$((10 + i))
+    # shellcheck disable=SC2086
     XDG_CACHE_HOME=$W/seed$i "$GOTFS" seed "$1" "$DATA" --listen "$ip:$(free_port "$ip")" --no-dht \
-      --cache-dir "$W/seed$i/gotfs" >"$W/seed$i.log" 2>&1 &
+      --cache-dir "$W/seed$i/gotfs" ${SEED_EXTRA:-} >"$W/seed$i.log" 2>&1 &
     SEED_PIDS+=($!)
   done
   local want=4 n=0
@@ -226,7 +231,7 @@ for pl in $PIECES; do
     s=$(secs_since "$t0")
     if [ "$ok" = 1 ] && { [ "$how" = cat ] || cmp -s "$DATA" "$dst"; }; then
       echo "  $how: $(printf %.2f "$s") s, $(mbs "$SIZE" "$s") MB/s"
-      mbs "$SIZE" "$s" >>"$W/samples-$how-$pl"
+      mbs "$SIZE" "$s" >>"$W/samples-$how${TAG:-}-$pl"
     else
       echo "bench-mount: cold $how failed or its copy differs from the source" >&2; R[${how}bad-$pl]=1
     fi
@@ -243,7 +248,7 @@ for pl in $PIECES; do
       --cache-dir "$W/cache-dl/gotfs" --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht --json >"$W/dl-$pl.log" 2>&1; then
       s=$(elapsed "$W/dl-$pl.time")
       echo "  download: $s s, $(mbs "$SIZE" "$s") MB/s"
-      if cmp -s "$DATA" "$out/$NAME"; then mbs "$SIZE" "$s" >>"$W/samples-dl-$pl"; else
+      if cmp -s "$DATA" "$out/$NAME"; then mbs "$SIZE" "$s" >>"$W/samples-dl${TAG:-}-$pl"; else
         echo "bench-mount: the download differs from the source" >&2; R[dlbad-$pl]=1
       fi
       rss_of "$W/dl-$pl.time" >>"$W/samples-dlrss-$pl"
@@ -267,6 +272,28 @@ for pl in $PIECES; do
   R[dlall-$pl]=$(sort -g "$W/samples-dl-$pl" | paste -sd/)
   R[rss-$pl]=$(worst <"$W/samples-rss-$pl")
   R[dlrss-$pl]=$(worst <"$W/samples-dlrss-$pl")
+
+  # The same cold cp and download with each seeder's upload capped (SEED_RATE), so that both
+  # are bound by the network rather than by the cores they share with the seeders and cp: on
+  # loopback the cp pays for two more copies of every byte (the FUSE reply, cp's read) that
+  # the download does not make.
+  if [ -n "$SEED_RATE" ]; then
+    stop_seeders
+    SEED_EXTRA="--max-upload-rate $SEED_RATE" start_seeders "$t"
+    : >"$W/samples-cp-cap-$pl" && : >"$W/samples-dl-cap-$pl"
+    TAG=-cap
+    for rep in $(seq "$REPS"); do
+      echo "bench-mount: $pl: seeders capped at $SEED_RATE each"
+      if ((rep % 2)); then cold_read cp; gotfs_download; else gotfs_download; cold_read cp; fi
+    done
+    TAG=""
+    R[cpcap-$pl]=$(median <"$W/samples-cp-cap-$pl")
+    R[dlcap-$pl]=$(median <"$W/samples-dl-cap-$pl")
+    R[cpcapall-$pl]=$(sort -g "$W/samples-cp-cap-$pl" | paste -sd/)
+    R[dlcapall-$pl]=$(sort -g "$W/samples-dl-cap-$pl" | paste -sd/)
+    stop_seeders
+    start_seeders "$t"
+  fi
 
   # Time to first byte: one 64 KiB pread at random offsets, each on a fresh mount, empty cache.
   echo "bench-mount: $pl: first byte at $TTFB_N random offsets"
@@ -391,6 +418,12 @@ for pl in $PIECES; do
   row "cold cp from mount, MB/s (median)" "${R[cp-$pl]}" "" "" "(${R[cpall-$pl]})"
   row "gotfs download, MB/s (median)" "${R[dl-$pl]}" "" "" "(${R[dlall-$pl]})"
   row "cold cp / download" "" "$r" ">= 0.95" "$(verdict "$r" '>=' 0.95)"
+  if [ -n "$SEED_RATE" ]; then
+    row "capped: cold cp, MB/s (median)" "${R[cpcap-$pl]}" "" "" "(${R[cpcapall-$pl]}; seeders $SEED_RATE/s each)"
+    row "capped: download, MB/s (median)" "${R[dlcap-$pl]}" "" "" "(${R[dlcapall-$pl]})"
+    r=$(ratio "${R[cpcap-$pl]}" "${R[dlcap-$pl]}")
+    row "capped: cold cp / download" "" "$r" ">= 0.95" "$(verdict "$r" '>=' 0.95)"
+  fi
   row "cold cat > /dev/null from mount, MB/s" "${R[cat-$pl]}" "" "" "(${R[catall-$pl]})"
   row "cold cat / download (no cp writes)" "" "$(ratio "${R[cat-$pl]}" "${R[dl-$pl]}")" "" ""
   row "warm cat from mount, MB/s (median)" "${R[warm-$pl]}" "" "" ""
