@@ -37,8 +37,8 @@ func allocate(f *os.File, n int64) error {
 		switch {
 		case err == unix.EINTR:
 			continue
-		case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS):
-			return nil
+		case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EINVAL):
+			return nil // the filesystem cannot reserve space (EINVAL: nor in this mode)
 		}
 		return err
 	}
@@ -159,7 +159,8 @@ func rawPwritev(fd uintptr, bufs [][]byte, off int64) (int, error) {
 	if k == 0 {
 		return 0, nil
 	}
-	// pwritev takes the offset as two words (low, high); on 64-bit the high one is 0.
+	// pwritev takes the offset as two words (low, high); on 64-bit machines (the only ones
+	// onLocalDisk allows) the low one holds it all.
 	n, _, e := unix.RawSyscall6(unix.SYS_PWRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(k), uintptr(off), 0, 0)
 	runtime.KeepAlive(bufs)
 	if e != 0 {
@@ -208,8 +209,13 @@ func readAt(f *os.File, inline bool, p []byte, off int64) (int, error) {
 var localDiskMagics = [...]int64{0xEF53, 0x58465342, 0x9123683E, 0xF2F52010, 0xCA451A4E, 0x2FC12FC1, 0x01021994, 0x794C7630}
 
 // onLocalDisk reports whether f is on a local disk filesystem (localDiskMagics). Network and
-// FUSE filesystems, whose calls may wait on a server, are not.
+// FUSE filesystems, whose calls may wait on a server, are not. On 32-bit machines it answers
+// false: there the raw calls would have to split the file offset into two words, in an order
+// and with padding that differ between architectures, so they are left to x/sys/unix.
 func onLocalDisk(f *os.File) bool {
+	if unsafe.Sizeof(uintptr(0)) < 8 {
+		return false
+	}
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
 		return false
