@@ -225,8 +225,8 @@ func (t *Torrent) preemptForReadLocked(p *peer, depth int) {
 // requestFromDownloadsLocked requests blocks of in-progress pieces from p: unrequested ones,
 // late ones of pieces a read waits on, and with endgame (nothing new to start) late ones of
 // readahead pieces and any of the background download's pieces. With leaveHeld it skips the
-// background pieces another peer holds (heldByOther), and reports whether it skipped any,
-// and takes over those nobody holds.
+// background pieces another peer holds (heldByOther), and reports whether it skipped any;
+// a background piece nobody holds that p takes blocks of becomes p's.
 func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame, leaveHeld bool) (left int, skippedHeld bool) {
 	ds := t.sortedDownloadsLocked()
 	late := t.lateAfterLocked()
@@ -237,14 +237,9 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame, leaveHe
 		if !p.canRequest(d.index) || d.reservedForOther(p) || d.exclusiveWeb != nil {
 			continue
 		}
-		if leaveHeld {
-			if t.heldByOther(d, p) {
-				skippedHeld = true
-				continue
-			}
-			if t.pt.prio[d.index] == prioNormal {
-				d.owner = p
-			}
+		if leaveHeld && t.heldByOther(d, p) {
+			skippedHeld = true
+			continue
 		}
 		if p.snubbed && t.pt.prio[d.index] == prioNow {
 			continue // a blocked read does not wait on a peer that stopped sending
@@ -267,7 +262,11 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame, leaveHe
 		default: // readahead and head/tail pieces, the window all requested
 			mode = dupLate
 		}
+		before := need
 		need = t.requestBlocksLocked(p, d, need, mode, lateAfter)
+		if leaveHeld && need < before && t.pt.prio[d.index] == prioNormal {
+			d.owner = p // nobody else held it: p takes it over
+		}
 	}
 	return need, skippedHeld
 }
