@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -57,23 +58,109 @@ func (o *offload) canSegment(to netip.AddrPort) bool {
 // sendRun sends dgrams (a gsoRun) in one sendmsg that the kernel splits into datagrams of
 // the first one's size. The kernel reads them where they lie (a scatter-gather list), so
 // they are not copied into one buffer first.
+//
+// The sendmsg is a raw system call, which does not hand the goroutine's processor to the
+// scheduler: the socket is non-blocking (a full buffer is EAGAIN, and the runtime's poller
+// waits for room), so the call only copies, and on loopback also delivers to the receiver.
+// As a blocking call, each one that outlasted a tick of the runtime's monitor (20 us) had its
+// processor handed to another thread and back, and kept the monitor polling every 20 us: in
+// a uTP seeder that cost more CPU than the sends.
 func (o *offload) sendRun(dgrams [][]byte, to netip.AddrPort) error {
-	var sa unix.Sockaddr
-	if o.v6 {
-		sa = &unix.SockaddrInet6{Port: int(to.Port()), Addr: to.Addr().As16()}
-	} else {
-		sa = &unix.SockaddrInet4{Port: int(to.Port()), Addr: to.Addr().As4()}
+	var iov [maxGSOSegments]unix.Iovec
+	if len(dgrams) > len(iov) {
+		return errors.New("utp: too many datagrams for one send")
 	}
-	oob := gsoCmsg(nil, len(dgrams[0]))
+	for i, d := range dgrams {
+		iov[i].Base = unsafe.SliceData(d)
+		iov[i].SetLen(len(d))
+	}
+	var sa4 unix.RawSockaddrInet4
+	var sa6 unix.RawSockaddrInet6
+	var msg unix.Msghdr
+	port := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+	if o.v6 {
+		sa6.Family = unix.AF_INET6
+		port = (*[2]byte)(unsafe.Pointer(&sa6.Port))
+		sa6.Addr = to.Addr().As16()
+		msg.Name = (*byte)(unsafe.Pointer(&sa6))
+		msg.Namelen = unix.SizeofSockaddrInet6
+	} else {
+		sa4.Family = unix.AF_INET
+		sa4.Addr = to.Addr().As4()
+		msg.Name = (*byte)(unsafe.Pointer(&sa4))
+		msg.Namelen = unix.SizeofSockaddrInet4
+	}
+	binary.BigEndian.PutUint16(port[:], to.Port())
+	msg.Iov = &iov[0]
+	msg.SetIovlen(len(dgrams))
+	var oobBuf [32]byte
+	oob := gsoCmsg(oobBuf[:0], len(dgrams[0]))
+	msg.Control = &oob[0]
+	msg.SetControllen(len(oob))
 	var err error
 	werr := o.raw.Write(func(fd uintptr) bool {
-		_, err = unix.SendmsgBuffers(int(fd), dgrams, oob, sa, 0)
+		_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
+		err = nil
+		if e != 0 {
+			err = e
+		}
 		return err != unix.EAGAIN
 	})
+	runtime.KeepAlive(dgrams)
+	runtime.KeepAlive(&sa4)
+	runtime.KeepAlive(&sa6)
 	if werr != nil {
 		return werr
 	}
 	return err
+}
+
+// recvMsg reads one datagram, or a GRO run of them, into buf and its control messages into
+// oob, as net.UDPConn.ReadMsgUDPAddrPort does, with a raw recvmsg for the reason sendRun
+// gives: the socket is non-blocking, so the call never waits (the runtime's poller does), and
+// a blocking call's return woke the runtime's monitor into polling every 20 us each time an
+// idle seeder got a datagram.
+func (o *offload) recvMsg(buf, oob []byte) (n, oobn, flags int, from netip.AddrPort, err error) {
+	var sa unix.RawSockaddrAny
+	var iov unix.Iovec
+	iov.Base = unsafe.SliceData(buf)
+	iov.SetLen(len(buf))
+	var msg unix.Msghdr
+	msg.Name = (*byte)(unsafe.Pointer(&sa))
+	msg.Namelen = unix.SizeofSockaddrAny
+	msg.Iov = &iov
+	msg.SetIovlen(1)
+	if len(oob) > 0 {
+		msg.Control = unsafe.SliceData(oob)
+		msg.SetControllen(len(oob))
+	}
+	rerr := o.raw.Read(func(fd uintptr) bool {
+		r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
+		n, err = int(r), nil
+		if e != 0 {
+			n, err = 0, e
+		}
+		return err != unix.EAGAIN
+	})
+	runtime.KeepAlive(buf)
+	runtime.KeepAlive(oob)
+	if rerr != nil {
+		return 0, 0, 0, from, rerr
+	}
+	if err != nil {
+		return 0, 0, 0, from, &net.OpError{Op: "read", Net: "udp", Err: err}
+	}
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
+		p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+		from = netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), binary.BigEndian.Uint16(p[:]))
+	case unix.AF_INET6:
+		sa6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa))
+		p := (*[2]byte)(unsafe.Pointer(&sa6.Port))
+		from = netip.AddrPortFrom(netip.AddrFrom16(sa6.Addr), binary.BigEndian.Uint16(p[:]))
+	}
+	return n, int(msg.Controllen), int(msg.Flags), from, nil
 }
 
 // gsoCmsg returns a control message asking the kernel to split a send into datagrams of

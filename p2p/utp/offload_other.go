@@ -21,6 +21,10 @@ func (o *offload) sendRun([][]byte, netip.AddrPort) error {
 	return errors.New("utp: no segmentation offload on this system")
 }
 
+func (o *offload) recvMsg([]byte, []byte) (int, int, int, netip.AddrPort, error) {
+	return 0, 0, 0, netip.AddrPort{}, errors.New("utp: no receive offload on this system")
+}
+
 func groSegmentSize([]byte) int { return 0 }
 
 const oobSize = 0

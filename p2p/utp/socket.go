@@ -273,7 +273,7 @@ func (s *Socket) read(buf, oob []byte) (n, seg int, from netip.AddrPort, err err
 		return n, 0, from, err
 	}
 	for {
-		n, oobn, flags, ap, err := s.udp.ReadMsgUDPAddrPort(buf, oob)
+		n, oobn, flags, ap, err := s.off.recvMsg(buf, oob)
 		if err != nil {
 			return 0, 0, ap, err
 		}
