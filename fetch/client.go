@@ -240,6 +240,7 @@ func (c *Client) acceptLoop(ln net.Listener) {
 			nc.Close()
 			return
 		}
+		nc = p2p.RawTCP(nc)
 		c.handshaking[nc] = struct{}{}
 		c.handshakes.Add(1)
 		c.mu.Unlock()

@@ -96,7 +96,7 @@ func (c *Client) dialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w: %w", addr, errTCPDial, err)
 	}
-	return nc, nil
+	return p2p.RawTCP(nc), nil
 }
 
 // connect dials addr with dial (dialTCP or dialUTP) and does the handshake for infoHash as
