@@ -3,12 +3,14 @@ package cache
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/gotfs/gotfs/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // TestInlineIO: with Options.InlineIO, files on a local disk are written and read with raw
@@ -50,10 +52,10 @@ func TestInlineIO(t *testing.T) {
 		if w == nil {
 			t.Fatalf("file %s was never opened for writing", f.RelPath())
 		}
-		if s.files[i].inline.Load() != onLocalDisk(w) {
-			t.Errorf("file %s: inline %v, on a local disk %v", f.RelPath(), s.files[i].inline.Load(), onLocalDisk(w))
+		if s.files[i].local.Load() != onLocalDisk(w) || s.inlineWrites(i) != s.files[i].local.Load() {
+			t.Errorf("file %s: local %v, inline writes %v, on a local disk %v", f.RelPath(), s.files[i].local.Load(), s.inlineWrites(i), onLocalDisk(w))
 		}
-		if s.files[i].inline.Load() {
+		if s.inlineWrites(i) {
 			inline++
 		}
 	}
@@ -67,6 +69,51 @@ func TestInlineIO(t *testing.T) {
 	}
 	if _, err := s.ReadAt(make([]byte, 1000), 0); err == nil {
 		t.Fatal("ReadAt over a truncated file succeeded")
+	}
+}
+
+// TestReadFromDiskAfterCache: a read of a local file takes what the page cache holds with
+// raw non-waiting calls and the rest, evicted to the disk, with a blocking call: the bytes
+// are the same either way, and so is a read that ends past the end of the file.
+func TestReadFromDiskAfterCache(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	data := make([]byte, 4<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i>>12)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !onLocalDisk(f) {
+		if testenv.InCI() {
+			t.Fatalf("%s is not on a local disk", path)
+		}
+		t.Skip("skipping: reason: the temporary folder is not on a local disk")
+	}
+	// The second half stays in the page cache; the first is written back and dropped.
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, int64(len(data)/2), unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(data))
+	if n, err := readCached(f, got, 0); n != 0 || err != nil {
+		t.Fatalf("readCached of an evicted range: %d, %v; want 0 (to be read from the disk)", n, err)
+	}
+	if n, err := readCached(f, got[len(data)/2:], int64(len(data)/2)); n != len(data)/2 || err != nil {
+		t.Fatalf("readCached of a cached range: %d, %v; want all %d bytes", n, err, len(data)/2)
+	}
+	if n, err := readAt(f, true, got, 0); n != len(data) || err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read of a half-cached file: %d, %v, equal %v", n, err, bytes.Equal(got, data))
+	}
+	if n, err := readAt(f, true, got, int64(len(data))-100); n != 100 || err != io.EOF || !bytes.Equal(got[:100], data[len(data)-100:]) {
+		t.Fatalf("read past the end: %d, %v; want 100, EOF", n, err)
 	}
 }
 

@@ -50,11 +50,12 @@ type Options struct {
 	// the writes of new pieces. Zero leaves writeback to the kernel's own timing (a mount:
 	// its reads never wait for the disk).
 	WritebackEvery int64
-	// InlineIO makes the reads and writes of files on a local disk filesystem as raw system
-	// calls that keep the goroutine's processor (see rawPwritev): a download's writes cost
-	// about a tenth less CPU. A call that waits for the disk (the kernel throttling writers
-	// that are ahead of it) then holds its processor, so a mount, whose reads must not wait
-	// behind a writer, leaves it off.
+	// InlineIO makes the writes to files on a local disk filesystem raw system calls that
+	// keep the goroutine's processor (see rawPwritev): a download's writes cost about a tenth
+	// less CPU. A write that waits for the disk (the kernel throttling writers that are ahead
+	// of it) then holds its processor, so a mount, whose reads must not wait behind a writer,
+	// leaves it off. (Reads of such files always keep their processor while the page cache
+	// holds the bytes, and only then: readAt.)
 	InlineIO bool
 }
 
@@ -90,9 +91,10 @@ type storageFile struct {
 
 	mu   sync.Mutex // serialises opening
 	r, w atomic.Pointer[os.File]
-	// inline is set before r or w is first stored when its calls are inline (Options.InlineIO
-	// and a local disk).
-	inline atomic.Bool
+	// local is set before r or w is first stored when the file is on a local disk
+	// (onLocalDisk): its reads from the page cache, and with Options.InlineIO its writes,
+	// are raw system calls.
+	local atomic.Bool
 	// dirty is set after a write or hole punch, before the piece's bit changes; Sync clears it
 	// and fsyncs the file.
 	dirty    atomic.Bool
@@ -338,7 +340,7 @@ func (s *Storage) openWriter(i int) (*os.File, error) {
 		w.Close()
 		return nil, err
 	}
-	s.checkInline(sf, w)
+	s.checkLocal(sf, w)
 	sf.w.Store(w)
 	return w, nil
 }
@@ -385,18 +387,21 @@ func (s *Storage) openReader(i int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.checkInline(sf, r)
+	s.checkLocal(sf, r)
 	sf.r.Store(r)
 	return r, nil
 }
 
-// checkInline decides, when f is the first of sf's files opened, whether its calls are
-// inline (Options.InlineIO). Called with sf.mu held.
-func (s *Storage) checkInline(sf *storageFile, f *os.File) {
-	if s.opts.InlineIO && sf.r.Load() == nil && sf.w.Load() == nil {
-		sf.inline.Store(onLocalDisk(f))
+// checkLocal decides, when f is the first of sf's files opened, whether it is on a local
+// disk. Called with sf.mu held.
+func (s *Storage) checkLocal(sf *storageFile, f *os.File) {
+	if sf.r.Load() == nil && sf.w.Load() == nil {
+		sf.local.Store(onLocalDisk(f))
 	}
 }
+
+// inlineWrites reports whether writes to file fi are raw system calls (Options.InlineIO).
+func (s *Storage) inlineWrites(fi int) bool { return s.opts.InlineIO && s.files[fi].local.Load() }
 
 // unwrapPath strips an *fs.PathError so that messages name the file once.
 func unwrapPath(err error) error {
@@ -550,7 +555,7 @@ func (s *Storage) WriteBlocks(i, begin int, blocks [][]byte) error {
 	if err != nil {
 		return fmt.Errorf("write blocks of piece %d: %s: %w", i, s.files[fi].path, unwrapPath(err))
 	}
-	if err := writeVectorAt(w, s.files[fi].inline.Load(), blocks, off-s.info.Files[fi].Offset); err != nil {
+	if err := writeVectorAt(w, s.inlineWrites(fi), blocks, off-s.info.Files[fi].Offset); err != nil {
 		return fmt.Errorf("write blocks of piece %d: %s: %w", i, s.files[fi].path, unwrapPath(err))
 	}
 	s.wrote(fi, w, n)
@@ -658,7 +663,7 @@ func (s *Storage) writeRange(data []byte, off int64) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.files[fi].path, unwrapPath(err))
 		}
-		if err := writeVectorAt(w, s.files[fi].inline.Load(), [][]byte{data[lo-off : hi-off]}, lo-f.Offset); err != nil {
+		if err := writeVectorAt(w, s.inlineWrites(fi), [][]byte{data[lo-off : hi-off]}, lo-f.Offset); err != nil {
 			return fmt.Errorf("%s: %w", s.files[fi].path, unwrapPath(err))
 		}
 		s.wrote(fi, w, hi-lo)
@@ -727,7 +732,7 @@ func (s *Storage) readRange(p []byte, off int64) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("read %s: %w", s.files[fi].path, unwrapPath(err))
 		}
-		m, err := readAt(r, s.files[fi].inline.Load(), seg, lo-f.Offset)
+		m, err := readAt(r, s.files[fi].local.Load(), seg, lo-f.Offset)
 		n += m
 		if err != nil {
 			if err == io.EOF {

@@ -169,12 +169,30 @@ func rawPwritev(fd uintptr, bufs [][]byte, off int64) (int, error) {
 	return int(n), nil
 }
 
-// readAt reads len(p) bytes at off of f, as os.File.ReadAt; with inline (see rawPwritev) as
-// raw pread system calls.
-func readAt(f *os.File, inline bool, p []byte, off int64) (int, error) {
-	if !inline {
-		return f.ReadAt(p, off)
+// readAt reads len(p) bytes at off of f, as os.File.ReadAt does. With local (f is on a local
+// disk: onLocalDisk) it first reads what the page cache holds with raw preadv2(RWF_NOWAIT)
+// calls, which keep the goroutine's processor (see rawPwritev) and never wait for the disk;
+// the rest, which must come from the disk, is read with a blocking call as os.File.ReadAt
+// would. Kernels without RWF_NOWAIT (before 4.14) read it all the blocking way.
+func readAt(f *os.File, local bool, p []byte, off int64) (int, error) {
+	n := 0
+	if local {
+		var err error
+		if n, err = readCached(f, p, off); err != nil || n == len(p) {
+			return n, err
+		}
 	}
+	m, err := f.ReadAt(p[n:], off+int64(n))
+	return n + m, err
+}
+
+// rwfNoWait is preadv2's RWF_NOWAIT: fail with EAGAIN rather than wait for the disk.
+const rwfNoWait = 0x8
+
+// readCached reads from off into p what the page cache holds, stopping at the first byte it
+// does not hold (or when the kernel cannot tell: no preadv2 or no RWF_NOWAIT); io.EOF at the
+// end of the file.
+func readCached(f *os.File, p []byte, off int64) (int, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return 0, err
@@ -183,10 +201,16 @@ func readAt(f *os.File, inline bool, p []byte, off int64) (int, error) {
 	var rerr error
 	cerr := rc.Control(func(fd uintptr) {
 		for n < len(p) {
-			m, _, e := unix.RawSyscall6(unix.SYS_PREAD64, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n), uintptr(off+int64(n)), 0, 0)
+			iov := unix.Iovec{Base: &p[n]}
+			iov.SetLen(len(p) - n)
+			// The offset in two words (low, high): on 64-bit machines, the only ones
+			// onLocalDisk allows, the low one holds it all.
+			m, _, e := unix.RawSyscall6(unix.SYS_PREADV2, fd, uintptr(unsafe.Pointer(&iov)), 1, uintptr(off+int64(n)), 0, rwfNoWait)
 			switch {
 			case e == unix.EINTR:
 				continue
+			case e == unix.EAGAIN, e == unix.EOPNOTSUPP, e == unix.ENOSYS, e == unix.EINVAL:
+				return // not in the page cache, or no way to know: the caller reads the rest
 			case e != 0:
 				rerr = &os.PathError{Op: "read", Path: f.Name(), Err: e}
 				return
@@ -197,6 +221,7 @@ func readAt(f *os.File, inline bool, p []byte, off int64) (int, error) {
 			n += int(m)
 		}
 	})
+	runtime.KeepAlive(p)
 	if cerr != nil {
 		return n, cerr
 	}
@@ -208,8 +233,9 @@ func readAt(f *os.File, inline bool, p []byte, off int64) (int, error) {
 // upper layer is one of them).
 var localDiskMagics = [...]int64{0xEF53, 0x58465342, 0x9123683E, 0xF2F52010, 0xCA451A4E, 0x2FC12FC1, 0x01021994, 0x794C7630}
 
-// onLocalDisk reports whether f is on a local disk filesystem (localDiskMagics). Network and
-// FUSE filesystems, whose calls may wait on a server, are not. On 32-bit machines it answers
+// onLocalDisk reports whether f is on a local disk filesystem (localDiskMagics): whether its
+// reads and writes go through the page cache of this machine. Network and FUSE filesystems,
+// whose calls may wait on a server, are not. On 32-bit machines it answers
 // false: there the raw calls would have to split the file offset into two words, in an order
 // and with padding that differ between architectures, so they are left to x/sys/unix.
 func onLocalDisk(f *os.File) bool {

@@ -34,7 +34,7 @@ func writeVectorAt(f *os.File, inline bool, bufs [][]byte, off int64) error {
 }
 
 // readAt reads len(p) bytes at off of f.
-func readAt(f *os.File, inline bool, p []byte, off int64) (int, error) { return f.ReadAt(p, off) }
+func readAt(f *os.File, local bool, p []byte, off int64) (int, error) { return f.ReadAt(p, off) }
 
 // onLocalDisk: inline calls are made on Linux only.
 func onLocalDisk(f *os.File) bool { return false }
