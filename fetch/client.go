@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gotfs/gotfs/dht"
+	"github.com/gotfs/gotfs/internal/rawnet"
 	"github.com/gotfs/gotfs/p2p"
 	"github.com/gotfs/gotfs/torrentfile"
 	"github.com/gotfs/gotfs/tracker"
@@ -240,7 +241,7 @@ func (c *Client) acceptLoop(ln net.Listener) {
 			nc.Close()
 			return
 		}
-		nc = p2p.RawTCP(nc)
+		nc = rawnet.TCP(nc)
 		c.handshaking[nc] = struct{}{}
 		c.handshakes.Add(1)
 		c.mu.Unlock()

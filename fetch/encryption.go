@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/gotfs/gotfs/internal/rawnet"
 	"github.com/gotfs/gotfs/p2p"
 	"github.com/gotfs/gotfs/p2p/mse"
 )
@@ -96,7 +97,7 @@ func (c *Client) dialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w: %w", addr, errTCPDial, err)
 	}
-	return p2p.RawTCP(nc), nil
+	return rawnet.TCP(nc), nil
 }
 
 // connect dials addr with dial (dialTCP or dialUTP) and does the handshake for infoHash as

@@ -1,4 +1,4 @@
-package p2p
+package rawnet
 
 import (
 	"bytes"
@@ -12,11 +12,11 @@ import (
 	"time"
 )
 
-// TestRawTCP: a connection wrapped by RawTCP carries 32 MiB both ways at once, byte for
+// TestTCP: a connection wrapped by TCP carries 32 MiB both ways at once, byte for
 // byte (writes far larger than the socket buffers wait for room, reads for bytes); a read
 // deadline ends a read that waits with a timeout; the peer's close is EOF; a closed
 // connection's calls fail; anything but TCP is returned unwrapped.
-func TestRawTCP(t *testing.T) {
+func TestTCP(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -39,11 +39,11 @@ func TestRawTCP(t *testing.T) {
 	if !ok {
 		t.Fatal("accept failed")
 	}
-	a, b := RawTCP(dialed), RawTCP(other)
+	a, b := TCP(dialed), TCP(other)
 	defer a.Close()
 	defer b.Close()
-	if _, ok := a.(*rawTCPConn); !ok && runtime.GOOS == "linux" {
-		t.Fatalf("RawTCP returned a %T for a TCP connection", a)
+	if _, ok := a.(*tcpConn); !ok && runtime.GOOS == "linux" {
+		t.Fatalf("TCP returned a %T for a TCP connection", a)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	ab, ba := make([]byte, 32<<20), make([]byte, 32<<20)
@@ -97,7 +97,7 @@ func TestRawTCP(t *testing.T) {
 	p1, p2 := net.Pipe()
 	defer p1.Close()
 	defer p2.Close()
-	if RawTCP(p1) != p1 {
-		t.Fatal("RawTCP wrapped a connection that is not TCP")
+	if TCP(p1) != p1 {
+		t.Fatal("TCP wrapped a connection that is not TCP")
 	}
 }

@@ -1,6 +1,8 @@
 //go:build linux
 
-package p2p
+// Package rawnet makes the reads and writes of TCP connections raw system calls that keep the
+// goroutine's processor (see TCP).
+package rawnet
 
 import (
 	"io"
@@ -12,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RawTCP returns c with its Read and Write made as raw read(2) and write(2) system calls
+// TCP returns c with its Read and Write made as raw read(2) and write(2) system calls
 // inside the socket's RawConn, when c is a *net.TCPConn; any other connection is returned as
 // it is. The socket is non-blocking, so such a call never waits: an empty or full buffer is
 // EAGAIN, and the runtime's poller then waits for the socket, honouring the deadlines, as
@@ -20,7 +22,7 @@ import (
 // a blocking system call, as net.Conn makes it, a read or write that outlasted a tick of the
 // runtime's monitor (20 us, common for 128 KiB on loopback) had its P handed to another
 // thread and back, and any such call woke an idle monitor into polling every 20 us.
-func RawTCP(c net.Conn) net.Conn {
+func TCP(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
@@ -29,17 +31,17 @@ func RawTCP(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &rawTCPConn{TCPConn: tc, rc: rc}
+	return &tcpConn{TCPConn: tc, rc: rc}
 }
 
-// rawTCPConn is a *net.TCPConn whose Read and Write are raw system calls (RawTCP).
-type rawTCPConn struct {
+// tcpConn is a *net.TCPConn whose Read and Write are raw system calls (TCP).
+type tcpConn struct {
 	*net.TCPConn
 	rc syscall.RawConn
 }
 
 // Read reads into p, as net.Conn's Read does.
-func (c *rawTCPConn) Read(p []byte) (int, error) {
+func (c *tcpConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -73,7 +75,7 @@ func (c *rawTCPConn) Read(p []byte) (int, error) {
 }
 
 // Write writes all of p, as net.Conn's Write does.
-func (c *rawTCPConn) Write(p []byte) (int, error) {
+func (c *tcpConn) Write(p []byte) (int, error) {
 	n := 0
 	var err error
 	werr := c.rc.Write(func(fd uintptr) bool {
