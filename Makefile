@@ -8,7 +8,7 @@ DESTDIR   ?=
 BUILDFLAGS ?= -buildvcs=auto
 FUZZTIME  ?= 30s
 # Packages whose concurrency the race detector checks.
-RACE_PKGS := $(shell $(GO) list ./p2p/... ./fetch/... ./cache/... ./fusefs/... ./dht/... ./httpserve/... ./internal/netsim/... ./webseed/... ./lsd/... ./portmap/... 2>/dev/null)
+RACE_PKGS := $(shell $(GO) list ./p2p/... ./fetch/... ./cache/... ./fusefs/... ./dht/... ./httpserve/... ./internal/netsim/... ./internal/rawnet/... ./webseed/... ./lsd/... ./portmap/... 2>/dev/null)
 
 .PHONY: build deps test test-race demo bench fuzz lint clean man install
 
