@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/gotfs/gotfs/internal/racebuild"
 	"golang.org/x/sys/unix"
 )
 
@@ -173,10 +174,11 @@ func rawPwritev(fd uintptr, bufs [][]byte, off int64) (int, error) {
 // disk: onLocalDisk) it first reads what the page cache holds with raw preadv2(RWF_NOWAIT)
 // calls, which keep the goroutine's processor (see rawPwritev) and never wait for the disk;
 // the rest, which must come from the disk, is read with a blocking call as os.File.ReadAt
-// would. Kernels without RWF_NOWAIT (before 4.14) read it all the blocking way.
+// would. Kernels without RWF_NOWAIT (before 4.14) read it all the blocking way, and so does a
+// binary built with the race detector (racebuild).
 func readAt(f *os.File, local bool, p []byte, off int64) (int, error) {
 	n := 0
-	if local {
+	if local && !racebuild.Enabled {
 		var err error
 		if n, err = readCached(f, p, off); err != nil || n == len(p) {
 			return n, err

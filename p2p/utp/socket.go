@@ -22,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gotfs/gotfs/internal/racebuild"
 )
 
 // connKey identifies a connection: the peer's address and the id of the packets we receive.
@@ -273,7 +275,14 @@ func (s *Socket) read(buf, oob []byte) (n, seg int, from netip.AddrPort, err err
 		return n, 0, from, err
 	}
 	for {
-		n, oobn, flags, ap, err := s.off.recvMsg(buf, oob)
+		var n, oobn, flags int
+		var ap netip.AddrPort
+		var err error
+		if racebuild.Enabled {
+			n, oobn, flags, ap, err = s.udp.ReadMsgUDPAddrPort(buf, oob) // see racebuild
+		} else {
+			n, oobn, flags, ap, err = s.off.recvMsg(buf, oob)
+		}
 		if err != nil {
 			return 0, 0, ap, err
 		}
