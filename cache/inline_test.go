@@ -153,15 +153,7 @@ func TestPreallocate(t *testing.T) {
 		t.Fatalf("piece 0 after Preallocate: %v", err)
 	}
 
-	testenv.RequireRoot(t, "mounting a 1 MiB tmpfs")
-	mnt := t.TempDir()
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
-		if testenv.InCI() {
-			t.Fatalf("mount tmpfs: %v", err)
-		}
-		t.Skipf("skipping: reason: cannot mount a tmpfs (%v)", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	mnt := smallTmpfs(t, "1m")
 	big, _ := buildInfo(t, "big", 64<<10, []spec{{"a", 2 << 20}}, 3)
 	s2 := mustOpen(t, big, Options{DataDir: filepath.Join(mnt, "data"), RecordPath: filepath.Join(t.TempDir(), "complete")})
 	defer s2.Close()

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -415,15 +414,7 @@ func TestEvict(t *testing.T) {
 }
 
 func TestENOSPC(t *testing.T) {
-	testenv.RequireRoot(t, "mounting a 1 MiB tmpfs to fill it")
-	mnt := t.TempDir()
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
-		if testenv.InCI() {
-			t.Fatalf("mount tmpfs: %v", err)
-		}
-		t.Skipf("skipping: reason: cannot mount a tmpfs (%v), e.g. in a container without CAP_SYS_ADMIN", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	mnt := smallTmpfs(t, "1m")
 	const pl = 64 << 10
 	info, data := buildInfo(t, "big", pl, []spec{{"a", 1 << 20}, {"b", 1 << 20}}, 3)
 	opts := Options{DataDir: filepath.Join(mnt, "data"), RecordPath: filepath.Join(t.TempDir(), "complete")}

@@ -6,12 +6,6 @@ import (
 	"github.com/gotfs/gotfs/p2p"
 )
 
-// secondPeer returns another peer of tor that has every piece and unchokes us.
-func secondPeer(tor *Torrent, like *peer) *peer {
-	return &peer{t: tor, has: like.has, hasCount: like.hasCount, amInterested: true,
-		depth: like.depth, maxDepth: like.maxDepth, wakeCh: make(chan struct{}, 1)}
-}
-
 // requestedPieces lists the pieces p holds requests for, in order of first request.
 func requestedPieces(p *peer) []int {
 	var out []int
@@ -36,7 +30,7 @@ func TestBackgroundPieceOwnership(t *testing.T) {
 	tor, a := benchTorrentPieces(t, 4, blocks*p2p.BlockSize, true)
 	tor.mu.Lock()
 	defer tor.mu.Unlock()
-	b := secondPeer(tor, a)
+	b := testPeer(tor, a.has)
 	a.depth, b.depth = blocks/2, blocks/2
 
 	tor.fillRequestsLocked(a)
@@ -85,7 +79,7 @@ func TestBackgroundPieceOwnership(t *testing.T) {
 		}
 		return n
 	}
-	c := secondPeer(tor, b)
+	c := testPeer(tor, b.has)
 	c.depth = 2*blocks + 2
 	left := unrequested() - 2
 	tor.fillRequestsLocked(c)
@@ -125,7 +119,7 @@ func TestExclusivePieceOutlivesItsPeer(t *testing.T) {
 	a.closed = true
 	tor.releaseRequestsLocked(a)
 
-	b := secondPeer(tor, a)
+	b := testPeer(tor, a.has)
 	b.depth = blocks
 	tor.fillRequestsLocked(b)
 	if len(b.requests) != blocks-1 {

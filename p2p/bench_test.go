@@ -5,6 +5,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/p2p/mse"
 )
 
@@ -45,7 +46,7 @@ func benchPieces(b *testing.B, wn, rn net.Conn) {
 
 // BenchmarkReadPiece: piece messages through a loopback TCP pair.
 func BenchmarkReadPiece(b *testing.B) {
-	wn, rn := loopbackPair(b)
+	wn, rn := testenv.TCPPair(b)
 	benchPieces(b, wn, rn)
 }
 
@@ -88,7 +89,7 @@ func BenchmarkWritePiece(b *testing.B) {
 // BenchmarkReadPieceRC4: BenchmarkReadPiece through an MSE connection that selected RC4: the
 // ratio of the two is what encryption costs (scripts/bench.sh prints it).
 func BenchmarkReadPieceRC4(b *testing.B) {
-	wn, rn := loopbackPair(b)
+	wn, rn := testenv.TCPPair(b)
 	skey := [20]byte{1}
 	type result struct {
 		c   *mse.Conn

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gotfs/gotfs/internal/racebuild"
+	"github.com/gotfs/gotfs/internal/testenv"
 )
 
 // TestTCP: a connection wrapped by TCP carries 32 MiB both ways at once, byte for
@@ -19,31 +20,8 @@ import (
 // deadline ends a read that waits with a timeout; the peer's close is EOF; a closed
 // connection's calls fail; anything but TCP is returned unwrapped.
 func TestTCP(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}()
-	dialed, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, ok := <-accepted
-	if !ok {
-		t.Fatal("accept failed")
-	}
-	a, b := TCP(dialed), TCP(other)
-	defer a.Close()
-	defer b.Close()
+	dialed, accepted := testenv.TCPPair(t)
+	a, b := TCP(dialed), TCP(accepted)
 	if _, ok := a.(*tcpConn); !ok && runtime.GOOS == "linux" && !racebuild.Enabled {
 		t.Fatalf("TCP returned a %T for a TCP connection", a)
 	}

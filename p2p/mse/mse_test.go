@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gotfs/gotfs/internal/testenv"
 )
 
 // vectors is testdata/vectors.json, written by testdata/gen_vectors.py (Python's hashlib and
@@ -391,31 +393,6 @@ func rawA(t *testing.T, nc net.Conn, skey [20]byte, tweak func(*step3)) error {
 	return err
 }
 
-// tcpPair returns two connected loopback sockets (the kernel buffers, unlike net.Pipe).
-func tcpPair(t testing.TB) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-accepted
-	if b == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
-
 // TestReceiveRefusesBadStep3: each way of breaking step 3 ends Receive with a clear error
 // (and the same hand-made step 3, unbroken, succeeds).
 func TestReceiveRefusesBadStep3(t *testing.T) {
@@ -434,7 +411,7 @@ func TestReceiveRefusesBadStep3(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			an, bn := tcpPair(t)
+			an, bn := testenv.TCPPair(t)
 			go func() { _ = rawA(t, an, skey, tc.tweak) }()
 			lookup := func(req2 [20]byte) ([20]byte, bool) { return skey, req2 == SKeyHash(skey) }
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -502,7 +479,7 @@ func TestInitiatorSyncBounded(t *testing.T) {
 		{"PadD too long", RC4, 600, "PadD of 600 bytes", RC4, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			an, bn := tcpPair(t)
+			an, bn := testenv.TCPPair(t)
 			skey := [20]byte{5}
 			go func() {
 				// B by hand: its key, then step 4 as told, whatever A provided.
@@ -536,7 +513,7 @@ func TestInitiatorSyncBounded(t *testing.T) {
 // TestHandshakeTimesOut: a peer that accepts the connection and says nothing makes both
 // sides give up at the context's deadline.
 func TestHandshakeTimesOut(t *testing.T) {
-	an, bn := tcpPair(t)
+	an, bn := testenv.TCPPair(t)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
