@@ -137,12 +137,10 @@ func writeVectorAt(f *os.File, inline bool, bufs [][]byte, off int64) error {
 // maxInlineIovecs is the most slices one rawPwritev call writes.
 const maxInlineIovecs = 64
 
-// rawPwritev is pwritev(2) made as a raw system call, which does not tell the scheduler that
-// the goroutine may block: its processor stays with it. Only for files whose writes go to
-// the page cache of a local disk (onLocalDisk), where a call is tens of microseconds of
-// copying: as a blocking call, each one that outlasted a tick of the runtime's monitor
-// (20 us) had its processor handed to another thread and taken back, two thread switches,
-// and kept the monitor polling every 20 us. It writes at most maxInlineIovecs slices.
+// rawPwritev is pwritev(2) made as a raw system call, which keeps the goroutine's processor
+// (docs/DESIGN.md §5). Only for files whose writes go to the page cache of a local disk
+// (onLocalDisk), where a call is tens of microseconds of copying. It writes at most
+// maxInlineIovecs slices.
 func rawPwritev(fd uintptr, bufs [][]byte, off int64) (int, error) {
 	var iov [maxInlineIovecs]unix.Iovec
 	k := 0
@@ -172,7 +170,7 @@ func rawPwritev(fd uintptr, bufs [][]byte, off int64) (int, error) {
 
 // readAt reads len(p) bytes at off of f, as os.File.ReadAt does. With local (f is on a local
 // disk: onLocalDisk) it first reads what the page cache holds with raw preadv2(RWF_NOWAIT)
-// calls, which keep the goroutine's processor (see rawPwritev) and never wait for the disk;
+// calls, which keep the goroutine's processor and never wait for the disk;
 // the rest, which must come from the disk, is read with a blocking call as os.File.ReadAt
 // would. Kernels without RWF_NOWAIT (before 4.14) read it all the blocking way, and so does a
 // binary built with the race detector (racebuild).

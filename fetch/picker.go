@@ -273,7 +273,8 @@ func (t *Torrent) requestFromDownloadsLocked(p *peer, need int, endgame, leaveHe
 
 // reservedForOther reports whether d, retried after a hash failure with several senders, is
 // fetched by another peer alone (exclusive). The reservation of a peer that has left passes
-// to p, so that the rest of the piece is not left waiting for a peer that is gone.
+// to p (nil: to nobody, for a web seed to take), so that the rest of the piece is not left
+// waiting for a peer that is gone.
 func (d *pieceDownload) reservedForOther(p *peer) bool {
 	switch {
 	case d.exclusive == nil || d.exclusive == p:

@@ -129,8 +129,8 @@ func (t *Torrent) takeWebJobLocked(now time.Time) (job webJob, ok bool) {
 		return job, false
 	}
 	for _, d := range t.sortedDownloadsLocked() {
-		if d.exclusive != nil && d.exclusive.closed {
-			d.exclusive, d.exclusiveWeb = nil, src // its peer left: the web seed fetches the rest alone
+		if d.exclusive != nil && !d.reservedForOther(nil) {
+			d.exclusiveWeb = src // its peer left: the web seed fetches the rest alone
 		}
 		if t.pt.prio[d.index] == prioNone || (d.exclusive != nil) || (d.exclusiveWeb != nil && d.exclusiveWeb != src) {
 			continue

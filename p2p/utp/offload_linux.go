@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/gotfs/gotfs/internal/racebuild"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,12 +26,13 @@ const gsoCmsgData = 2
 type offload struct {
 	gso, gro bool
 	v6       bool // an AF_INET6 socket: IPv4 peers take IPv4-mapped addresses
+	pc       *net.UDPConn
 	raw      syscall.RawConn
 }
 
 // enableOffload turns on GRO for reads on pc and reports which offloads work on it.
 func enableOffload(pc *net.UDPConn) offload {
-	var o offload
+	o := offload{pc: pc}
 	raw, err := pc.SyscallConn()
 	if err != nil {
 		return o
@@ -57,14 +59,9 @@ func (o *offload) canSegment(to netip.AddrPort) bool {
 
 // sendRun sends dgrams (a gsoRun) in one sendmsg that the kernel splits into datagrams of
 // the first one's size. The kernel reads them where they lie (a scatter-gather list), so
-// they are not copied into one buffer first.
-//
-// The sendmsg is a raw system call, which does not hand the goroutine's processor to the
-// scheduler: the socket is non-blocking (a full buffer is EAGAIN, and the runtime's poller
-// waits for room), so the call only copies, and on loopback also delivers to the receiver.
-// As a blocking call, each one that outlasted a tick of the runtime's monitor (20 us) had its
-// processor handed to another thread and back, and kept the monitor polling every 20 us: in
-// a uTP seeder that cost more CPU than the sends.
+// they are not copied into one buffer first. The socket is non-blocking, so the sendmsg is a
+// raw system call that keeps the goroutine's processor (docs/DESIGN.md §5; a full buffer is
+// EAGAIN, and the runtime's poller waits for room).
 func (o *offload) sendRun(dgrams [][]byte, to netip.AddrPort) error {
 	var iov [maxGSOSegments]unix.Iovec
 	if len(dgrams) > len(iov) {
@@ -116,11 +113,12 @@ func (o *offload) sendRun(dgrams [][]byte, to netip.AddrPort) error {
 }
 
 // recvMsg reads one datagram, or a GRO run of them, into buf and its control messages into
-// oob, as net.UDPConn.ReadMsgUDPAddrPort does, with a raw recvmsg for the reason sendRun
-// gives: the socket is non-blocking, so the call never waits (the runtime's poller does), and
-// a blocking call's return woke the runtime's monitor into polling every 20 us each time an
-// idle seeder got a datagram.
+// oob, as net.UDPConn.ReadMsgUDPAddrPort does, with a raw recvmsg as sendRun sends. Under
+// the race detector it is ReadMsgUDPAddrPort (internal/racebuild).
 func (o *offload) recvMsg(buf, oob []byte) (n, oobn, flags int, from netip.AddrPort, err error) {
+	if racebuild.Enabled {
+		return o.pc.ReadMsgUDPAddrPort(buf, oob)
+	}
 	var sa unix.RawSockaddrAny
 	var iov unix.Iovec
 	iov.Base = unsafe.SliceData(buf)

@@ -22,8 +22,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gotfs/gotfs/internal/racebuild"
 )
 
 // connKey identifies a connection: the peer's address and the id of the packets we receive.
@@ -275,14 +273,7 @@ func (s *Socket) read(buf, oob []byte) (n, seg int, from netip.AddrPort, err err
 		return n, 0, from, err
 	}
 	for {
-		var n, oobn, flags int
-		var ap netip.AddrPort
-		var err error
-		if racebuild.Enabled {
-			n, oobn, flags, ap, err = s.udp.ReadMsgUDPAddrPort(buf, oob) // see racebuild
-		} else {
-			n, oobn, flags, ap, err = s.off.recvMsg(buf, oob)
-		}
+		n, oobn, flags, ap, err := s.off.recvMsg(buf, oob)
 		if err != nil {
 			return 0, 0, ap, err
 		}
