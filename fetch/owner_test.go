@@ -2,8 +2,10 @@ package fetch
 
 import (
 	"testing"
+	"time"
 
 	"github.com/gotfs/gotfs/p2p"
+	"github.com/gotfs/gotfs/webseed"
 )
 
 // requestedPieces lists the pieces p holds requests for, in order of first request.
@@ -127,5 +129,55 @@ func TestExclusivePieceOutlivesItsPeer(t *testing.T) {
 	}
 	if d.exclusive != b {
 		t.Fatalf("piece 0 is reserved for %p, want b (%p)", d.exclusive, b)
+	}
+}
+
+// TestReservedPiecePassesToWebSeed: a piece retried from one peer alone after a hash failure
+// is left to that peer while it is connected, and passes to a web seed, alone, once it leaves.
+func TestReservedPiecePassesToWebSeed(t *testing.T) {
+	const blocks = 16
+	tor, a := benchTorrentPieces(t, 1, blocks*p2p.BlockSize, true)
+	// The source is never asked: takeWebJobLocked only assigns blocks to it.
+	src, err := webseed.NewClient(webseed.Config{}).NewSource(webseed.NewLayout(tor.info, tor.hash), webseed.URLList, "http://127.0.0.1:9/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tor.mu.Lock()
+	defer tor.mu.Unlock()
+	tor.webSeeds = []*webseed.Source{src}
+	tor.failed = map[int]bool{0: true}
+	a.depth = blocks / 2
+	tor.fillRequestsLocked(a)
+	d := tor.downloads[0]
+	if d == nil || d.exclusive != a {
+		t.Fatalf("piece 0 after a hash failure: download %v, want it reserved for peer a", d)
+	}
+	if job, ok := tor.takeWebJobLocked(time.Now()); ok {
+		t.Fatalf("the web seed was given blocks %d+%d of piece %d, reserved for a connected peer", job.first, job.n, job.d.index)
+	}
+	// a sends its first block, then leaves.
+	r := a.requests[0]
+	if _, err := tor.handleBlockLocked(a, p2p.Message{ID: p2p.MsgPiece, Index: r.piece, Begin: r.begin, Payload: make([]byte, r.length)}); err != nil {
+		t.Fatal(err)
+	}
+	a.closed = true
+	tor.releaseRequestsLocked(a)
+
+	job, ok := tor.takeWebJobLocked(time.Now())
+	if !ok || job.d != d || job.src != src {
+		t.Fatalf("after its reserved peer left, the web seed got job %+v (ok %v), want the rest of piece 0", job, ok)
+	}
+	if job.first != 1 || job.n != blocks-1 {
+		t.Fatalf("the web seed was given blocks [%d, %d), want [1, %d)", job.first, job.first+job.n, blocks)
+	}
+	if d.exclusive != nil || d.exclusiveWeb != src {
+		t.Fatalf("piece 0 reserved for peer %p and web seed %p, want the web seed alone", d.exclusive, d.exclusiveWeb)
+	}
+	// A peer that comes now leaves the piece to the web seed.
+	b := testPeer(tor, a.has)
+	b.depth = blocks
+	tor.fillRequestsLocked(b)
+	if len(b.requests) != 0 {
+		t.Fatalf("b asked for %d blocks of a piece reserved for the web seed", len(b.requests))
 	}
 }
