@@ -7,6 +7,10 @@
 #          its final fsync): BENCH_REPS runs of each, interleaved; median MB/s each and the ratio
 #          of the medians (target >= 0.95, issue 12); also a cold `cat` to /dev/null, the mount's part
 #          without cp's own 1 GiB write
+#   bound  `gotfs download` with an independent `cp` of a second 1 GiB file (from the page
+#          cache, no FUSE) running beside it, timed until both end, vs the download alone: the
+#          work a copy out of any mount adds at the least (cp's own read and write of every
+#          byte), so its ratio is the most a cold cp / download can reach on this machine
 #   capped the same cold cp vs download with each seeder's upload capped (BENCH_SEED_RATE), so
 #          that both are bound by the network, not by the 2 cores shared with seeders and cp
 #   rss    peak RSS of the `gotfs mount` process during that cold cp, default settings (<= 48 MiB, issue 12)
@@ -257,10 +261,42 @@ for pl in $PIECES; do
     fi
     rm -rf "$out" "$W/cache-dl"
   }
+  # The bound: the same download with cp of a second file of the same size beside it, from
+  # the page cache to the bench folder (the cold cp's destination). Both start together; the
+  # time is until both have ended.
+  OTHER=$BENCH_DIR/data/bench-other.bin
+  if [ ! -f "$OTHER" ] || [ "$(stat -c %s "$OTHER")" != "$SIZE" ]; then head -c "$SIZE" /dev/urandom >"$OTHER"; fi
+  : >"$W/samples-bound-$pl"
+  download_beside_cp() {
+    echo "bench-mount: $pl: gotfs download beside a cp of another ${SIZE_MIB} MiB ($rep/$REPS)"
+    cat "$OTHER" >/dev/null
+    out=$W/dl-$pl
+    rm -rf "$out" "$W/cache-dl" "$W/other.out"
+    sync
+    local t0 dlpid ok=1
+    t0=$(now)
+    XDG_CACHE_HOME=$W/cache-dl timeout "$TIMEOUT" "$GOTFS" download "$t" -o "$out" --cache-dir "$W/cache-dl/gotfs" \
+      --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht --json >"$W/dl-bound-$pl.log" 2>&1 &
+    dlpid=$!
+    cp "$OTHER" "$W/other.out" || ok=0
+    wait "$dlpid" || ok=0
+    s=$(secs_since "$t0")
+    if [ "$ok" = 1 ] && cmp -s "$DATA" "$out/$NAME"; then
+      echo "  download beside cp: $(printf %.2f "$s") s, $(mbs "$SIZE" "$s") MB/s"
+      mbs "$SIZE" "$s" >>"$W/samples-bound-$pl"
+    else
+      echo "bench-mount: the download beside cp failed or differs from the source" >&2; R[boundbad-$pl]=1
+    fi
+    rm -rf "$out" "$W/cache-dl" "$W/other.out"
+  }
   # Turn about, so that neither always runs first after the seeders started.
   for rep in $(seq "$REPS"); do
-    if ((rep % 2)); then cold_read cp; cold_read cat; gotfs_download; else gotfs_download; cold_read cat; cold_read cp; fi
+    if ((rep % 2)); then cold_read cp; cold_read cat; gotfs_download; download_beside_cp
+    else download_beside_cp; gotfs_download; cold_read cat; cold_read cp; fi
   done
+  R[bound-$pl]=$(median <"$W/samples-bound-$pl")
+  R[boundall-$pl]=$(sort -g "$W/samples-bound-$pl" | paste -sd/)
+  [ -n "${R[boundbad-$pl]:-}" ] && R[bound-$pl]=fail
   R[cp-$pl]=$(median <"$W/samples-cp-$pl")
   R[dl-$pl]=$(median <"$W/samples-dl-$pl")
   R[cat-$pl]=$(median <"$W/samples-cat-$pl")
@@ -418,6 +454,8 @@ for pl in $PIECES; do
   row "cold cp from mount, MB/s (median)" "${R[cp-$pl]}" "" "" "(${R[cpall-$pl]})"
   row "gotfs download, MB/s (median)" "${R[dl-$pl]}" "" "" "(${R[dlall-$pl]})"
   row "cold cp / download" "" "$r" ">= 0.95" "$(verdict "$r" '>=' 0.95)"
+  row "download beside a cp of another file, MB/s" "${R[bound-$pl]}" "" "" "(${R[boundall-$pl]})"
+  row "  / download alone: the most cp can reach" "" "$(ratio "${R[bound-$pl]}" "${R[dl-$pl]}")" "" ""
   if [ -n "$SEED_RATE" ]; then
     row "capped: cold cp, MB/s (median)" "${R[cpcap-$pl]}" "" "" "(${R[cpcapall-$pl]}; seeders $SEED_RATE/s each)"
     row "capped: download, MB/s (median)" "${R[dlcap-$pl]}" "" "" "(${R[dlcapall-$pl]})"
