@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -219,6 +220,7 @@ func runMount(ctx context.Context, a *app, src, mountpoint string, f *mountFlags
 	if mp == "" {
 		err = s.startHTTP()
 	} else {
+		addProcsForFUSE()
 		s.fs, err = fusefs.Mount(mp, fusefs.Options{
 			MaxReadahead: f.readahead,
 			HeadTail:     fetch.HeadTailHint,
@@ -617,4 +619,23 @@ func unwrapPathErr(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// fuseExtraProcs is how many scheduler slots (Go's Ps) a mount adds to GOMAXPROCS. go-fuse
+// reads /dev/fuse with blocking read(2) calls, and a goroutine waiting there holds its P until
+// the runtime's monitor takes it back, 20 µs or more later: meanwhile the engine's goroutines
+// wait for a P although a core is free. With two more Ps, a cold cp of 1 GiB from a loopback
+// swarm on 2 cores ran 9-15 % faster for the same CPU (DESIGN §12).
+const fuseExtraProcs = 2
+
+// addProcsForFUSE sets GOMAXPROCS to the runtime's default plus fuseExtraProcs before the
+// mount starts (go-fuse sizes its reader pool from it), unless the GOMAXPROCS environment
+// variable chose it. Starting from the default keeps repeated calls (tests mount many times
+// in one process) from adding up.
+func addProcsForFUSE() {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	runtime.SetDefaultGOMAXPROCS()
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + fuseExtraProcs)
 }
