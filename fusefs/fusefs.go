@@ -30,12 +30,14 @@ const (
 	entryTimeout    = time.Hour
 	attrTimeout     = time.Second
 	negativeTimeout = time.Second
-	// maxRead is the largest read the kernel sends. go-fuse splices a reply (header, payload
-	// and a spare page) through a pipe, which holds at most 1 MiB unless root raised
-	// fs.pipe-max-size: with 1 MiB reads every reply fell back to a copy through user space.
-	maxRead = 512 << 10
+	// maxRead is the largest read the kernel sends: the largest whose reply still fits the
+	// pipe go-fuse splices it through. That reply is a 16-byte header, the payload and a spare
+	// page, and a pipe holds at most 1 MiB unless root raised fs.pipe-max-size: with 1 MiB
+	// reads every reply fell back to a copy through user space. Against 512 KiB reads, half
+	// the requests made a cold cp 15 % faster and the mount's CPU 10 % lower (DESIGN §12).
+	maxRead = 1016 << 10
 	// kernelReadahead is the readahead the mount asks of the kernel (two reads in flight).
-	kernelReadahead = 1 << 20
+	kernelReadahead = 2 * maxRead
 	// drainTimeout bounds how long Unmount waits for replies still splicing from cache files.
 	drainTimeout = 2 * time.Second
 	// serverExitTimeout bounds how long Unmount waits for the FUSE server after a lazy detach.
