@@ -12,7 +12,7 @@ import (
 
 // minSpan is how much a wait covers at least, rounded up to whole pieces: net/http copies a
 // body 32 KiB at a time, and one wait (with its pins and readahead move) per 32 KiB would cost
-// more than a FUSE read of 512 KiB. A piece is verified whole, so the rest of the piece under
+// more than a FUSE read of up to 1016 KiB. A piece is verified whole, so the rest of the piece under
 // a read never makes it wait longer.
 const minSpan = 128 << 10
 
