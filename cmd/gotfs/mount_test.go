@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -315,5 +316,26 @@ func TestMountErrors(t *testing.T) {
 	cmd.SetArgs([]string{"status", "--cache-dir", t.TempDir(), t.TempDir()})
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "not a gotfs mount") {
 		t.Errorf("status of a folder that is not mounted: %v", err)
+	}
+}
+
+// TestAddProcsForFUSE: a mount runs with fuseExtraProcs Ps above the runtime's default however
+// often the process mounts, and a GOMAXPROCS chosen in the environment stays as it is.
+func TestAddProcsForFUSE(t *testing.T) {
+	orig := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(orig) })
+	t.Setenv("GOMAXPROCS", "") // unset for os.Getenv
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(0)
+	addProcsForFUSE()
+	addProcsForFUSE()
+	if got := runtime.GOMAXPROCS(0); got != def+fuseExtraProcs {
+		t.Fatalf("GOMAXPROCS after two mounts = %d, want the default %d + %d", got, def, fuseExtraProcs)
+	}
+	t.Setenv("GOMAXPROCS", "3")
+	runtime.GOMAXPROCS(3)
+	addProcsForFUSE()
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Fatalf("GOMAXPROCS=3 in the environment, after a mount %d", got)
 	}
 }
