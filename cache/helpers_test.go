@@ -5,10 +5,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
-	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -73,20 +71,4 @@ func oddLayout(t testing.TB) (*torrentfile.Info, []byte) {
 func piece(info *torrentfile.Info, data []byte, i int) []byte {
 	off := info.PieceOffset(i)
 	return data[off : off+info.PieceSize(i)]
-}
-
-// smallTmpfs mounts a tmpfs of size (mount's size=, e.g. "1m") on a temporary folder for the
-// test, to fill it up. It needs root; in CI it must work, elsewhere the test is skipped.
-func smallTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	testenv.RequireRoot(t, "mounting a small tmpfs to fill it")
-	mnt := t.TempDir()
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size="+size); err != nil {
-		if testenv.InCI() {
-			t.Fatalf("mount tmpfs: %v", err)
-		}
-		t.Skipf("skipping: reason: cannot mount a tmpfs (%v), e.g. in a container without CAP_SYS_ADMIN", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
-	return mnt
 }

@@ -165,7 +165,7 @@ func TestPreallocate(t *testing.T) {
 		t.Fatalf("piece 0 after Preallocate: %v", err)
 	}
 
-	mnt := smallTmpfs(t, "1m")
+	mnt := testenv.SmallTmpfs(t, "1m")
 	big, _ := buildInfo(t, "big", 64<<10, []spec{{"a", 2 << 20}}, 3)
 	s2 := mustOpen(t, big, Options{DataDir: filepath.Join(mnt, "data"), RecordPath: filepath.Join(t.TempDir(), "complete")})
 	defer s2.Close()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/torrentfile"
 )
 
@@ -414,7 +415,7 @@ func TestEvict(t *testing.T) {
 }
 
 func TestENOSPC(t *testing.T) {
-	mnt := smallTmpfs(t, "1m")
+	mnt := testenv.SmallTmpfs(t, "1m")
 	const pl = 64 << 10
 	info, data := buildInfo(t, "big", pl, []spec{{"a", 1 << 20}, {"b", 1 << 20}}, 3)
 	opts := Options{DataDir: filepath.Join(mnt, "data"), RecordPath: filepath.Join(t.TempDir(), "complete")}

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gotfs/gotfs/internal/testenv"
 	"github.com/gotfs/gotfs/torrentfile"
 )
@@ -514,12 +512,7 @@ func TestCacheFolderWithoutHome(t *testing.T) {
 // TestUnmountRefusesOtherFilesystems: gotfs unmount of a tmpfs (or a plain folder) leaves it
 // alone with a clear error.
 func TestUnmountRefusesOtherFilesystems(t *testing.T) {
-	testenv.RequireRoot(t, "mounting a tmpfs")
-	dir := t.TempDir()
-	if err := unix.Mount("none", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	defer unix.Unmount(dir, unix.MNT_DETACH)
+	dir := testenv.SmallTmpfs(t, "1m")
 	for _, lazy := range []bool{false, true} {
 		args := []string{"unmount", dir}
 		if lazy {

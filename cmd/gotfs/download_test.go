@@ -132,11 +132,7 @@ func TestDownloadFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	seeder := startTestSeeder(t, mi, src, "127.0.0.133:0")
-	small := t.TempDir()
-	if err := unix.Mount("tmpfs", small, "tmpfs", 0, "size=2m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(small, unix.MNT_DETACH) })
+	small := testenv.SmallTmpfs(t, "2m")
 	// By default the download reserves the files' space first and fails before it fetches
 	// anything; with --sparse it fails at the write that finds the disk full.
 	for _, sparse := range []bool{false, true} {

@@ -71,11 +71,7 @@ func TestMountCacheFull(t *testing.T) {
 	testenv.RequireRoot(t, "mounting a small tmpfs")
 	bin := buildBinary(t)
 	tfile, data, seeder := faultTorrent(t, 6<<20, "127.0.0.224:0")
-	small := t.TempDir()
-	if err := unix.Mount("tmpfs", small, "tmpfs", 0, "size=2m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(small, unix.MNT_DETACH) })
+	small := testenv.SmallTmpfs(t, "2m")
 	mp := t.TempDir()
 	t.Cleanup(func() { unix.Unmount(mp, unix.MNT_DETACH) })
 	file := filepath.Join(mp, "F", "f.bin")
