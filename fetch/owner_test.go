@@ -53,10 +53,7 @@ func TestBackgroundPieceOwnership(t *testing.T) {
 	}
 
 	// a sends a block, then chokes us: the rest of its piece passes to b.
-	r := a.requests[0]
-	if _, err := tor.handleBlockLocked(a, p2p.Message{ID: p2p.MsgPiece, Index: r.piece, Begin: r.begin, Payload: make([]byte, r.length)}); err != nil {
-		t.Fatal(err)
-	}
+	sendFirstBlock(t, tor, a)
 	a.peerChoking = true
 	tor.releaseChokedRequestsLocked(a)
 	b.depth = blocks + blocks/2
@@ -106,20 +103,10 @@ func TestExclusivePieceOutlivesItsPeer(t *testing.T) {
 	tor, a := benchTorrentPieces(t, 1, blocks*p2p.BlockSize, true)
 	tor.mu.Lock()
 	defer tor.mu.Unlock()
-	tor.failed = map[int]bool{0: true}
-	a.depth = blocks / 2
-	tor.fillRequestsLocked(a)
-	d := tor.downloads[0]
-	if d == nil || d.exclusive != a {
-		t.Fatalf("piece 0 after a hash failure: download %v, want it reserved for peer a", d)
-	}
+	d := reserveAfterFailure(t, tor, a, blocks/2)
 	// a sends one block, then leaves.
-	r := a.requests[0]
-	if _, err := tor.handleBlockLocked(a, p2p.Message{ID: p2p.MsgPiece, Index: r.piece, Begin: r.begin, Payload: make([]byte, r.length)}); err != nil {
-		t.Fatal(err)
-	}
-	a.closed = true
-	tor.releaseRequestsLocked(a)
+	sendFirstBlock(t, tor, a)
+	leave(tor, a)
 
 	b := testPeer(tor, a.has)
 	b.depth = blocks
@@ -145,23 +132,13 @@ func TestReservedPiecePassesToWebSeed(t *testing.T) {
 	tor.mu.Lock()
 	defer tor.mu.Unlock()
 	tor.webSeeds = []*webseed.Source{src}
-	tor.failed = map[int]bool{0: true}
-	a.depth = blocks / 2
-	tor.fillRequestsLocked(a)
-	d := tor.downloads[0]
-	if d == nil || d.exclusive != a {
-		t.Fatalf("piece 0 after a hash failure: download %v, want it reserved for peer a", d)
-	}
+	d := reserveAfterFailure(t, tor, a, blocks/2)
 	if job, ok := tor.takeWebJobLocked(time.Now()); ok {
 		t.Fatalf("the web seed was given blocks %d+%d of piece %d, reserved for a connected peer", job.first, job.n, job.d.index)
 	}
 	// a sends its first block, then leaves.
-	r := a.requests[0]
-	if _, err := tor.handleBlockLocked(a, p2p.Message{ID: p2p.MsgPiece, Index: r.piece, Begin: r.begin, Payload: make([]byte, r.length)}); err != nil {
-		t.Fatal(err)
-	}
-	a.closed = true
-	tor.releaseRequestsLocked(a)
+	sendFirstBlock(t, tor, a)
+	leave(tor, a)
 
 	job, ok := tor.takeWebJobLocked(time.Now())
 	if !ok || job.d != d || job.src != src {
@@ -180,4 +157,35 @@ func TestReservedPiecePassesToWebSeed(t *testing.T) {
 	if len(b.requests) != 0 {
 		t.Fatalf("b asked for %d blocks of a piece reserved for the web seed", len(b.requests))
 	}
+}
+
+// sendFirstBlock delivers the block of p's first outstanding request. Called under tor.mu.
+func sendFirstBlock(t *testing.T, tor *Torrent, p *peer) {
+	t.Helper()
+	r := p.requests[0]
+	if _, err := tor.handleBlockLocked(p, p2p.Message{ID: p2p.MsgPiece, Index: r.piece, Begin: r.begin, Payload: make([]byte, r.length)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reserveAfterFailure marks piece 0 as failed once with several senders, lets p ask for depth
+// of its blocks, and returns its download, which must be reserved for p alone. Called under
+// tor.mu.
+func reserveAfterFailure(t *testing.T, tor *Torrent, p *peer, depth int) *pieceDownload {
+	t.Helper()
+	tor.failed = map[int]bool{0: true}
+	p.depth = depth
+	tor.fillRequestsLocked(p)
+	d := tor.downloads[0]
+	if d == nil || d.exclusive != p {
+		t.Fatalf("piece 0 after a hash failure: download %v, want it reserved for the peer", d)
+	}
+	return d
+}
+
+// leave marks p gone as removePeer does (closed, its requests given back), with no
+// connection to close. Called under tor.mu.
+func leave(tor *Torrent, p *peer) {
+	p.closed = true
+	tor.releaseRequestsLocked(p)
 }

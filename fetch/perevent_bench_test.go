@@ -52,13 +52,7 @@ func benchTorrentPieces(b testing.TB, n, pl int, background bool) (*Torrent, *pe
 // testPeer returns a socket-free peer of tor that has the pieces in has, unchokes us and takes
 // 4 requests at once.
 func testPeer(tor *Torrent, has p2p.Bitfield) *peer {
-	n := 0
-	for i := range tor.info.NumPieces() {
-		if has.Has(i) {
-			n++
-		}
-	}
-	return &peer{t: tor, has: has, hasCount: n, amInterested: true, depth: 4, maxDepth: 4, wakeCh: make(chan struct{}, 1)}
+	return &peer{t: tor, has: has, hasCount: has.Count(), amInterested: true, depth: 4, maxDepth: 4, wakeCh: make(chan struct{}, 1)}
 }
 
 // benchReader opens a reader with a 2 MiB window on the torrent's file and holds the torrent's
