@@ -129,10 +129,13 @@ func (t *Torrent) takeWebJobLocked(now time.Time) (job webJob, ok bool) {
 		return job, false
 	}
 	for _, d := range t.sortedDownloadsLocked() {
-		if d.exclusive != nil && !d.reservedForOther(nil) {
+		if d.exclusive != nil {
+			if d.reservedForOther(nil) {
+				continue // its peer fetches it alone
+			}
 			d.exclusiveWeb = src // its peer left: the web seed fetches the rest alone
 		}
-		if t.pt.prio[d.index] == prioNone || (d.exclusive != nil) || (d.exclusiveWeb != nil && d.exclusiveWeb != src) {
+		if t.pt.prio[d.index] == prioNone || (d.exclusiveWeb != nil && d.exclusiveWeb != src) {
 			continue
 		}
 		if job, ok = t.claimRunLocked(src, d, room, now); ok {
