@@ -243,69 +243,53 @@ for pl in $PIECES; do
     unmount_gotfs
     if [ "$how" = cp ]; then rss_of "$W/mount-cold-$pl.time" >>"$W/samples-rss-$pl"; fi
   }
-  gotfs_download() {
-    echo "bench-mount: $pl: gotfs download ($rep/$REPS)"
-    out=$W/dl-$pl
-    rm -rf "$out" "$W/cache-dl"
-    sync
-    if XDG_CACHE_HOME=$W/cache-dl timeout "$TIMEOUT" /usr/bin/time -v -o "$W/dl-$pl.time" "$GOTFS" download "$t" -o "$out" \
-      --cache-dir "$W/cache-dl/gotfs" --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht --json >"$W/dl-$pl.log" 2>&1; then
-      s=$(elapsed "$W/dl-$pl.time")
-      echo "  download: $s s, $(mbs "$SIZE" "$s") MB/s"
-      if cmp -s "$DATA" "$out/$NAME"; then mbs "$SIZE" "$s" >>"$W/samples-dl${TAG:-}-$pl"; else
-        echo "bench-mount: the download differs from the source" >&2; R[dlbad-$pl]=1
-      fi
-      rss_of "$W/dl-$pl.time" >>"$W/samples-dlrss-$pl"
-    else
-      echo "bench-mount: gotfs download failed" >&2; tail -n 5 "$W/dl-$pl.log" >&2; R[dlbad-$pl]=1
-    fi
-    rm -rf "$out" "$W/cache-dl"
-  }
-  # The bound: the same download with cp of a second file of the same size beside it, from
-  # the page cache to the bench folder (the cold cp's destination). Both start together; the
-  # time is until both have ended.
+  # The bound's cp copies a second file of the same size, from the page cache to the bench
+  # folder (the cold cp's destination).
   OTHER=$BENCH_DIR/data/bench-other.bin
   if [ ! -f "$OTHER" ] || [ "$(stat -c %s "$OTHER")" != "$SIZE" ]; then head -c "$SIZE" /dev/urandom >"$OTHER"; fi
   : >"$W/samples-bound-$pl"
-  download_beside_cp() {
-    echo "bench-mount: $pl: gotfs download beside a cp of another ${SIZE_MIB} MiB ($rep/$REPS)"
-    cat "$OTHER" >/dev/null
+  # gotfs_download [beside]: gotfs download of the torrent (fresh folder and cache), timed by
+  # /usr/bin/time. With beside (the bound), cp of OTHER starts with it, and the time runs
+  # until both have ended.
+  gotfs_download() {
+    local beside=${1:-} kind=dl what="gotfs download" port t0 cppid="" ok=1
+    if [ -n "$beside" ]; then kind=bound what="gotfs download beside a cp of another ${SIZE_MIB} MiB"; fi
+    echo "bench-mount: $pl: $what ($rep/$REPS)"
     out=$W/dl-$pl
     rm -rf "$out" "$W/cache-dl" "$W/other.out"
+    if [ -n "$beside" ]; then cat "$OTHER" >/dev/null; fi
     sync
-    local t0 dlpid ok=1
+    port=$(free_port $CLIENT_IP)
     t0=$(now)
-    XDG_CACHE_HOME=$W/cache-dl timeout "$TIMEOUT" "$GOTFS" download "$t" -o "$out" --cache-dir "$W/cache-dl/gotfs" \
-      --listen "$CLIENT_IP:$(free_port $CLIENT_IP)" --no-dht --json >"$W/dl-bound-$pl.log" 2>&1 &
-    dlpid=$!
-    cp "$OTHER" "$W/other.out" || ok=0
-    wait "$dlpid" || ok=0
-    s=$(secs_since "$t0")
-    if [ "$ok" = 1 ] && cmp -s "$DATA" "$out/$NAME"; then
-      echo "  download beside cp: $(printf %.2f "$s") s, $(mbs "$SIZE" "$s") MB/s"
-      mbs "$SIZE" "$s" >>"$W/samples-bound-$pl"
+    if [ -n "$beside" ]; then cp "$OTHER" "$W/other.out" & cppid=$!; fi
+    XDG_CACHE_HOME=$W/cache-dl timeout "$TIMEOUT" /usr/bin/time -v -o "$W/dl-$pl.time" "$GOTFS" download "$t" -o "$out" \
+      --cache-dir "$W/cache-dl/gotfs" --listen "$CLIENT_IP:$port" --no-dht --json >"$W/dl-$pl.log" 2>&1 || ok=0
+    if [ -n "$cppid" ]; then
+      wait "$cppid" || ok=0
+      s=$(secs_since "$t0")
     else
-      echo "bench-mount: the download beside cp failed or differs from the source" >&2; R[boundbad-$pl]=1
+      s=$(elapsed "$W/dl-$pl.time")
+    fi
+    if [ "$ok" = 1 ] && cmp -s "$DATA" "$out/$NAME"; then
+      echo "  $what: $(printf %.2f "$s") s, $(mbs "$SIZE" "$s") MB/s"
+      mbs "$SIZE" "$s" >>"$W/samples-$kind${TAG:-}-$pl"
+      if [ -z "$beside" ]; then rss_of "$W/dl-$pl.time" >>"$W/samples-dlrss-$pl"; fi
+    else
+      echo "bench-mount: $what failed or its copy differs from the source" >&2; tail -n 5 "$W/dl-$pl.log" >&2
+      R[${kind}bad-$pl]=1
     fi
     rm -rf "$out" "$W/cache-dl" "$W/other.out"
   }
   # Turn about, so that neither always runs first after the seeders started.
   for rep in $(seq "$REPS"); do
-    if ((rep % 2)); then cold_read cp; cold_read cat; gotfs_download; download_beside_cp
-    else download_beside_cp; gotfs_download; cold_read cat; cold_read cp; fi
+    if ((rep % 2)); then cold_read cp; cold_read cat; gotfs_download; gotfs_download beside
+    else gotfs_download beside; gotfs_download; cold_read cat; cold_read cp; fi
   done
-  R[bound-$pl]=$(median <"$W/samples-bound-$pl")
-  R[boundall-$pl]=$(sort -g "$W/samples-bound-$pl" | paste -sd/)
-  [ -n "${R[boundbad-$pl]:-}" ] && R[bound-$pl]=fail
-  R[cp-$pl]=$(median <"$W/samples-cp-$pl")
-  R[dl-$pl]=$(median <"$W/samples-dl-$pl")
-  R[cat-$pl]=$(median <"$W/samples-cat-$pl")
-  R[catall-$pl]=$(sort -g "$W/samples-cat-$pl" | paste -sd/)
-  for k in cp cat dl; do
+  for k in cp cat dl bound; do
+    R[$k-$pl]=$(median <"$W/samples-$k-$pl")
+    R[${k}all-$pl]=$(sort -g "$W/samples-$k-$pl" | paste -sd/)
     if [ -n "${R[${k}bad-$pl]:-}" ]; then R[$k-$pl]=fail; fi
   done
-  R[cpall-$pl]=$(sort -g "$W/samples-cp-$pl" | paste -sd/)
-  R[dlall-$pl]=$(sort -g "$W/samples-dl-$pl" | paste -sd/)
   R[rss-$pl]=$(worst <"$W/samples-rss-$pl")
   R[dlrss-$pl]=$(worst <"$W/samples-dlrss-$pl")
 
