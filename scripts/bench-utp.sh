@@ -5,16 +5,26 @@
 # off on both, so that only the transport differs. Reports per transport the median throughput
 # and the median CPU seconds per GiB (user + system of the downloader and both seeders), and
 # their ratios uTP/TCP (the issue asks throughput >= 0.8, CPU per GiB <= 1.5).
+# The reference: the same download between libtorrent-rasterbar peers (python3-libtorrent, 2
+# seeders and a leecher, each with one transport turned off), BENCH_UTP_LT_RUNS times
+# (default 3; 0 skips it) interleaved, and the same ratios for libtorrent's uTP.
 # Env: GOTFS (binary, default bin/gotfs), BENCH_DIR (work folder, default a new temp folder),
-# BENCH_UTP_MIB, BENCH_UTP_RUNS, BENCH_TIMEOUT (seconds per download, default 600).
+# BENCH_UTP_MIB, BENCH_UTP_RUNS, BENCH_UTP_LT_RUNS, BENCH_TIMEOUT (seconds per download,
+# default 600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 GOTFS=${GOTFS:-$PWD/bin/gotfs}
 SIZE_MIB=${BENCH_UTP_MIB:-1024}
 RUNS=${BENCH_UTP_RUNS:-5}
+LT_RUNS=${BENCH_UTP_LT_RUNS:-3}
+PY=/usr/bin/python3
+LT_SCRIPT=$PWD/scripts/bench_libtorrent.py
 TIMEOUT=${BENCH_TIMEOUT:-600}
 [ -x "$GOTFS" ] || { echo "bench-utp: $GOTFS is missing (make build)" >&2; exit 1; }
+if [ "$LT_RUNS" -gt 0 ] && ! $PY -c 'import libtorrent' 2>/dev/null; then
+  echo "bench-utp: python3-libtorrent is missing (make bench installs it)" >&2; exit 1
+fi
 
 bench_workdir utp
 bench_data bench-utp.bin "$SIZE_MIB"
@@ -62,21 +72,62 @@ one_run() { # one_run TRANSPORT: prints "seconds cpu_seconds"
   awk -v t="$times" -v s="$seedcpu" -v hz="$HZ" 'BEGIN { split(t, a, " "); printf "%.3f %.3f\n", a[1], a[2] + a[3] + s / hz }'
 }
 
-: >"$W/results"
-for run in $(seq "$RUNS"); do
-  for tr in utp tcp; do
-    read -r secs cpu < <(one_run "$tr")
-    awk -v tr="$tr" -v run="$run" -v s="$secs" -v c="$cpu" -v mib="$SIZE_MIB" \
-      'BEGIN { printf "run %d %-3s %7.2f s %8.1f MB/s  %5.2f CPU-s/GiB\n", run, tr, s, mib * 1.048576 / s, c * 1024 / mib }'
-    echo "$tr $secs $cpu" >>"$W/results"
+lt_run() { # lt_run TRANSPORT: one_run between libtorrent peers; prints "seconds cpu_seconds"
+  local tr=$1 i ip port peers=() seedcpu=0 base=0 times
+  PIDS=()
+  for i in 1 2; do
+    ip=127.0.0.$((80 + i))
+    port=$(free_port "$ip")
+    $PY "$LT_SCRIPT" --transport "$tr" --seed "$W/t.torrent" "$(dirname "$DATA")" "$ip" "$port" >"$W/lt-seed-$tr-$i.log" 2>&1 &
+    PIDS+=($!)
+    peers+=(--peer "$ip:$port")
   done
+  for i in 1 2; do # each seeder checks the data before it serves
+    for _ in $(seq 1200); do grep -q "seeding on" "$W/lt-seed-$tr-$i.log" && break; sleep 0.05; done
+    grep -q "seeding on" "$W/lt-seed-$tr-$i.log" || { echo "bench-utp: libtorrent seeder $i did not start" >&2; exit 1; }
+  done
+  for i in "${PIDS[@]}"; do base=$((base + $(cpu_ticks "$i"))); done
+  rm -rf "$W/out"
+  sync
+  TIMEFORMAT='%R %U %S'
+  times=$({ time $PY "$LT_SCRIPT" --transport "$tr" "${peers[@]}" "$W/t.torrent" "$W/out" 127.0.0.83 "$TIMEOUT" \
+    >"$W/lt-download-$tr.log" 2>&1; } 2>&1) ||
+    { echo "bench-utp: libtorrent download over $tr failed" >&2; tail -n 20 "$W/lt-download-$tr.log" >&2; exit 1; }
+  for i in "${PIDS[@]}"; do seedcpu=$((seedcpu + $(cpu_ticks "$i"))); done
+  seedcpu=$((seedcpu - base))
+  cmp -s "$DATA" "$W/out/$(basename "$DATA")" || { echo "bench-utp: libtorrent's download differs ($tr)" >&2; exit 1; }
+  for i in "${PIDS[@]}"; do kill "$i" 2>/dev/null || true; wait "$i" 2>/dev/null || true; done
+  PIDS=()
+  awk -v t="$times" -v s="$seedcpu" -v hz="$HZ" 'BEGIN { split(t, a, " "); printf "%.3f %.3f\n", a[1], a[2] + a[3] + s / hz }'
+}
+
+: >"$W/results"
+# run WHO TRANSPORT RUN: one download, its line and its result (WHO: gotfs or libtorrent)
+run() {
+  local secs cpu
+  if [ "$1" = gotfs ]; then read -r secs cpu < <(one_run "$2"); else read -r secs cpu < <(lt_run "$2"); fi
+  awk -v who="$1" -v tr="$2" -v run="$3" -v s="$secs" -v c="$cpu" -v mib="$SIZE_MIB" \
+    'BEGIN { printf "run %d %-10s %-3s %7.2f s %8.1f MB/s  %5.2f CPU-s/GiB\n", run, who, tr, s, mib * 1.048576 / s, c * 1024 / mib }'
+  echo "$1 $2 $secs $cpu" >>"$W/results"
+}
+for r in $(seq "$RUNS"); do
+  for tr in utp tcp; do run gotfs "$tr" "$r"; done
+  if [ "$r" -le "$LT_RUNS" ]; then
+    for tr in utp tcp; do run libtorrent "$tr" "$r"; done
+  fi
 done
-for tr in utp tcp; do
-  rate=$(awk -v tr="$tr" -v mib="$SIZE_MIB" '$1 == tr { print mib * 1.048576 / $2 }' "$W/results" | median)
-  cpu=$(awk -v tr="$tr" -v mib="$SIZE_MIB" '$1 == tr { print $3 * 1024 / mib }' "$W/results" | median)
-  printf -v "RATE_$tr" '%s' "$rate"
-  printf -v "CPU_$tr" '%s' "$cpu"
-  printf "%s: median %.1f MB/s, %.2f CPU-s/GiB (%d runs of %d MiB from 2 seeders)\n" "$tr" "$rate" "$cpu" "$RUNS" "$SIZE_MIB"
-done
-awk -v ru="$RATE_utp" -v rt="$RATE_tcp" -v cu="$CPU_utp" -v ct="$CPU_tcp" \
-  'BEGIN { printf "uTP/TCP: throughput %.2f (target >= 0.8), CPU per GiB %.2f (target <= 1.5)\n", ru / rt, cu / ct }'
+# summary WHO RUNS: medians per transport and the ratios
+summary() {
+  local who=$1 tr rate cpu
+  for tr in utp tcp; do
+    rate=$(awk -v who="$who" -v tr="$tr" -v mib="$SIZE_MIB" '$1 == who && $2 == tr { print mib * 1.048576 / $3 }' "$W/results" | median)
+    cpu=$(awk -v who="$who" -v tr="$tr" -v mib="$SIZE_MIB" '$1 == who && $2 == tr { print $4 * 1024 / mib }' "$W/results" | median)
+    printf -v "RATE_$tr" '%s' "$rate"
+    printf -v "CPU_$tr" '%s' "$cpu"
+    printf "%s %s: median %.1f MB/s, %.2f CPU-s/GiB (%d runs of %d MiB from 2 seeders)\n" "$who" "$tr" "$rate" "$cpu" "$2" "$SIZE_MIB"
+  done
+  awk -v who="$who" -v ru="$RATE_utp" -v rt="$RATE_tcp" -v cu="$CPU_utp" -v ct="$CPU_tcp" -v tail="$3" \
+    'BEGIN { printf "%s uTP/TCP: throughput %.2f%s, CPU per GiB %.2f%s\n", who, ru / rt, tail == "" ? "" : " (target >= 0.8)", cu / ct, tail == "" ? "" : " (target <= 1.5)" }'
+}
+summary gotfs "$RUNS" targets
+if [ "$LT_RUNS" -gt 0 ]; then summary libtorrent "$((LT_RUNS < RUNS ? LT_RUNS : RUNS))" ""; fi

@@ -1,15 +1,19 @@
 #!/usr/bin/python3
 """Download one torrent with libtorrent-rasterbar (Debian's python3-libtorrent) and exit, or seed it.
 
-Usage: bench_libtorrent.py TORRENT SAVE_DIR BIND_IP [TIMEOUT_SECONDS]
-       bench_libtorrent.py --seed TORRENT DATA_DIR BIND_IP PORT
+Usage: bench_libtorrent.py [OPTIONS] TORRENT SAVE_DIR BIND_IP [TIMEOUT_SECONDS]
+       bench_libtorrent.py [OPTIONS] --seed TORRENT DATA_DIR BIND_IP PORT
 
 The benchmark's libtorrent leecher: no DHT, LSD, UPnP or NAT-PMP, every socket bound to
-BIND_IP (so a loopback tracker sees that address), peers from the torrent's tracker only.
-Exits 0 once every piece is verified, 1 on error or timeout.
+BIND_IP (so a loopback tracker sees that address), peers from the torrent's tracker (and
+--peer). Exits 0 once every piece is verified, 1 on error or timeout.
 
 With --seed, a seeder of the files in DATA_DIR (checked first) on BIND_IP:PORT, announced to
 the torrent's tracker once the check is done, until it is killed.
+
+Options (before the other arguments):
+  --transport tcp|utp   the only transport used, both ways (default tcp)
+  --peer IP:PORT        connect to this peer too (repeatable; the leecher only)
 """
 import sys
 import time
@@ -17,7 +21,8 @@ import time
 import libtorrent as lt
 
 
-def settings(ip, port):
+def settings(ip, port, transport):
+    utp = transport == "utp"
     return {
         "listen_interfaces": "%s:%d" % (ip, port),
         "outgoing_interfaces": ip,
@@ -25,14 +30,16 @@ def settings(ip, port):
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "enable_incoming_utp": False,
-        "enable_outgoing_utp": False,
+        "enable_incoming_utp": utp,
+        "enable_outgoing_utp": utp,
+        "enable_incoming_tcp": not utp,
+        "enable_outgoing_tcp": not utp,
         "alert_mask": lt.alert.category_t.error_notification,
     }
 
 
-def seed(torrent, data, ip, port):
-    ses = lt.session(settings(ip, port))
+def seed(torrent, data, ip, port, transport):
+    ses = lt.session(settings(ip, port, transport))
     # Not seed_mode: that hashes each piece when it is first requested, which would charge
     # the first leecher of a benchmark for it. The check runs before the first announce.
     h = ses.add_torrent({"ti": lt.torrent_info(torrent), "save_path": data})
@@ -46,15 +53,27 @@ def seed(torrent, data, ip, port):
 
 
 def main():
-    if len(sys.argv) == 6 and sys.argv[1] == "--seed":
-        seed(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
-        return
-    if len(sys.argv) < 4:
+    args, transport, peers = sys.argv[1:], "tcp", []
+    while len(args) >= 2 and args[0] in ("--transport", "--peer"):
+        if args[0] == "--transport":
+            transport = args[1]
+        else:
+            host, _, port = args[1].rpartition(":")
+            peers.append((host, int(port)))
+        args = args[2:]
+    if transport not in ("tcp", "utp"):
         sys.exit(__doc__)
-    torrent, save, ip = sys.argv[1], sys.argv[2], sys.argv[3]
-    timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 600
-    ses = lt.session(settings(ip, 0))
+    if len(args) == 5 and args[0] == "--seed":
+        seed(args[1], args[2], args[3], int(args[4]), transport)
+        return
+    if len(args) < 3:
+        sys.exit(__doc__)
+    torrent, save, ip = args[0], args[1], args[2]
+    timeout = float(args[3]) if len(args) > 3 else 600
+    ses = lt.session(settings(ip, 0, transport))
     h = ses.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
+    for peer in peers:
+        h.connect_peer(peer)
     deadline = time.monotonic() + timeout
     while True:
         s = h.status()
