@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Protocol encryption benchmark: what RC4 (MSE/PE) costs.
+#  0. RC4 alone on one core: Go's crypto/rc4, which gotfs uses (BenchmarkRC4 in p2p/mse), and
+#     OpenSSL's assembly RC4 (`openssl speed -evp rc4`, when openssl is installed), as the
+#     fastest RC4 at hand on this CPU.
 #  1. The p2p layer alone: piece messages through a loopback TCP pair, plaintext
 #     (BenchmarkReadPiece) and through an MSE connection with RC4 (BenchmarkReadPieceRC4); both
 #     ends run on this machine, so RC4 is paid twice (encrypt and decrypt) per byte.
@@ -20,6 +23,17 @@ SIZE_MIB=${BENCH_MSE_MIB:-1024}
 TIMEOUT=${BENCH_TIMEOUT:-600}
 CAP=${BENCH_MSE_CAP:-40MiB}
 [ -x "$GOTFS" ] || { echo "bench-mse: $GOTFS is missing (make build)" >&2; exit 1; }
+
+echo "-- RC4 alone, one core, 16 KiB at a time"
+out=$(go test -run '^$' -bench '^BenchmarkRC4$' -benchtime 2s -count 3 ./p2p/mse/)
+echo "$out" | awk '{for (i = 2; i <= NF; i++) if ($i == "MB/s") {s += $(i-1); n++}}
+  END { if (n) printf "RC4, Go crypto/rc4: %.0f MB/s (mean of %d runs)\n", s/n, n }'
+if command -v openssl >/dev/null; then
+  # Its figures are in 1000s of bytes per second.
+  openssl speed -provider legacy -provider default -seconds 2 -bytes 16384 -evp rc4 2>/dev/null |
+    awk '$1 == "RC4" || $1 == "rc4" { v = $2; sub(/k$/, "", v); printf "RC4, OpenSSL %s: %.0f MB/s\n", ver, v / 1000 }' ver="$(openssl version | awk '{print $2}')" ||
+    echo "bench-mse: openssl speed failed (no legacy provider?)"
+fi
 
 echo "-- p2p layer (go test -bench, loopback TCP, 16 KiB piece messages)"
 out=$(go test -run '^$' -bench '^BenchmarkReadPiece(RC4)?$' -benchtime 2s -count 3 ./p2p/)
