@@ -51,20 +51,41 @@ func enableOffload(pc *net.UDPConn) offload {
 	return o
 }
 
-// canSegment reports whether sends to to may go through sendRun (a zoned IPv6 address or
-// an IPv6 peer of an IPv4 socket takes the net package's path).
+// canSendRaw reports whether sends to to may go through sendOne and sendRun: the socket's
+// raw descriptor is at hand, and to needs no zone and fits the socket's family (a zoned
+// IPv6 address or an IPv6 peer of an IPv4 socket takes the net package's path).
+func (o *offload) canSendRaw(to netip.AddrPort) bool {
+	return o.raw != nil && to.Addr().Zone() == "" && (o.v6 || to.Addr().Is4())
+}
+
+// canSegment reports whether sends to to may go through sendRun.
 func (o *offload) canSegment(to netip.AddrPort) bool {
-	return o.gso && to.Addr().Zone() == "" && (o.v6 || to.Addr().Is4())
+	return o.gso && o.canSendRaw(to)
 }
 
 // sendRun sends dgrams (a gsoRun) in one sendmsg that the kernel splits into datagrams of
 // the first one's size. The kernel reads them where they lie (a scatter-gather list), so
-// they are not copied into one buffer first. The socket is non-blocking, so the sendmsg is a
-// raw system call that keeps the goroutine's processor (docs/DESIGN.md §5; a full buffer is
-// EAGAIN, and the runtime's poller waits for room).
+// they are not copied into one buffer first.
 func (o *offload) sendRun(dgrams [][]byte, to netip.AddrPort) error {
+	return o.sendMsg(dgrams, to, true)
+}
+
+// sendOne sends one datagram as the net package would, but with a raw system call: an ACK
+// or a lone packet must not wake the runtime's monitor, which a system call entered the
+// usual way does when every processor is idle (it then polls every 20 µs for a while:
+// thousands of thread switches a second in a seeder that sends ACKs between idle spells).
+func (o *offload) sendOne(b []byte, to netip.AddrPort) error {
+	one := [1][]byte{b}
+	return o.sendMsg(one[:], to, false)
+}
+
+// sendMsg sends dgrams to to in one sendmsg: as one datagram each, split by the kernel
+// (segment, UDP_SEGMENT), or as the one datagram dgrams[0]. The socket is non-blocking, so
+// the sendmsg is a raw system call that keeps the goroutine's processor (docs/DESIGN.md §5;
+// a full buffer is EAGAIN, and the runtime's poller waits for room).
+func (o *offload) sendMsg(dgrams [][]byte, to netip.AddrPort, segment bool) error {
 	var iov [maxGSOSegments]unix.Iovec
-	if len(dgrams) > len(iov) {
+	if len(dgrams) > len(iov) || (!segment && len(dgrams) != 1) {
 		return errors.New("utp: too many datagrams for one send")
 	}
 	for i, d := range dgrams {
@@ -91,9 +112,11 @@ func (o *offload) sendRun(dgrams [][]byte, to netip.AddrPort) error {
 	msg.Iov = &iov[0]
 	msg.SetIovlen(len(dgrams))
 	var oobBuf [32]byte
-	oob := gsoCmsg(oobBuf[:0], len(dgrams[0]))
-	msg.Control = &oob[0]
-	msg.SetControllen(len(oob))
+	if segment {
+		oob := gsoCmsg(oobBuf[:0], len(dgrams[0]))
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
 	var err error
 	werr := o.raw.Write(func(fd uintptr) bool {
 		_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
@@ -106,6 +129,7 @@ func (o *offload) sendRun(dgrams [][]byte, to netip.AddrPort) error {
 	runtime.KeepAlive(dgrams)
 	runtime.KeepAlive(&sa4)
 	runtime.KeepAlive(&sa6)
+	runtime.KeepAlive(&oobBuf)
 	if werr != nil {
 		return werr
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -86,5 +87,60 @@ func TestCoalescedNonUTP(t *testing.T) {
 	}
 	if s.groRuns.Load() == 0 {
 		t.Fatal("the three datagrams did not arrive as one coalesced read")
+	}
+}
+
+// TestSendOne: a lone datagram (an ACK, a RESET, a single packet) leaves through the raw
+// sendmsg path where the address fits the socket, and arrives whole from the socket's port:
+// IPv4, IPv6, and a dual-stack socket sending to IPv4 (an IPv4-mapped address). An IPv6 peer
+// of an IPv4 socket, or a zoned address, takes the net package's path.
+func TestSendOne(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		network, addr string
+		peerNet, peer string
+	}{
+		{"ipv4", "udp4", "127.0.0.1:0", "udp4", "127.0.0.2:0"},
+		{"ipv6", "udp6", "[::1]:0", "udp6", "[::1]:0"},
+		{"dualstack-to-ipv4", "udp", "[::]:0", "udp4", "127.0.0.2:0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Listen(tc.network, tc.addr, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			pc, err := net.ListenPacket(tc.peerNet, tc.peer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			to := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+			if !s.off.canSendRaw(to) {
+				t.Fatalf("canSendRaw(%v) on a %s socket is false", to, tc.network)
+			}
+			msg := []byte("a lone datagram, sent raw")
+			if err := s.writeTo(msg, to); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 100)
+			_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf[:n], msg) {
+				t.Fatalf("got %q, want %q", buf[:n], msg)
+			}
+			if got, want := from.(*net.UDPAddr).Port, s.Addr().(*net.UDPAddr).Port; got != want {
+				t.Fatalf("from port %d, want the socket's %d", got, want)
+			}
+		})
+	}
+	s := listen(t, "127.0.0.1", Config{})
+	for _, to := range []string{"[::1]:6881", "[fe80::1%lo]:6881"} {
+		if s.off.canSendRaw(netip.MustParseAddrPort(to)) {
+			t.Errorf("canSendRaw(%s) on an IPv4 socket is true", to)
+		}
 	}
 }

@@ -15,7 +15,13 @@ type offload struct {
 
 func enableOffload(*net.UDPConn) offload { return offload{} }
 
+func (o *offload) canSendRaw(netip.AddrPort) bool { return false }
+
 func (o *offload) canSegment(netip.AddrPort) bool { return false }
+
+func (o *offload) sendOne([]byte, netip.AddrPort) error {
+	return errors.New("utp: no raw sends on this system")
+}
 
 func (o *offload) sendRun([][]byte, netip.AddrPort) error {
 	return errors.New("utp: no segmentation offload on this system")
