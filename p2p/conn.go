@@ -89,13 +89,34 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 	return d.nc.Write(p)
 }
 
+// writeSizer is a connection whose writes are cheapest at a given size: uTP's, where a write
+// of WriteSize bytes fills whole packets and one offloaded send. 0 means no preference.
+type writeSizer interface{ WriteSize() int }
+
+// preferredWriteSize is nc's WriteSize, or 0.
+func preferredWriteSize(nc net.Conn) int {
+	if ws, ok := nc.(writeSizer); ok {
+		return ws.WriteSize()
+	}
+	return 0
+}
+
+// writeBufferFor is the size of the write buffer for nc: what it prefers, within bounds, or
+// writeBufferSize.
+func writeBufferFor(nc net.Conn) int {
+	if n := preferredWriteSize(nc); n >= minWriteBuffer && n <= maxWriteBuffer {
+		return n
+	}
+	return writeBufferSize
+}
+
 // newConn wraps nc; the handshake has not been done yet.
 func newConn(nc net.Conn) *Conn {
 	c := &Conn{nc: nc}
 	c.dr = deadlineReader{nc: nc, timeout: DefaultReadTimeout, armed: true}
 	c.dw = deadlineWriter{nc: nc, timeout: DefaultWriteTimeout}
 	c.br = bufio.NewReaderSize(&c.dr, readBufferSize)
-	c.bw = bufio.NewWriterSize(&c.dw, writeBufferSize)
+	c.bw = bufio.NewWriterSize(&c.dw, writeBufferFor(nc))
 	c.remote = addrPortOf(nc.RemoteAddr())
 	return c
 }

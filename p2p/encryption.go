@@ -110,6 +110,9 @@ type prefixConn struct {
 	prefix []byte
 }
 
+// WriteSize passes on the connection's preferred write size (see writeSizer).
+func (p *prefixConn) WriteSize() int { return preferredWriteSize(p.Conn) }
+
 func (p *prefixConn) Read(b []byte) (int, error) {
 	if len(p.prefix) > 0 {
 		n := copy(b, p.prefix)

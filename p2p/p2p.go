@@ -42,6 +42,10 @@ const (
 const (
 	readBufferSize  = 128 * 1024
 	writeBufferSize = 64 * 1024
+	// minWriteBuffer and maxWriteBuffer bound the write buffer a connection's writeSizer
+	// asks for.
+	minWriteBuffer = 4 * 1024
+	maxWriteBuffer = 256 * 1024
 )
 
 // ErrProtocol is wrapped by every error caused by a peer breaking the wire protocol: a bad

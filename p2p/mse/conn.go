@@ -39,6 +39,15 @@ func newConn(nc net.Conn, br *bufio.Reader, method Methods, skey [20]byte, ia []
 	return c
 }
 
+// WriteSize passes on the underlying connection's preferred write size (0 when it has
+// none): encryption keeps every write's length.
+func (c *Conn) WriteSize() int {
+	if ws, ok := c.Conn.(interface{ WriteSize() int }); ok {
+		return ws.WriteSize()
+	}
+	return 0
+}
+
 // Method returns the method the receiver selected: RC4 or Plaintext.
 func (c *Conn) Method() Methods { return c.method }
 

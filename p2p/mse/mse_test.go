@@ -614,3 +614,25 @@ func checkFuzzResult(t *testing.T, c *Conn, err error) {
 		t.Fatal(err)
 	}
 }
+
+// sizedConn is a net.Conn that prefers writes of size bytes, like a uTP connection.
+type sizedConn struct {
+	net.Conn
+	size int
+}
+
+func (s sizedConn) WriteSize() int { return s.size }
+
+// TestWriteSizePassesThrough: an MSE stream passes on its connection's preferred write size
+// (RC4 keeps lengths), and has none when its connection has none.
+func TestWriteSizePassesThrough(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if got := newConn(sizedConn{a, 63000}, nil, RC4, [20]byte{}, nil, nil, nil).WriteSize(); got != 63000 {
+		t.Fatalf("WriteSize %d, want 63000", got)
+	}
+	if got := newConn(b, nil, Plaintext, [20]byte{}, nil, nil, nil).WriteSize(); got != 0 {
+		t.Fatalf("WriteSize %d without a preference, want 0", got)
+	}
+}

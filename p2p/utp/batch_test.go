@@ -39,3 +39,26 @@ func repeat(n, v int) []int {
 	}
 	return s
 }
+
+// TestWriteSizeFillsOneSend: a write of WriteSize bytes is whole packets that one offloaded
+// send carries, and one packet more would not fit it, for several payload sizes.
+func TestWriteSizeFillsOneSend(t *testing.T) {
+	for _, mss := range []int{1400, 1000, 576, 150, 65000} {
+		s := listen(t, "127.0.0.1", Config{MaxPayload: mss})
+		a := listen(t, "127.0.0.2", Config{MaxPayload: mss})
+		c, _ := connect(t, a, s)
+		ws := c.WriteSize()
+		if ws%mss != 0 {
+			t.Fatalf("payload %d: WriteSize %d is not whole packets", mss, ws)
+		}
+		n := ws / mss
+		dgrams := make([][]byte, n+1)
+		for i := range dgrams {
+			dgrams[i] = make([]byte, headerLen+mss)
+		}
+		if got := gsoRun(dgrams); got != n {
+			t.Fatalf("payload %d: one send carries %d of %d+1 packets, want the %d of WriteSize %d",
+				mss, got, n, n, ws)
+		}
+	}
+}

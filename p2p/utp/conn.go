@@ -313,6 +313,15 @@ func (c *Conn) SetReadDeadline(t time.Time) error { c.rdl.set(t); return nil }
 // SetWriteDeadline makes Write fail with os.ErrDeadlineExceeded from t on.
 func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
 
+// WriteSize is the size of the writes that suit the connection best: full packets that
+// fill one offloaded send (45 packets of 1400 bytes, 63,000 bytes, by default). A writer
+// that buffers (p2p's) sizes its buffer to it, so that its flushes leave no partial
+// packet behind and take one system call each.
+func (c *Conn) WriteSize() int {
+	mss := c.s.cfg.MaxPayload
+	return max(1, min(maxGSOSegments, maxGSOBytes/(headerLen+mss))) * mss
+}
+
 // Stats returns the connection's counters.
 func (c *Conn) Stats() ConnStats {
 	c.mu.Lock()
