@@ -145,6 +145,8 @@ type Conn struct {
 	ackNow       bool   // an ACK is due at the end of the read batch
 	ackAt        time.Time
 	lastWnd      int // the window we last advertised
+
+	ctlBuf [headerLen + 2 + maxSACKBytes]byte // the ACK or RESET being sent (a field: no allocation per send)
 }
 
 func newConn(s *Socket, remote netip.AddrPort, recvID, sendID uint16, state connState, now time.Time) *Conn {
@@ -363,8 +365,7 @@ func (c *Conn) sendStateLocked(now time.Time) {
 		}
 		h.sack = sack[:n]
 	}
-	var buf [headerLen + 2 + maxSACKBytes]byte
-	c.sendRawLocked(appendHeader(buf[:0], h), now)
+	c.sendRawLocked(appendHeader(c.ctlBuf[:0], h), now)
 	c.ackPending, c.ackBytes, c.ackNow = 0, 0, false
 }
 
@@ -1027,9 +1028,8 @@ func (c *Conn) failLocked(err error, reset bool) {
 		return
 	}
 	if reset && c.state != stateSynSent {
-		var buf [headerLen]byte
 		h := c.headerLocked(stReset, c.seq, time.Now())
-		c.sendRawLocked(appendHeader(buf[:0], h), time.Now())
+		c.sendRawLocked(appendHeader(c.ctlBuf[:0], h), time.Now())
 	}
 	wasHalfOpen := c.state == stateSynRecv
 	c.state = stateDone

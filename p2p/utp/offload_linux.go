@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -28,6 +29,57 @@ type offload struct {
 	v6       bool // an AF_INET6 socket: IPv4 peers take IPv4-mapped addresses
 	pc       *net.UDPConn
 	raw      syscall.RawConn
+	sends    *sync.Pool   // of *sendScratch
+	recv     *recvScratch // the read loop's
+}
+
+// sendScratch is what one raw sendmsg needs. It is reused, so that a send allocates
+// nothing: the function handed to RawConn.Write, and all it points to, would escape.
+type sendScratch struct {
+	iov  [maxGSOSegments]unix.Iovec
+	msg  unix.Msghdr
+	sa4  unix.RawSockaddrInet4
+	sa6  unix.RawSockaddrInet6
+	oob  [32]byte
+	err  error
+	call func(fd uintptr) bool // sends msg on fd
+}
+
+func newSendScratch() any {
+	s := new(sendScratch)
+	s.call = func(fd uintptr) bool {
+		_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.msg)), 0)
+		s.err = nil
+		if e != 0 {
+			s.err = e
+		}
+		return s.err != unix.EAGAIN
+	}
+	return s
+}
+
+// recvScratch is what one raw recvmsg needs, reused by the socket's read loop (the only
+// caller of recvMsg) for the same reason.
+type recvScratch struct {
+	iov  unix.Iovec
+	msg  unix.Msghdr
+	sa   unix.RawSockaddrAny
+	n    int
+	err  error
+	call func(fd uintptr) bool // receives into msg from fd
+}
+
+func newRecvScratch() *recvScratch {
+	r := new(recvScratch)
+	r.call = func(fd uintptr) bool {
+		n, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), 0)
+		r.n, r.err = int(n), nil
+		if e != 0 {
+			r.n, r.err = 0, e
+		}
+		return r.err != unix.EAGAIN
+	}
+	return r
 }
 
 // enableOffload turns on GRO for reads on pc and reports which offloads work on it.
@@ -38,6 +90,8 @@ func enableOffload(pc *net.UDPConn) offload {
 		return o
 	}
 	o.raw = raw
+	o.sends = &sync.Pool{New: newSendScratch}
+	o.recv = newRecvScratch()
 	_ = raw.Control(func(fd uintptr) {
 		domain, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
 		if err != nil {
@@ -75,8 +129,7 @@ func (o *offload) sendRun(dgrams [][]byte, to netip.AddrPort) error {
 // usual way does when every processor is idle (it then polls every 20 µs for a while:
 // thousands of thread switches a second in a seeder that sends ACKs between idle spells).
 func (o *offload) sendOne(b []byte, to netip.AddrPort) error {
-	one := [1][]byte{b}
-	return o.sendMsg(one[:], to, false)
+	return o.sendMsg([][]byte{b}, to, false)
 }
 
 // sendMsg sends dgrams to to in one sendmsg: as one datagram each, split by the kernel
@@ -84,56 +137,43 @@ func (o *offload) sendOne(b []byte, to netip.AddrPort) error {
 // the sendmsg is a raw system call that keeps the goroutine's processor (docs/DESIGN.md §5;
 // a full buffer is EAGAIN, and the runtime's poller waits for room).
 func (o *offload) sendMsg(dgrams [][]byte, to netip.AddrPort, segment bool) error {
-	var iov [maxGSOSegments]unix.Iovec
-	if len(dgrams) > len(iov) || (!segment && len(dgrams) != 1) {
+	if len(dgrams) > maxGSOSegments || (!segment && len(dgrams) != 1) {
 		return errors.New("utp: too many datagrams for one send")
 	}
+	sc := o.sends.Get().(*sendScratch)
+	defer o.sends.Put(sc)
 	for i, d := range dgrams {
-		iov[i].Base = unsafe.SliceData(d)
-		iov[i].SetLen(len(d))
+		sc.iov[i].Base = unsafe.SliceData(d)
+		sc.iov[i].SetLen(len(d))
 	}
-	var sa4 unix.RawSockaddrInet4
-	var sa6 unix.RawSockaddrInet6
-	var msg unix.Msghdr
-	port := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+	sc.msg = unix.Msghdr{}
 	if o.v6 {
-		sa6.Family = unix.AF_INET6
-		port = (*[2]byte)(unsafe.Pointer(&sa6.Port))
-		sa6.Addr = to.Addr().As16()
-		msg.Name = (*byte)(unsafe.Pointer(&sa6))
-		msg.Namelen = unix.SizeofSockaddrInet6
+		sc.sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: to.Addr().As16()}
+		port := (*[2]byte)(unsafe.Pointer(&sc.sa6.Port))
+		binary.BigEndian.PutUint16(port[:], to.Port())
+		sc.msg.Name = (*byte)(unsafe.Pointer(&sc.sa6))
+		sc.msg.Namelen = unix.SizeofSockaddrInet6
 	} else {
-		sa4.Family = unix.AF_INET
-		sa4.Addr = to.Addr().As4()
-		msg.Name = (*byte)(unsafe.Pointer(&sa4))
-		msg.Namelen = unix.SizeofSockaddrInet4
+		sc.sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: to.Addr().As4()}
+		port := (*[2]byte)(unsafe.Pointer(&sc.sa4.Port))
+		binary.BigEndian.PutUint16(port[:], to.Port())
+		sc.msg.Name = (*byte)(unsafe.Pointer(&sc.sa4))
+		sc.msg.Namelen = unix.SizeofSockaddrInet4
 	}
-	binary.BigEndian.PutUint16(port[:], to.Port())
-	msg.Iov = &iov[0]
-	msg.SetIovlen(len(dgrams))
-	var oobBuf [32]byte
+	sc.msg.Iov = &sc.iov[0]
+	sc.msg.SetIovlen(len(dgrams))
 	if segment {
-		oob := gsoCmsg(oobBuf[:0], len(dgrams[0]))
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
+		oob := gsoCmsg(sc.oob[:0], len(dgrams[0]))
+		sc.msg.Control = &oob[0]
+		sc.msg.SetControllen(len(oob))
 	}
-	var err error
-	werr := o.raw.Write(func(fd uintptr) bool {
-		_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
-		err = nil
-		if e != 0 {
-			err = e
-		}
-		return err != unix.EAGAIN
-	})
+	werr := o.raw.Write(sc.call)
 	runtime.KeepAlive(dgrams)
-	runtime.KeepAlive(&sa4)
-	runtime.KeepAlive(&sa6)
-	runtime.KeepAlive(&oobBuf)
+	clear(sc.iov[:len(dgrams)]) // the pool must not keep the datagrams alive
 	if werr != nil {
 		return werr
 	}
-	return err
+	return sc.err
 }
 
 // recvMsg reads one datagram, or a GRO run of them, into buf and its control messages into
@@ -143,46 +183,39 @@ func (o *offload) recvMsg(buf, oob []byte) (n, oobn, flags int, from netip.AddrP
 	if racebuild.Enabled {
 		return o.pc.ReadMsgUDPAddrPort(buf, oob)
 	}
-	var sa unix.RawSockaddrAny
-	var iov unix.Iovec
-	iov.Base = unsafe.SliceData(buf)
-	iov.SetLen(len(buf))
-	var msg unix.Msghdr
-	msg.Name = (*byte)(unsafe.Pointer(&sa))
-	msg.Namelen = unix.SizeofSockaddrAny
-	msg.Iov = &iov
-	msg.SetIovlen(1)
+	r := o.recv
+	r.iov.Base = unsafe.SliceData(buf)
+	r.iov.SetLen(len(buf))
+	r.msg = unix.Msghdr{}
+	r.msg.Name = (*byte)(unsafe.Pointer(&r.sa))
+	r.msg.Namelen = unix.SizeofSockaddrAny
+	r.msg.Iov = &r.iov
+	r.msg.SetIovlen(1)
 	if len(oob) > 0 {
-		msg.Control = unsafe.SliceData(oob)
-		msg.SetControllen(len(oob))
+		r.msg.Control = unsafe.SliceData(oob)
+		r.msg.SetControllen(len(oob))
 	}
-	rerr := o.raw.Read(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
-		n, err = int(r), nil
-		if e != 0 {
-			n, err = 0, e
-		}
-		return err != unix.EAGAIN
-	})
+	rerr := o.raw.Read(r.call)
 	runtime.KeepAlive(buf)
 	runtime.KeepAlive(oob)
+	r.iov.Base, r.msg.Control = nil, nil // nothing of buf or oob stays referenced
 	if rerr != nil {
 		return 0, 0, 0, from, rerr
 	}
-	if err != nil {
-		return 0, 0, 0, from, &net.OpError{Op: "read", Net: "udp", Err: err}
+	if r.err != nil {
+		return 0, 0, 0, from, &net.OpError{Op: "read", Net: "udp", Err: r.err}
 	}
-	switch sa.Addr.Family {
+	switch r.sa.Addr.Family {
 	case unix.AF_INET:
-		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.sa))
 		p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
 		from = netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), binary.BigEndian.Uint16(p[:]))
 	case unix.AF_INET6:
-		sa6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa))
+		sa6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.sa))
 		p := (*[2]byte)(unsafe.Pointer(&sa6.Port))
 		from = netip.AddrPortFrom(netip.AddrFrom16(sa6.Addr), binary.BigEndian.Uint16(p[:]))
 	}
-	return n, int(msg.Controllen), int(msg.Flags), from, nil
+	return r.n, int(r.msg.Controllen), int(r.msg.Flags), from, nil
 }
 
 // gsoCmsg returns a control message asking the kernel to split a send into datagrams of
