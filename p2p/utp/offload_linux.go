@@ -66,6 +66,7 @@ type recvScratch struct {
 	sa   unix.RawSockaddrAny
 	n    int
 	err  error
+	wait bool                  // wait for a datagram rather than return EAGAIN
 	call func(fd uintptr) bool // receives into msg from fd
 }
 
@@ -77,10 +78,14 @@ func newRecvScratch() *recvScratch {
 		if e != 0 {
 			r.n, r.err = 0, e
 		}
-		return r.err != unix.EAGAIN
+		return r.err != unix.EAGAIN || !r.wait
 	}
 	return r
 }
+
+// canPoll reports whether recvMsg can return at once when nothing is queued (not under
+// the race detector, whose reads take the net package's blocking path).
+func (o *offload) canPoll() bool { return o.gro && !racebuild.Enabled }
 
 // enableOffload turns on GRO for reads on pc and reports which offloads work on it.
 func enableOffload(pc *net.UDPConn) offload {
@@ -177,13 +182,15 @@ func (o *offload) sendMsg(dgrams [][]byte, to netip.AddrPort, segment bool) erro
 }
 
 // recvMsg reads one datagram, or a GRO run of them, into buf and its control messages into
-// oob, as net.UDPConn.ReadMsgUDPAddrPort does, with a raw recvmsg as sendRun sends. Under
-// the race detector it is ReadMsgUDPAddrPort (internal/racebuild).
-func (o *offload) recvMsg(buf, oob []byte) (n, oobn, flags int, from netip.AddrPort, err error) {
+// oob, as net.UDPConn.ReadMsgUDPAddrPort does, with a raw recvmsg as sendRun sends. Without
+// wait it returns errWouldBlock when nothing is queued (see canPoll). Under the race
+// detector it is ReadMsgUDPAddrPort (internal/racebuild), which always waits.
+func (o *offload) recvMsg(buf, oob []byte, wait bool) (n, oobn, flags int, from netip.AddrPort, err error) {
 	if racebuild.Enabled {
 		return o.pc.ReadMsgUDPAddrPort(buf, oob)
 	}
 	r := o.recv
+	r.wait = wait
 	r.iov.Base = unsafe.SliceData(buf)
 	r.iov.SetLen(len(buf))
 	r.msg = unix.Msghdr{}
@@ -201,6 +208,9 @@ func (o *offload) recvMsg(buf, oob []byte) (n, oobn, flags int, from netip.AddrP
 	r.iov.Base, r.msg.Control = nil, nil // nothing of buf or oob stays referenced
 	if rerr != nil {
 		return 0, 0, 0, from, rerr
+	}
+	if r.err == unix.EAGAIN {
+		return 0, 0, 0, from, errWouldBlock
 	}
 	if r.err != nil {
 		return 0, 0, 0, from, &net.OpError{Op: "read", Net: "udp", Err: r.err}

@@ -2,12 +2,14 @@ package utp
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/gotfs/gotfs/internal/racebuild"
 	"github.com/gotfs/gotfs/internal/testenv"
 )
 
@@ -142,5 +144,61 @@ func TestSendOne(t *testing.T) {
 		if s.off.canSendRaw(netip.MustParseAddrPort(to)) {
 			t.Errorf("canSendRaw(%s) on an IPv4 socket is true", to)
 		}
+	}
+}
+
+// TestRecvMsgNoWait: a read that may not wait returns errWouldBlock at once from an empty
+// socket, and the datagram once one is queued; the read loop answers its connections at
+// that moment. Under the race detector reads take the net package's path, which always
+// waits, and canPoll says so.
+func TestRecvMsgNoWait(t *testing.T) {
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	o := enableOffload(pc)
+	if racebuild.Enabled {
+		if o.canPoll() {
+			t.Fatal("canPoll under the race detector")
+		}
+		return
+	}
+	if !o.canPoll() {
+		if testenv.InCI() {
+			t.Fatal("UDP GRO unavailable: CI needs Linux 5.0 or later")
+		}
+		t.Skip("skipping: reason: the kernel lacks UDP GRO")
+	}
+	buf, oob := make([]byte, 2048), make([]byte, oobSize)
+	start := time.Now()
+	if _, _, _, _, err := o.recvMsg(buf, oob, false); !errors.Is(err, errWouldBlock) {
+		t.Fatalf("empty socket: err %v, want errWouldBlock", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a read that may not wait took %v", d)
+	}
+	sender, err := net.DialUDP("udp4", nil, pc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+	if _, err := sender.Write([]byte("queued")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, _, _, from, err := o.recvMsg(buf, oob, false)
+		if errors.Is(err, errWouldBlock) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(buf[:n]) != "queued" || from.Port() != uint16(sender.LocalAddr().(*net.UDPAddr).Port) {
+			t.Fatalf("got %q from %v", buf[:n], from)
+		}
+		break
 	}
 }

@@ -27,7 +27,9 @@ func (o *offload) sendRun([][]byte, netip.AddrPort) error {
 	return errors.New("utp: no segmentation offload on this system")
 }
 
-func (o *offload) recvMsg([]byte, []byte) (int, int, int, netip.AddrPort, error) {
+func (o *offload) canPoll() bool { return false }
+
+func (o *offload) recvMsg([]byte, []byte, bool) (int, int, int, netip.AddrPort, error) {
 	return 0, 0, 0, netip.AddrPort{}, errors.New("utp: no receive offload on this system")
 }
 

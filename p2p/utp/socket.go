@@ -231,13 +231,23 @@ func (s *Socket) Close() error {
 
 // readLoop reads every datagram and dispatches it. A coalesced read (GRO) is a batch of
 // datagrams; the connections it touched answer once, after the whole batch (batch.go).
+// Where the socket can be polled, they answer once no datagram is left to read (or after
+// maxBatchReads reads): the ACKs and data they send then go out as the loop is about to
+// wait anyway, and cover more.
 func (s *Socket) readLoop() {
 	defer close(s.readDone)
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, oobSize)
 	var rb readBatch
+	reads := 0
 	for {
-		n, seg, from, err := s.read(buf, oob)
+		wait := len(rb.touched) == 0 || !s.off.canPoll()
+		n, seg, from, err := s.read(buf, oob, wait)
+		if errors.Is(err, errWouldBlock) {
+			rb.finish(time.Now())
+			reads = 0
+			continue
+		}
 		if err != nil {
 			select {
 			case <-s.done:
@@ -261,19 +271,30 @@ func (s *Socket) readLoop() {
 			s.handleDatagram(b[:k], from, now, &rb)
 			b = b[k:]
 		}
-		rb.finish(now)
+		rb.release() // no connection stays locked while the loop reads
+		if reads++; !s.off.canPoll() || reads >= maxBatchReads {
+			rb.finish(now)
+			reads = 0
+		}
 	}
 }
 
+// maxBatchReads bounds the reads (each up to 64 KiB) whose connections answer together.
+const maxBatchReads = 4
+
+// errWouldBlock is read's answer, when it may not wait, to a socket with nothing queued.
+var errWouldBlock = errors.New("utp: no datagram queued")
+
 // read reads one datagram, or with GRO a run of datagrams of seg bytes each (the last may
-// be shorter); seg is 0 for a single one.
-func (s *Socket) read(buf, oob []byte) (n, seg int, from netip.AddrPort, err error) {
+// be shorter); seg is 0 for a single one. Without wait it may return errWouldBlock (where
+// the socket can be polled).
+func (s *Socket) read(buf, oob []byte, wait bool) (n, seg int, from netip.AddrPort, err error) {
 	if !s.gro {
 		n, from, err = s.readFrom(buf)
 		return n, 0, from, err
 	}
 	for {
-		n, oobn, flags, ap, err := s.off.recvMsg(buf, oob)
+		n, oobn, flags, ap, err := s.off.recvMsg(buf, oob, wait)
 		if err != nil {
 			return 0, 0, ap, err
 		}
