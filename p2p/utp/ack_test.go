@@ -31,7 +31,7 @@ func TestDelayedAckThreshold(t *testing.T) {
 			defer cb.mu.Unlock()
 			now := time.Now()
 			payload := make([]byte, 1000)
-			cb.ackPending, cb.ackBytes, cb.ackNow = 0, 0, false
+			pastQuickAcks(cb, now)
 			n := 0
 			for ; (n+1)*len(payload) < tc.threshold && n+1 < ackEveryPackets; n++ {
 				cb.receiveDataLocked(cb.ack+1, payload, now)
@@ -66,11 +66,47 @@ func TestDelayedAckPacketCap(t *testing.T) {
 	cb.mu.Lock()
 	defer cb.mu.Unlock()
 	now := time.Now()
-	cb.ackPending, cb.ackBytes, cb.ackNow = 0, 0, false
+	pastQuickAcks(cb, now)
 	for i := 1; i <= ackEveryPackets; i++ {
 		cb.receiveDataLocked(cb.ack+1, []byte{byte(i)}, now)
 		if due := i == ackEveryPackets; cb.ackNow != due {
 			t.Fatalf("after %d one-byte packets: ACK due %v, want %v", i, cb.ackNow, due)
 		}
+	}
+}
+
+// pastQuickAcks puts c (locked) past its quick ACKs, with no ACK pending: its first
+// quickAckBytes came just before now.
+func pastQuickAcks(c *Conn, now time.Time) {
+	c.inOrderBytes, c.lastInOrder = quickAckBytes, now
+	c.ackPending, c.ackBytes, c.ackNow = 0, 0, false
+}
+
+// TestQuickAcks: the first quickAckBytes of a connection, and data after quickAckIdle
+// without any, are acknowledged every second packet, since the sender is in slow start then
+// (its window 2 packets at first): waiting delayedAck would stall each of its rounds.
+func TestQuickAcks(t *testing.T) {
+	a := listen(t, "127.0.0.1", Config{})
+	b := listen(t, "127.0.0.2", Config{})
+	_, cb := connect(t, a, b)
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	now := time.Now()
+	payload := make([]byte, 1000)
+	twoPackets := func(when time.Time) bool {
+		cb.ackPending, cb.ackBytes, cb.ackNow = 0, 0, false
+		cb.receiveDataLocked(cb.ack+1, payload, when)
+		cb.receiveDataLocked(cb.ack+1, payload, when)
+		return cb.ackNow
+	}
+	if !twoPackets(now) {
+		t.Fatal("a new connection's first two packets: no ACK due")
+	}
+	cb.inOrderBytes = quickAckBytes
+	if twoPackets(now) {
+		t.Fatalf("past the first %d bytes, two packets made an ACK due", quickAckBytes)
+	}
+	if !twoPackets(now.Add(quickAckIdle)) {
+		t.Fatalf("after %v without data, two packets: no ACK due", quickAckIdle)
 	}
 }

@@ -32,6 +32,12 @@ const (
 	// below 32 MB/s a connection is acknowledged every delayedAck, as before.
 	ackEveryBytes   = 64 << 10
 	ackEveryPackets = 64
+	// quickAckBytes and quickAckIdle: the first bytes of a connection, and data after a
+	// pause, are acknowledged every second packet, as before ackEveryBytes: the sender is in
+	// slow start then (a window of 2 packets at first, or 1 after a timeout), and would wait
+	// delayedAck for every round of it.
+	quickAckBytes = 256 << 10
+	quickAckIdle  = 500 * time.Millisecond
 	// poolPayload is the payload capacity of pooled reorder buffers.
 	poolPayload = 1500
 )
@@ -144,7 +150,9 @@ type Conn struct {
 	ackBytes     int    // their payload bytes
 	ackNow       bool   // an ACK is due at the end of the read batch
 	ackAt        time.Time
-	lastWnd      int // the window we last advertised
+	lastWnd      int       // the window we last advertised
+	inOrderBytes int64     // in-order payload received since the start, or the last pause
+	lastInOrder  time.Time // when in-order data last arrived
 
 	ctlBuf [headerLen + 2 + maxSACKBytes]byte // the ACK or RESET being sent (a field: no allocation per send)
 }
@@ -805,7 +813,7 @@ func (c *Conn) releaseLocked(p *outPacket) {
 // receiveDataLocked takes a data packet: in order into the read queue, ahead of a gap into
 // the reorder buffer, anything else dropped. It acknowledges at once whatever is not plain
 // in-order data, and in-order data once ackEvery bytes or ackEveryPackets packets of it are
-// waiting (else within delayedAck).
+// waiting, every second packet in quick mode (else within delayedAck).
 func (c *Conn) receiveDataLocked(seq uint16, payload []byte, now time.Time) {
 	d := seqDiff(seq, c.ack)
 	if c.gotFin && !seqLess(seq, c.finSeq) {
@@ -820,9 +828,15 @@ func (c *Conn) receiveDataLocked(seq uint16, payload []byte, now time.Time) {
 		c.ack = seq
 		drained := c.drainReorderLocked()
 		signal(c.readable)
+		if now.Sub(c.lastInOrder) >= quickAckIdle {
+			c.inOrderBytes = 0 // after a pause the sender may start slowly again
+		}
+		quick := c.inOrderBytes < quickAckBytes
+		c.inOrderBytes += int64(len(payload))
+		c.lastInOrder = now
 		c.ackPending++
 		c.ackBytes += len(payload)
-		if c.ackBytes < c.ackEvery() && c.ackPending < ackEveryPackets && !drained && c.reorderCount == 0 {
+		if !c.ackDueLocked(quick) && !drained && c.reorderCount == 0 {
 			if c.ackAt.IsZero() || c.ackPending == 1 {
 				c.ackAt = now.Add(delayedAck)
 			}
@@ -843,6 +857,16 @@ func (c *Conn) receiveDataLocked(seq uint16, payload []byte, now time.Time) {
 		c.reorderBytes += reorderCost(len(payload))
 	}
 	c.ackNow = true
+}
+
+// ackDueLocked reports whether the in-order data waiting for an ACK makes one due at the end
+// of the read batch: every second packet in quick mode, else ackEvery bytes or
+// ackEveryPackets packets.
+func (c *Conn) ackDueLocked(quick bool) bool {
+	if quick {
+		return c.ackPending >= 2
+	}
+	return c.ackBytes >= c.ackEvery() || c.ackPending >= ackEveryPackets
 }
 
 // ackEvery is how many in-order payload bytes make an ACK due at the end of the read
