@@ -35,7 +35,7 @@ func (s *Socket) writeBatch(dgrams [][]byte, to netip.AddrPort) {
 			dgrams = dgrams[1:]
 			continue
 		}
-		if err := s.off.sendRun(dgrams[:n], to); err != nil {
+		if err := s.off.send(dgrams[:n], to); err != nil {
 			if gsoUnsupported(err) {
 				s.log.Debug("utp: segmentation offload fails, sending datagrams one by one", "peer", to, "err", err)
 				s.gso.Store(false)

@@ -110,40 +110,27 @@ func enableOffload(pc *net.UDPConn) offload {
 	return o
 }
 
-// canSendRaw reports whether sends to to may go through sendOne and sendRun: the socket's
-// raw descriptor is at hand, and to needs no zone and fits the socket's family (a zoned
-// IPv6 address or an IPv6 peer of an IPv4 socket takes the net package's path).
+// canSendRaw reports whether sends to to may go through send: the socket's raw descriptor is
+// at hand, and to needs no zone and fits the socket's family (a zoned IPv6 address or an
+// IPv6 peer of an IPv4 socket takes the net package's path).
 func (o *offload) canSendRaw(to netip.AddrPort) bool {
 	return o.raw != nil && to.Addr().Zone() == "" && (o.v6 || to.Addr().Is4())
 }
 
-// canSegment reports whether sends to to may go through sendRun.
+// canSegment reports whether a run of datagrams to to may go through one send.
 func (o *offload) canSegment(to netip.AddrPort) bool {
 	return o.gso && o.canSendRaw(to)
 }
 
-// sendRun sends dgrams (a gsoRun) in one sendmsg that the kernel splits into datagrams of
-// the first one's size. The kernel reads them where they lie (a scatter-gather list), so
-// they are not copied into one buffer first.
-func (o *offload) sendRun(dgrams [][]byte, to netip.AddrPort) error {
-	return o.sendMsg(dgrams, to, true)
-}
-
-// sendOne sends one datagram as the net package would, but with a raw system call: an ACK
-// or a lone packet must not wake the runtime's monitor, which a system call entered the
-// usual way does when every processor is idle (it then polls every 20 µs for a while:
-// thousands of thread switches a second in a seeder that sends ACKs between idle spells).
-func (o *offload) sendOne(b []byte, to netip.AddrPort) error {
-	return o.sendMsg([][]byte{b}, to, false)
-}
-
-// sendMsg sends dgrams to to in one sendmsg: as one datagram each, split by the kernel
-// (segment, UDP_SEGMENT), or as the one datagram dgrams[0]. The socket is non-blocking, so
-// the sendmsg is a raw system call that keeps the goroutine's processor (docs/DESIGN.md §5;
-// a full buffer is EAGAIN, and the runtime's poller waits for room).
-func (o *offload) sendMsg(dgrams [][]byte, to netip.AddrPort, segment bool) error {
-	if len(dgrams) > maxGSOSegments || (!segment && len(dgrams) != 1) {
-		return errors.New("utp: too many datagrams for one send")
+// send sends dgrams to to in one sendmsg: one datagram as it is, a run of them (a gsoRun)
+// as one buffer the kernel splits into datagrams of the first one's size (UDP_SEGMENT),
+// reading them where they lie (a scatter-gather list), so they are not copied into one
+// buffer first. The socket is non-blocking, so the sendmsg is a raw system call that keeps
+// the goroutine's processor (docs/DESIGN.md §5; a full buffer is EAGAIN, and the runtime's
+// poller waits for room).
+func (o *offload) send(dgrams [][]byte, to netip.AddrPort) error {
+	if len(dgrams) == 0 || len(dgrams) > maxGSOSegments {
+		return errors.New("utp: no datagram, or too many for one send")
 	}
 	sc := o.sends.Get().(*sendScratch)
 	defer o.sends.Put(sc)
@@ -167,7 +154,7 @@ func (o *offload) sendMsg(dgrams [][]byte, to netip.AddrPort, segment bool) erro
 	}
 	sc.msg.Iov = &sc.iov[0]
 	sc.msg.SetIovlen(len(dgrams))
-	if segment {
+	if len(dgrams) > 1 {
 		oob := gsoCmsg(sc.oob[:0], len(dgrams[0]))
 		sc.msg.Control = &oob[0]
 		sc.msg.SetControllen(len(oob))
@@ -182,7 +169,7 @@ func (o *offload) sendMsg(dgrams [][]byte, to netip.AddrPort, segment bool) erro
 }
 
 // recvMsg reads one datagram, or a GRO run of them, into buf and its control messages into
-// oob, as net.UDPConn.ReadMsgUDPAddrPort does, with a raw recvmsg as sendRun sends. Without
+// oob, as net.UDPConn.ReadMsgUDPAddrPort does, with a raw recvmsg as send sends. Without
 // wait it returns errWouldBlock when nothing is queued (see canPoll). Under the race
 // detector it is ReadMsgUDPAddrPort (internal/racebuild), which always waits.
 func (o *offload) recvMsg(buf, oob []byte, wait bool) (n, oobn, flags int, from netip.AddrPort, err error) {

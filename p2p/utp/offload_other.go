@@ -19,12 +19,8 @@ func (o *offload) canSendRaw(netip.AddrPort) bool { return false }
 
 func (o *offload) canSegment(netip.AddrPort) bool { return false }
 
-func (o *offload) sendOne([]byte, netip.AddrPort) error {
+func (o *offload) send([][]byte, netip.AddrPort) error {
 	return errors.New("utp: no raw sends on this system")
-}
-
-func (o *offload) sendRun([][]byte, netip.AddrPort) error {
-	return errors.New("utp: no segmentation offload on this system")
 }
 
 func (o *offload) canPoll() bool { return false }

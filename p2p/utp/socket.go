@@ -330,7 +330,7 @@ func (s *Socket) readFrom(b []byte) (int, netip.AddrPort, error) {
 
 func (s *Socket) writeTo(b []byte, to netip.AddrPort) error {
 	if s.off.canSendRaw(to) {
-		return s.off.sendOne(b, to)
+		return s.off.send([][]byte{b}, to)
 	}
 	if s.udp != nil {
 		_, err := s.udp.WriteToUDPAddrPort(b, to)
