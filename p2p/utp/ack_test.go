@@ -19,17 +19,10 @@ func TestDelayedAckThreshold(t *testing.T) {
 		{"small buffer", 64 << 10, 8 << 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := listen(t, "127.0.0.1", Config{})
-			b := listen(t, "127.0.0.2", Config{RecvBuffer: tc.recvBuf})
-			_, cb := connect(t, a, b)
+			cb, now := lockedReceiver(t, Config{RecvBuffer: tc.recvBuf})
 			if got := cb.ackEvery(); got != tc.threshold {
 				t.Fatalf("ackEvery %d, want %d", got, tc.threshold)
 			}
-			// The packets are handed to the connection as the read loop would, under its
-			// lock, so that neither its timer nor a real ACK runs in between.
-			cb.mu.Lock()
-			defer cb.mu.Unlock()
-			now := time.Now()
 			payload := make([]byte, 1000)
 			pastQuickAcks(cb, now)
 			n := 0
@@ -60,12 +53,7 @@ func TestDelayedAckThreshold(t *testing.T) {
 // TestDelayedAckPacketCap: small in-order packets make an ACK due after ackEveryPackets of
 // them, however few bytes they hold.
 func TestDelayedAckPacketCap(t *testing.T) {
-	a := listen(t, "127.0.0.1", Config{})
-	b := listen(t, "127.0.0.2", Config{})
-	_, cb := connect(t, a, b)
-	cb.mu.Lock()
-	defer cb.mu.Unlock()
-	now := time.Now()
+	cb, now := lockedReceiver(t, Config{})
 	pastQuickAcks(cb, now)
 	for i := 1; i <= ackEveryPackets; i++ {
 		cb.receiveDataLocked(cb.ack+1, []byte{byte(i)}, now)
@@ -75,26 +63,34 @@ func TestDelayedAckPacketCap(t *testing.T) {
 	}
 }
 
+// lockedReceiver connects two sockets and returns the accepting end, locked until the test
+// ends, with the time to stamp packets with. Packets are then handed to it as the read loop
+// would, under its lock, so that neither its timer nor a real ACK runs in between.
+func lockedReceiver(t *testing.T, cfg Config) (*Conn, time.Time) {
+	t.Helper()
+	a := listen(t, "127.0.0.1", Config{})
+	b := listen(t, "127.0.0.2", cfg)
+	_, cb := connect(t, a, b)
+	cb.mu.Lock()
+	t.Cleanup(cb.mu.Unlock) // before connect's Close, which takes the lock
+	return cb, time.Now()
+}
+
 // pastQuickAcks puts c (locked) past its quick ACKs, with no ACK pending: its first
 // quickAckBytes came just before now.
 func pastQuickAcks(c *Conn, now time.Time) {
 	c.inOrderBytes, c.lastInOrder = quickAckBytes, now
-	c.ackPending, c.ackBytes, c.ackNow = 0, 0, false
+	c.ackedLocked()
 }
 
 // TestQuickAcks: the first quickAckBytes of a connection, and data after quickAckIdle
 // without any, are acknowledged every second packet, since the sender is in slow start then
 // (its window 2 packets at first): waiting delayedAck would stall each of its rounds.
 func TestQuickAcks(t *testing.T) {
-	a := listen(t, "127.0.0.1", Config{})
-	b := listen(t, "127.0.0.2", Config{})
-	_, cb := connect(t, a, b)
-	cb.mu.Lock()
-	defer cb.mu.Unlock()
-	now := time.Now()
+	cb, now := lockedReceiver(t, Config{})
 	payload := make([]byte, 1000)
 	twoPackets := func(when time.Time) bool {
-		cb.ackPending, cb.ackBytes, cb.ackNow = 0, 0, false
+		cb.ackedLocked()
 		cb.receiveDataLocked(cb.ack+1, payload, when)
 		cb.receiveDataLocked(cb.ack+1, payload, when)
 		return cb.ackNow

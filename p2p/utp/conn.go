@@ -374,6 +374,11 @@ func (c *Conn) sendStateLocked(now time.Time) {
 		h.sack = sack[:n]
 	}
 	c.sendRawLocked(appendHeader(c.ctlBuf[:0], h), now)
+	c.ackedLocked()
+}
+
+// ackedLocked records that the peer has been told of everything received: no ACK pending.
+func (c *Conn) ackedLocked() {
 	c.ackPending, c.ackBytes, c.ackNow = 0, 0, false
 }
 
@@ -520,7 +525,7 @@ func (c *Conn) transmitLocked(p *outPacket, now time.Time) {
 		c.stats.Retransmits++
 	}
 	if c.reorderCount == 0 {
-		c.ackPending, c.ackBytes, c.ackNow = 0, 0, false // the packet carries the ACK
+		c.ackedLocked() // the packet carries the ACK
 	}
 	c.lastSend = now
 	c.txq = append(c.txq, b)
