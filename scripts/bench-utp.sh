@@ -45,59 +45,67 @@ cpu_ticks() { # cpu_ticks PID: user + system clock ticks so far
 }
 HZ=$(getconf CLK_TCK)
 
-one_run() { # one_run TRANSPORT: prints "seconds cpu_seconds"
-  local tr=$1 i ip port peers=() seedcpu=0 start end times
-  PIDS=()
+# start_seeders WHO TRANSPORT: 2 seeders of WHO (gotfs or libtorrent) with that transport
+# alone, each on its own address, ready to serve; sets PIDS and PEERS (--peer options).
+start_seeders() {
+  local who=$1 tr=$2 i ip port log
+  PIDS=() PEERS=()
   for i in 1 2; do
-    ip=127.0.0.$((70 + i))
-    port=$(free_port "$ip")
-    "$GOTFS" seed "$W/t.torrent" "$DATA" --listen "$ip:$port" --no-dht --encryption off --transport "$tr" \
-      --cache-dir "$W/seed$i" >"$W/seed-$tr-$i.log" 2>&1 &
+    log=$W/seed-$who-$tr-$i.log
+    if [ "$who" = gotfs ]; then
+      ip=127.0.0.$((70 + i))
+      port=$(free_port "$ip")
+      "$GOTFS" seed "$W/t.torrent" "$DATA" --listen "$ip:$port" --no-dht --encryption off --transport "$tr" \
+        --cache-dir "$W/seed$i" >"$log" 2>&1 &
+    else
+      ip=127.0.0.$((80 + i))
+      port=$(free_port "$ip")
+      $PY "$LT_SCRIPT" --transport "$tr" --seed "$W/t.torrent" "$(dirname "$DATA")" "$ip" "$port" >"$log" 2>&1 &
+    fi
     PIDS+=($!)
-    peers+=(--peer "$ip:$port")
-    for _ in $(seq 200); do grep -q "listening on port" "$W/seed-$tr-$i.log" && break; sleep 0.05; done
+    PEERS+=(--peer "$ip:$port")
   done
-  local base=0
-  for i in "${PIDS[@]}"; do base=$((base + $(cpu_ticks "$i"))); done
-  rm -rf "$W/out" "$W/cache"
-  TIMEFORMAT='%R %U %S'
-  times=$({ time timeout "$TIMEOUT" "$GOTFS" download "$W/t.torrent" -o "$W/out" --cache-dir "$W/cache" \
-    --listen 127.0.0.73:0 --no-dht --encryption off --transport "$tr" "${peers[@]}" >"$W/download-$tr.log" 2>&1; } 2>&1) ||
-    { echo "bench-utp: download over $tr failed" >&2; tail -n 20 "$W/download-$tr.log" >&2; exit 1; }
-  for i in "${PIDS[@]}"; do seedcpu=$((seedcpu + $(cpu_ticks "$i"))); done
-  seedcpu=$((seedcpu - base))
-  cmp -s "$DATA" "$W/out/$(basename "$DATA")" || { echo "bench-utp: downloaded data differs ($tr)" >&2; exit 1; }
-  for i in "${PIDS[@]}"; do kill "$i" 2>/dev/null || true; wait "$i" 2>/dev/null || true; done
-  PIDS=()
-  awk -v t="$times" -v s="$seedcpu" -v hz="$HZ" 'BEGIN { split(t, a, " "); printf "%.3f %.3f\n", a[1], a[2] + a[3] + s / hz }'
+  local ready="listening on port" # gotfs; libtorrent checks the data first
+  [ "$who" = gotfs ] || ready="seeding on"
+  for i in 1 2; do
+    for _ in $(seq 1200); do grep -q "$ready" "$W/seed-$who-$tr-$i.log" && break; sleep 0.05; done
+    grep -q "$ready" "$W/seed-$who-$tr-$i.log" || { echo "bench-utp: $who seeder $i did not start" >&2; exit 1; }
+  done
 }
 
-lt_run() { # lt_run TRANSPORT: one_run between libtorrent peers; prints "seconds cpu_seconds"
-  local tr=$1 i ip port peers=() seedcpu=0 base=0 times
+# leech WHO TRANSPORT: WHO's download of the torrent from PEERS into $W/out.
+leech() {
+  if [ "$1" = gotfs ]; then
+    timeout "$TIMEOUT" "$GOTFS" download "$W/t.torrent" -o "$W/out" --cache-dir "$W/cache" \
+      --listen 127.0.0.73:0 --no-dht --encryption off --transport "$2" "${PEERS[@]}"
+  else
+    $PY "$LT_SCRIPT" --transport "$2" "${PEERS[@]}" "$W/t.torrent" "$W/out" 127.0.0.83 "$TIMEOUT"
+  fi
+}
+
+stop_seeders() {
+  local i
+  for i in ${PIDS[@]+"${PIDS[@]}"}; do kill "$i" 2>/dev/null || true; wait "$i" 2>/dev/null || true; done
   PIDS=()
-  for i in 1 2; do
-    ip=127.0.0.$((80 + i))
-    port=$(free_port "$ip")
-    $PY "$LT_SCRIPT" --transport "$tr" --seed "$W/t.torrent" "$(dirname "$DATA")" "$ip" "$port" >"$W/lt-seed-$tr-$i.log" 2>&1 &
-    PIDS+=($!)
-    peers+=(--peer "$ip:$port")
-  done
-  for i in 1 2; do # each seeder checks the data before it serves
-    for _ in $(seq 1200); do grep -q "seeding on" "$W/lt-seed-$tr-$i.log" && break; sleep 0.05; done
-    grep -q "seeding on" "$W/lt-seed-$tr-$i.log" || { echo "bench-utp: libtorrent seeder $i did not start" >&2; exit 1; }
-  done
+}
+
+# one_run WHO TRANSPORT: prints "seconds cpu_seconds" (the leecher's, plus the seeders' CPU).
+# It runs in a subshell (read < <(...)), which does not inherit the script's exit trap: its
+# own stops the seeders however it ends.
+one_run() {
+  local who=$1 tr=$2 i base=0 seedcpu=0 times
+  trap stop_seeders EXIT
+  start_seeders "$who" "$tr"
   for i in "${PIDS[@]}"; do base=$((base + $(cpu_ticks "$i"))); done
-  rm -rf "$W/out"
+  rm -rf "$W/out" "$W/cache"
   sync
   TIMEFORMAT='%R %U %S'
-  times=$({ time $PY "$LT_SCRIPT" --transport "$tr" "${peers[@]}" "$W/t.torrent" "$W/out" 127.0.0.83 "$TIMEOUT" \
-    >"$W/lt-download-$tr.log" 2>&1; } 2>&1) ||
-    { echo "bench-utp: libtorrent download over $tr failed" >&2; tail -n 20 "$W/lt-download-$tr.log" >&2; exit 1; }
+  times=$({ time leech "$who" "$tr" >"$W/download-$who-$tr.log" 2>&1; } 2>&1) ||
+    { echo "bench-utp: $who download over $tr failed" >&2; tail -n 20 "$W/download-$who-$tr.log" >&2; exit 1; }
   for i in "${PIDS[@]}"; do seedcpu=$((seedcpu + $(cpu_ticks "$i"))); done
   seedcpu=$((seedcpu - base))
-  cmp -s "$DATA" "$W/out/$(basename "$DATA")" || { echo "bench-utp: libtorrent's download differs ($tr)" >&2; exit 1; }
-  for i in "${PIDS[@]}"; do kill "$i" 2>/dev/null || true; wait "$i" 2>/dev/null || true; done
-  PIDS=()
+  cmp -s "$DATA" "$W/out/$(basename "$DATA")" || { echo "bench-utp: $who's download differs ($tr)" >&2; exit 1; }
+  stop_seeders
   awk -v t="$times" -v s="$seedcpu" -v hz="$HZ" 'BEGIN { split(t, a, " "); printf "%.3f %.3f\n", a[1], a[2] + a[3] + s / hz }'
 }
 
@@ -105,7 +113,7 @@ lt_run() { # lt_run TRANSPORT: one_run between libtorrent peers; prints "seconds
 # run WHO TRANSPORT RUN: one download, its line and its result (WHO: gotfs or libtorrent)
 run() {
   local secs cpu
-  if [ "$1" = gotfs ]; then read -r secs cpu < <(one_run "$2"); else read -r secs cpu < <(lt_run "$2"); fi
+  read -r secs cpu < <(one_run "$1" "$2")
   awk -v who="$1" -v tr="$2" -v run="$3" -v s="$secs" -v c="$cpu" -v mib="$SIZE_MIB" \
     'BEGIN { printf "run %d %-10s %-3s %7.2f s %8.1f MB/s  %5.2f CPU-s/GiB\n", run, who, tr, s, mib * 1.048576 / s, c * 1024 / mib }'
   echo "$1 $2 $secs $cpu" >>"$W/results"
