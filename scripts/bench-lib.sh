@@ -5,7 +5,7 @@ now() { date +%s.%N; }
 secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { print b-a }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 median() { sort -g | awk '{a[NR]=$1} END { if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f", (a[NR/2]+a[NR/2+1])/2 }'; }
-mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b/1e6/s }'; }
+mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s+0 > 0) printf "%.0f\n", b/1e6/s; else print "-" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
 
 # bench_workdir NAME: W=$BENCH_DIR/NAME, emptied (BENCH_DIR is a new temporary folder when
@@ -31,11 +31,17 @@ bench_cleanup() {
   vm_release_memory
 }
 
-# bench_data NAME MIB: DATA=$BENCH_DIR/data/NAME, MIB MiB of random bytes (written once).
-bench_data() {
-  DATA=$BENCH_DIR/data/$1
-  mkdir -p "$(dirname "$DATA")"
-  if [ ! -f "$DATA" ] || [ "$(stat -c %s "$DATA")" != $(($2 << 20)) ]; then
-    head -c $(($2 << 20)) /dev/urandom >"$DATA"
+# bench_file NAME MIB: prints $BENCH_DIR/data/NAME, a file of MIB MiB of random bytes that the
+# sections share (written when missing or of another size).
+bench_file() {
+  local f=$BENCH_DIR/data/$1
+  mkdir -p "$(dirname "$f")"
+  if [ ! -f "$f" ] || [ "$(stat -c %s "$f")" != $(($2 << 20)) ]; then
+    echo "bench: writing $2 MiB of random data to $f" >&2
+    head -c $(($2 << 20)) /dev/urandom >"$f"
   fi
+  echo "$f"
 }
+
+# bench_data NAME MIB: DATA=$(bench_file NAME MIB).
+bench_data() { DATA=$(bench_file "$1" "$2"); }

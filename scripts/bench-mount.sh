@@ -41,7 +41,7 @@ if [ "${GOTFS_BENCH_LOCKED:-0}" != 1 ]; then
   exec flock /tmp/gotfs-bench.lock "$0" "$@"
 fi
 cd "$(dirname "$0")/.."
-. scripts/bench-vm.sh
+. scripts/bench-lib.sh
 GOTFS=${GOTFS:-$PWD/bin/gotfs}
 REPS=${BENCH_REPS:-3}
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}
@@ -100,22 +100,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { # free_port IP
-  $PY -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
-}
-now() { date +%s.%N; }
 ms_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", (b-a)*1000 }'; }
-secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { print b-a }'; }
-drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # The data: random bytes, shared with the other sections through BENCH_DIR.
-DATA=$BENCH_DIR/data/bench.bin
+DATA=$(bench_file bench.bin "$SIZE_MIB")
 NAME=$(basename "$DATA")
-if [ ! -f "$DATA" ] || [ "$(stat -c %s "$DATA")" != "$SIZE" ]; then
-  mkdir -p "$(dirname "$DATA")"
-  echo "bench-mount: writing ${SIZE_MIB} MiB of random data"
-  head -c "$SIZE" /dev/urandom >"$DATA"
-fi
 sync # no writeback of the data file under the first measurement
 
 vm_hold_memory
@@ -196,9 +185,7 @@ unmount_gotfs() {
   wait "$MPID" 2>/dev/null || true
   MPID=""
 }
-median() { sort -g | awk '{a[NR]=$1} END { if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.3f", (a[NR/2]+a[NR/2+1])/2 }'; }
 worst() { sort -g | tail -n 1; }
-mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s+0 > 0) printf "%.0f\n", b/1e6/s; else print "-" }'; }
 rss_of() { awk -F': ' '/Maximum resident set size/ {printf "%.0f\n", $2/1024}' "$1"; }
 elapsed() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
 
@@ -245,8 +232,7 @@ for pl in $PIECES; do
   }
   # The bound's cp copies a second file of the same size, from the page cache to the bench
   # folder (the cold cp's destination).
-  OTHER=$BENCH_DIR/data/bench-other.bin
-  if [ ! -f "$OTHER" ] || [ "$(stat -c %s "$OTHER")" != "$SIZE" ]; then head -c "$SIZE" /dev/urandom >"$OTHER"; fi
+  OTHER=$(bench_file bench-other.bin "$SIZE_MIB")
   : >"$W/samples-bound-$pl"
   # gotfs_download [beside]: gotfs download of the torrent (fresh folder and cache), timed by
   # /usr/bin/time. With beside (the bound), cp of OTHER starts with it, and the time runs
@@ -424,7 +410,6 @@ done
 kill "$OT_PID" 2>/dev/null || true
 wait "$OT_PID" 2>/dev/null || true
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
 verdict() { # verdict VALUE OP LIMIT
   awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { if (v == "-" || v == "" || v+0 != v) { print "?"; exit }
     ok = (op == ">=") ? (v+0 >= l+0) : (v+0 <= l+0); print ok ? "met" : "MISSED" }'

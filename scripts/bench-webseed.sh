@@ -59,13 +59,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-DATA=$BENCH_DIR/data/bench.bin
+DATA=$(bench_file bench.bin "$SIZE_MIB")
 NAME=$(basename "$DATA")
-if [ ! -f "$DATA" ] || [ "$(stat -c %s "$DATA")" != "$SIZE" ]; then
-  mkdir -p "$(dirname "$DATA")"
-  echo "bench-webseed: writing ${SIZE_MIB} MiB of random data"
-  head -c "$SIZE" /dev/urandom >"$DATA"
-fi
 
 # nginx with its own configuration, logs and temporary folders under $W.
 IP=127.0.0.221
@@ -115,8 +110,7 @@ mount_gotfs() {
 # The mount is up before cp's timer starts and is stopped after it ends, as in bench-mount:
 # a user copies out of a mount that is already there (stopping it syncs the cache, 0.6-0.7 s).
 run_cp() { cp "$MP/$NAME" "$W/out.bin"; }
-OTHER=$BENCH_DIR/data/bench-other.bin
-if [ ! -f "$OTHER" ] || [ "$(stat -c %s "$OTHER")" != "$SIZE" ]; then head -c "$SIZE" /dev/urandom >"$OTHER"; fi
+OTHER=$(bench_file bench-other.bin "$SIZE_MIB")
 run_bound() {
   local pid rc=0
   run_gotfs & pid=$!
