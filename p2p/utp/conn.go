@@ -38,6 +38,9 @@ const (
 	// delayedAck for every round of it.
 	quickAckBytes = 256 << 10
 	quickAckIdle  = 500 * time.Millisecond
+	// spareLinger is how long a connection with nothing to send keeps its spare packets
+	// (getPacketLocked) before it returns them to the socket's pool.
+	spareLinger = time.Second
 	// poolPayload is the payload capacity of pooled reorder buffers.
 	poolPayload = 1500
 )
@@ -438,10 +441,11 @@ func (c *Conn) takeUnsentLocked(n int) *outPacket {
 }
 
 // getPacketLocked returns an empty packet: one the connection used before if it has one.
-// Packets go back to the socket's pool only once nothing is in flight or waiting (or the
-// connection ends), so a sender does not pass every packet through the pool (whose
-// cross-goroutine hand-off the profile showed at 0.15 CPU-s/GiB) and an idle connection
-// holds none. Spares never outnumber the packets the connection held at its peak.
+// Packets go back to the socket's pool only once nothing was in flight or waiting for
+// spareLinger (or the connection ends), so a sender does not pass every packet through the
+// pool (whose cross-goroutine hand-off the profile showed at 0.15 CPU-s/GiB), not even a
+// seeder that empties its queue between two requests, and an idle connection holds none.
+// Spares never outnumber the packets the connection held at its peak.
 func (c *Conn) getPacketLocked() *outPacket {
 	if k := len(c.spare); k > 0 {
 		p := c.spare[k-1]
@@ -711,9 +715,6 @@ func (c *Conn) processAckLocked(h header, prevWnd int, now time.Time) {
 		n := copy(c.out, c.out[acked:])
 		clear(c.out[n:])
 		c.out = c.out[:n]
-		if n == 0 && c.unsentBytes == 0 {
-			c.dropSparesLocked() // idle: nothing to reuse them for soon
-		}
 		c.dupAcks, progress = 0, true
 		signal(c.writable)
 	} else if h.typ == stState && h.ack == c.lastAckNr && int(h.wnd) <= prevWnd {
@@ -950,6 +951,9 @@ func (c *Conn) armTimerLocked(now time.Time) {
 		earliest(c.ackAt)
 	}
 	earliest(c.probeAt)
+	if c.sparesIdleLocked() {
+		earliest(c.lastSend.Add(spareLinger))
+	}
 	if !c.zeroWndSince.IsZero() {
 		earliest(c.zeroWndSince.Add(c.s.cfg.ZeroWindowTimeout))
 	}
@@ -1000,7 +1004,16 @@ func (c *Conn) onTimer() {
 		c.sendStateLocked(now)
 	}
 	c.flushLocked(now)
+	if c.sparesIdleLocked() && now.Sub(c.lastSend) >= spareLinger {
+		c.dropSparesLocked()
+	}
 	c.armTimerLocked(now)
+}
+
+// sparesIdleLocked reports whether the connection holds spare packets with nothing to send
+// or resend: spareLinger after its last send, it returns them.
+func (c *Conn) sparesIdleLocked() bool {
+	return len(c.spare) > 0 && len(c.out) == 0 && c.unsentBytes == 0
 }
 
 // onRTOLocked handles a retransmission timeout: back off, restart from one packet, and
