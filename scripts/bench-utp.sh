@@ -5,12 +5,17 @@
 # off on both, so that only the transport differs. Reports per transport the median throughput
 # and the median CPU seconds per GiB (user + system of the downloader and both seeders), and
 # their ratios uTP/TCP (the issue asks throughput >= 0.8, CPU per GiB <= 1.5).
+# Each run is made twice: with every process free to use both cores ("shared"), and with the
+# seeders on CPU 1 and the downloader on CPU 0 ("pinned", taskset; skipped with fewer than 2
+# CPUs or BENCH_UTP_PINNED=0). Pinned, each side has a core of its own, as peers on other
+# machines would, and the Go runtime of each gets one P (GOMAXPROCS follows the CPU mask);
+# shared, the three processes' runtimes compete for the same two cores.
 # The reference: the same download between libtorrent-rasterbar peers (python3-libtorrent, 2
 # seeders and a leecher, each with one transport turned off), BENCH_UTP_LT_RUNS times
 # (default 3; 0 skips it) interleaved, and the same ratios for libtorrent's uTP.
 # Env: GOTFS (binary, default bin/gotfs), BENCH_DIR (work folder, default a new temp folder),
-# BENCH_UTP_MIB, BENCH_UTP_RUNS, BENCH_UTP_LT_RUNS, BENCH_TIMEOUT (seconds per download,
-# default 600).
+# BENCH_UTP_MIB, BENCH_UTP_RUNS, BENCH_UTP_LT_RUNS, BENCH_UTP_PINNED (1 or 0, default 1),
+# BENCH_TIMEOUT (seconds per download, default 600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
@@ -21,6 +26,9 @@ LT_RUNS=${BENCH_UTP_LT_RUNS:-3}
 PY=/usr/bin/python3
 LT_SCRIPT=$PWD/scripts/bench_libtorrent.py
 TIMEOUT=${BENCH_TIMEOUT:-600}
+PINNED=${BENCH_UTP_PINNED:-1}
+[ "$(nproc)" -ge 2 ] || PINNED=0
+SEED_CPU=() LEECH_CPU=() # taskset prefixes of a pinned run
 [ -x "$GOTFS" ] || { echo "bench-utp: $GOTFS is missing (make build)" >&2; exit 1; }
 if [ "$LT_RUNS" -gt 0 ] && ! $PY -c 'import libtorrent' 2>/dev/null; then
   echo "bench-utp: python3-libtorrent is missing (make bench installs it)" >&2; exit 1
@@ -55,7 +63,7 @@ start_seeders() {
     if [ "$who" = gotfs ]; then
       ip=127.0.0.$((70 + i))
       port=$(free_port "$ip")
-      "$GOTFS" seed "$W/t.torrent" "$DATA" --listen "$ip:$port" --no-dht --encryption off --transport "$tr" \
+      ${SEED_CPU[@]+"${SEED_CPU[@]}"} "$GOTFS" seed "$W/t.torrent" "$DATA" --listen "$ip:$port" --no-dht --encryption off --transport "$tr" \
         --cache-dir "$W/seed$i" >"$log" 2>&1 &
     else
       ip=127.0.0.$((80 + i))
@@ -76,7 +84,7 @@ start_seeders() {
 # leech WHO TRANSPORT: WHO's download of the torrent from PEERS into $W/out.
 leech() {
   if [ "$1" = gotfs ]; then
-    timeout "$TIMEOUT" "$GOTFS" download "$W/t.torrent" -o "$W/out" --cache-dir "$W/cache" \
+    timeout "$TIMEOUT" ${LEECH_CPU[@]+"${LEECH_CPU[@]}"} "$GOTFS" download "$W/t.torrent" -o "$W/out" --cache-dir "$W/cache" \
       --listen 127.0.0.73:0 --no-dht --encryption off --transport "$2" "${PEERS[@]}"
   else
     $PY "$LT_SCRIPT" --transport "$2" "${PEERS[@]}" "$W/t.torrent" "$W/out" 127.0.0.83 "$TIMEOUT"
@@ -110,16 +118,24 @@ one_run() {
 }
 
 : >"$W/results"
-# run WHO TRANSPORT RUN: one download, its line and its result (WHO: gotfs or libtorrent)
+# run WHO TRANSPORT RUN [pinned]: one download, its line and its result (WHO: gotfs or
+# libtorrent; pinned: gotfs's seeders on CPU 1, its downloader on CPU 0)
 run() {
-  local secs cpu
+  local secs cpu label=$1
+  SEED_CPU=() LEECH_CPU=()
+  if [ "${4:-}" = pinned ]; then
+    SEED_CPU=(taskset -c 1) LEECH_CPU=(taskset -c 0) label=$1-pinned
+  fi
   read -r secs cpu < <(one_run "$1" "$2")
-  awk -v who="$1" -v tr="$2" -v run="$3" -v s="$secs" -v c="$cpu" -v mib="$SIZE_MIB" \
-    'BEGIN { printf "run %d %-10s %-3s %7.2f s %8.1f MB/s  %5.2f CPU-s/GiB\n", run, who, tr, s, mib * 1.048576 / s, c * 1024 / mib }'
-  echo "$1 $2 $secs $cpu" >>"$W/results"
+  awk -v who="$label" -v tr="$2" -v run="$3" -v s="$secs" -v c="$cpu" -v mib="$SIZE_MIB" \
+    'BEGIN { printf "run %d %-12s %-3s %7.2f s %8.1f MB/s  %5.2f CPU-s/GiB\n", run, who, tr, s, mib * 1.048576 / s, c * 1024 / mib }'
+  echo "$label $2 $secs $cpu" >>"$W/results"
 }
 for r in $(seq "$RUNS"); do
   for tr in utp tcp; do run gotfs "$tr" "$r"; done
+  if [ "$PINNED" = 1 ]; then
+    for tr in utp tcp; do run gotfs "$tr" "$r" pinned; done
+  fi
   if [ "$r" -le "$LT_RUNS" ]; then
     for tr in utp tcp; do run libtorrent "$tr" "$r"; done
   fi
@@ -138,4 +154,5 @@ summary() {
     'BEGIN { printf "%s uTP/TCP: throughput %.2f%s, CPU per GiB %.2f%s\n", who, ru / rt, tail == "" ? "" : " (target >= 0.8)", cu / ct, tail == "" ? "" : " (target <= 1.5)" }'
 }
 summary gotfs "$RUNS" targets
+if [ "$PINNED" = 1 ]; then summary gotfs-pinned "$RUNS" targets; fi
 if [ "$LT_RUNS" -gt 0 ]; then summary libtorrent "$((LT_RUNS < RUNS ? LT_RUNS : RUNS))" ""; fi
