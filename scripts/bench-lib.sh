@@ -1,6 +1,16 @@
 # Helpers the benchmark scripts share; source it after `cd` to the repository.
 . scripts/bench-vm.sh
-free_port() { python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"; }
+# free_port IP: a port free on IP for TCP and for UDP (gotfs listens on both: TCP and uTP).
+free_port() {
+  python3 -c 'import socket,sys
+while True:
+    t = socket.socket(); t.bind((sys.argv[1], 0)); p = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind((sys.argv[1], p)); print(p); break
+    except OSError: pass
+    finally: u.close(); t.close()' "$1"
+}
 now() { date +%s.%N; }
 secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { print b-a }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }

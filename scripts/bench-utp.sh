@@ -38,16 +38,6 @@ bench_workdir utp
 bench_data bench-utp.bin "$SIZE_MIB"
 "$GOTFS" create "$DATA" -o "$W/t.torrent" --piece-length 1MiB --progress=false >/dev/null
 
-free_port() { # free_port IP: a port free for TCP and UDP
-  python3 -c 'import socket,sys
-while True:
-    t = socket.socket(); t.bind((sys.argv[1], 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind((sys.argv[1], p)); print(p); break
-    except OSError: pass
-    finally: u.close(); t.close()' "$1"
-}
 cpu_ticks() { # cpu_ticks PID: user + system clock ticks so far
   awk '{print $14 + $15}' "/proc/$1/stat"
 }

@@ -148,9 +148,9 @@ func TestSendOne(t *testing.T) {
 }
 
 // TestRecvMsgNoWait: a read that may not wait returns errWouldBlock at once from an empty
-// socket, and the datagram once one is queued; the read loop answers its connections at
-// that moment. Under the race detector reads take the net package's path, which always
-// waits, and canPoll says so.
+// socket (the moment the read loop lets its connections answer), and the datagram once one
+// is queued. Under the race detector reads take the net package's path, which always waits,
+// and canPoll says so.
 func TestRecvMsgNoWait(t *testing.T) {
 	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
